@@ -1,0 +1,397 @@
+//! The `cryptosphere` command line: argument parsing, the data directory, progress bars,
+//! output formats and exit codes. It calls the library and the local host; it decides
+//! nothing about storage or encoding itself.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::host::export::{get_to_path, ExportError};
+use crate::host::import::{input_bytes, put_path, ImportError, PutOptions};
+use crate::limits::SECRET_BYTES_MAX;
+use crate::object::format::EntryKind;
+use crate::object::read::ReadError;
+use crate::object::write::WriteError;
+use crate::object::{Capability, ConvergenceSecret, Reader};
+use crate::store::gc::{self, GcError};
+use crate::store::{BackendError, Store, StoreError};
+
+/// Inputs larger than this get a progress bar (when stderr is a terminal).
+const PROGRESS_BYTES_MIN: u64 = 4 << 20;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  integrity failure: a chunk is missing, corrupt or malformed (the message names it)
+  2  bad usage or bad input: arguments, capability, paths, an output that already exists
+  3  environment failure: the data directory or the file system could not be used";
+
+/// Cryptosphere: a global encrypted datastore. This command works on a local store.
+#[derive(Debug, Parser)]
+#[command(name = "cryptosphere", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Data directory (default: $XDG_DATA_HOME/cryptosphere, else ~/.local/share/cryptosphere).
+    #[arg(long, global = true, value_name = "DIR", env = "CRYPTOSPHERE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a file or a directory; prints its read capability on stdout.
+    #[command(after_help = EXIT_CODES)]
+    Put(PutArgs),
+    /// Write the file or directory a read capability names to --output.
+    #[command(after_help = EXIT_CODES)]
+    Get(GetArgs),
+    /// List a directory: mode, kind, size in bytes (files) and name, one entry per line.
+    #[command(after_help = EXIT_CODES)]
+    Ls(CapArg),
+    /// Check every chunk a capability reaches (or, with --all, every chunk held).
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Show what the store holds.
+    #[command(after_help = EXIT_CODES)]
+    Stats(JsonArg),
+    /// Delete every chunk that no pinned root reaches.
+    #[command(after_help = EXIT_CODES)]
+    Gc(JsonArg),
+    /// Keep a tree (and everything it reaches) through garbage collection.
+    #[command(after_help = EXIT_CODES)]
+    Pin(CapArg),
+    /// Let garbage collection take a tree that nothing else pins.
+    #[command(after_help = EXIT_CODES)]
+    Unpin(CapArg),
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// File or directory to store.
+    pub path: PathBuf,
+    /// File whose bytes (16 to 4096) key the encryption, opting out of global deduplication.
+    #[arg(long, value_name = "FILE")]
+    pub convergence_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Read capability (cs:r:...).
+    pub cap: Capability,
+    /// Where to write the file or directory.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Replace --output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CapArg {
+    /// Capability (cs:r:... or, where no reading is needed, cs:v:...).
+    pub cap: Capability,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Capability to verify; a verify capability (cs:v:...) checks ids and links only.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub cap: Option<Capability>,
+    /// Recheck every chunk the store holds instead.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A failed command: what was being done, the typed cause, and the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    context: String,
+    cause: Box<dyn std::error::Error>,
+}
+
+impl Failure {
+    fn new(
+        code: u8,
+        context: impl Into<String>,
+        cause: impl std::error::Error + 'static,
+    ) -> Failure {
+        Failure {
+            code,
+            context: context.into(),
+            cause: Box::new(cause),
+        }
+    }
+
+    /// Prints "error: <context>" and the chain of causes.
+    fn report(&self) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "error: {}", self.context);
+        let mut cause: Option<&dyn std::error::Error> = Some(self.cause.as_ref());
+        while let Some(error) = cause {
+            let _ = writeln!(stderr, "  cause: {error}");
+            cause = error.source();
+        }
+    }
+}
+
+const INTEGRITY: u8 = 1;
+const USAGE: u8 = 2;
+const ENVIRONMENT: u8 = 3;
+
+fn store_code(error: &StoreError) -> u8 {
+    match error {
+        StoreError::Backend(_) => ENVIRONMENT,
+        _ => INTEGRITY,
+    }
+}
+
+fn read_code(error: &ReadError) -> u8 {
+    match error {
+        ReadError::WrongKind { .. } => USAGE,
+        ReadError::Output(_) => ENVIRONMENT,
+        ReadError::Store(error) => store_code(error),
+        _ => INTEGRITY,
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// The data directory: --data-dir, then $CRYPTOSPHERE_DATA_DIR (both via clap), then XDG.
+pub fn data_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| {
+        let xdg = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let base = xdg.or_else(|| {
+            std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share"))
+        })?;
+        Some(base.join("cryptosphere"))
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("neither --data-dir, CRYPTOSPHERE_DATA_DIR, XDG_DATA_HOME nor HOME is set")]
+struct NoDataDir;
+
+fn open_store(explicit: Option<PathBuf>) -> Result<Store, Failure> {
+    let dir =
+        data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
+    let context = || format!("cannot open the store in {}", dir.display());
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
+    Store::open_rocks(&dir).map_err(|e| {
+        let code = match &e {
+            StoreError::Backend(BackendError::FormatVersion { .. }) => USAGE,
+            _ => ENVIRONMENT,
+        };
+        Failure::new(code, context(), e)
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let store = open_store(cli.data_dir)?;
+    let mut stdout = std::io::stdout().lock();
+    let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write to stdout", e);
+    match cli.command {
+        Command::Put(args) => {
+            let secret = match &args.convergence_secret_file {
+                Some(path) => Some(read_secret(path)?),
+                None => None,
+            };
+            let options = PutOptions {
+                secret,
+                pin: true,
+                ..PutOptions::default()
+            };
+            let bar = progress_bar(input_bytes(&args.path));
+            let outcome = put_path(&store, &args.path, &options, &mut |done| {
+                bar.set_position(done)
+            })
+            .map_err(|e| {
+                let code = match &e {
+                    ImportError::Write {
+                        source: WriteError::Store(e),
+                        ..
+                    } => store_code(e),
+                    _ => USAGE,
+                };
+                Failure::new(code, format!("cannot put {}", args.path.display()), e)
+            })?;
+            bar.finish_and_clear();
+            writeln!(stdout, "{}", outcome.cap).map_err(out)?;
+        }
+        Command::Get(args) => {
+            let cap = readable(&args.cap)?;
+            get_to_path(&store, &cap, &args.output, args.force, &mut |_| {}).map_err(|e| {
+                let code = match &e {
+                    ExportError::Exists(_) | ExportError::TooDeep => USAGE,
+                    ExportError::Read(e) => read_code(e),
+                    _ => ENVIRONMENT,
+                };
+                Failure::new(
+                    code,
+                    format!("cannot get {} into {}", args.cap, args.output.display()),
+                    e,
+                )
+            })?;
+        }
+        Command::Ls(args) => {
+            let cap = readable(&args.cap)?;
+            let reader = Reader::new(&store);
+            let fail =
+                |e: ReadError| Failure::new(read_code(&e), format!("cannot list {}", args.cap), e);
+            for entry in reader.list_dir(&cap).map_err(fail)? {
+                let (kind, size) = match entry.kind {
+                    EntryKind::File => (
+                        "file",
+                        reader.root(&entry.cap).map_err(fail)?.total.to_string(),
+                    ),
+                    EntryKind::Directory => ("dir", "-".to_owned()),
+                };
+                writeln!(
+                    stdout,
+                    "{:04o} {kind:4} {size:>12} {}",
+                    entry.mode, entry.name
+                )
+                .map_err(out)?;
+            }
+        }
+        Command::Verify(args) => match args.cap {
+            Some(cap) => {
+                let report = Reader::new(&store).verify(&cap).map_err(|e| {
+                    Failure::new(read_code(&e), format!("verification of {cap} failed"), e)
+                })?;
+                writeln!(
+                    stdout,
+                    "ok: {} chunks, {} bytes verified",
+                    report.chunks, report.bytes
+                )
+                .map_err(out)?;
+            }
+            None => {
+                let fail =
+                    |e: StoreError| Failure::new(store_code(&e), "cannot scrub the store", e);
+                let bad = store.scrub().map_err(fail)?;
+                if let Some(first) = bad.first() {
+                    for id in &bad {
+                        writeln!(stdout, "corrupt: {id}").map_err(out)?;
+                    }
+                    return Err(fail(StoreError::Corrupt(*first)));
+                }
+                let stats = store.stats().map_err(fail)?;
+                writeln!(stdout, "ok: all {} chunks verified", stats.chunks).map_err(out)?;
+            }
+        },
+        Command::Stats(args) => {
+            let stats = store
+                .stats()
+                .map_err(|e| Failure::new(store_code(&e), "cannot read store statistics", e))?;
+            if args.json {
+                writeln!(stdout, "{}", serde_json::json!(stats)).map_err(out)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "chunks: {}\nbytes:  {}\npins:   {}",
+                    stats.chunks, stats.bytes, stats.pins
+                )
+                .map_err(out)?;
+            }
+        }
+        Command::Gc(args) => {
+            let report = gc::collect(&store).map_err(|e| {
+                let code = match &e {
+                    GcError::Store(e) => store_code(e),
+                    _ => INTEGRITY,
+                };
+                Failure::new(code, "garbage collection stopped", e)
+            })?;
+            if args.json {
+                writeln!(stdout, "{}", serde_json::json!(report)).map_err(out)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "removed {} chunks ({} bytes), kept {}",
+                    report.removed_chunks, report.removed_bytes, report.kept_chunks
+                )
+                .map_err(out)?;
+            }
+        }
+        Command::Pin(args) => {
+            let id = args.cap.id();
+            if !store
+                .contains(&id)
+                .map_err(|e| Failure::new(store_code(&e), "cannot pin", e))?
+            {
+                return Err(Failure::new(
+                    USAGE,
+                    format!("cannot pin {}", args.cap),
+                    StoreError::Missing(id),
+                ));
+            }
+            store
+                .pin(id)
+                .map_err(|e| Failure::new(store_code(&e), "cannot pin", e))?;
+        }
+        Command::Unpin(args) => {
+            store
+                .unpin(args.cap.id())
+                .map_err(|e| Failure::new(store_code(&e), "cannot unpin", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn readable(cap: &Capability) -> Result<crate::object::ReadCap, Failure> {
+    cap.readable()
+        .map_err(|e| Failure::new(USAGE, format!("cannot read {cap}"), e))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the file is larger than {SECRET_BYTES_MAX} bytes")]
+struct SecretTooLarge;
+
+fn read_secret(path: &Path) -> Result<ConvergenceSecret, Failure> {
+    let context = || format!("cannot use {} as a convergence secret", path.display());
+    let length = std::fs::metadata(path)
+        .map_err(|e| Failure::new(USAGE, context(), e))?
+        .len();
+    if length > SECRET_BYTES_MAX as u64 {
+        return Err(Failure::new(USAGE, context(), SecretTooLarge));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Failure::new(USAGE, context(), e))?;
+    ConvergenceSecret::new(bytes).map_err(|e| Failure::new(USAGE, context(), e))
+}
+
+/// A byte progress bar on stderr, shown only for large inputs on a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    if total < PROGRESS_BYTES_MIN || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}

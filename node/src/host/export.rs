@@ -1,0 +1,188 @@
+//! Exporting a tree from a store to the file system, all or nothing: everything is written
+//! under a temporary name beside the target and renamed into place only once complete, so a
+//! failed get leaves nothing under the requested name.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::limits::DIR_DEPTH_MAX;
+use crate::object::format::{EntryKind, NodeKind};
+use crate::object::read::{ReadError, Reader};
+use crate::object::ReadCap;
+use crate::store::Store;
+
+/// Mode of a top-level file or directory, which no directory entry describes.
+pub const ROOT_FILE_MODE: u32 = 0o644;
+pub const ROOT_DIR_MODE: u32 = 0o755;
+const PARTIAL_PREFIX: &str = ".cryptosphere-partial-";
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error("{0} already exists; pass --force to replace it")]
+    Exists(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the directory tree is nested more than {DIR_DEPTH_MAX} levels deep")]
+    TooDeep,
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetOutcome {
+    pub kind: EntryKind,
+    pub bytes: u64,
+}
+
+/// Writes the tree `cap` names to `output`. Refuses to replace an existing path unless
+/// `force`.
+pub fn get_to_path(
+    store: &Store,
+    cap: &ReadCap,
+    output: &Path,
+    force: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<GetOutcome, ExportError> {
+    let exists = fs::symlink_metadata(output).is_ok();
+    if exists && !force {
+        return Err(ExportError::Exists(output.to_owned()));
+    }
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let reader = Reader::new(store);
+    let root = reader.root(cap)?;
+    let (outcome, staged) = match root.kind {
+        NodeKind::File => {
+            let mut staged = tempfile::Builder::new()
+                .prefix(PARTIAL_PREFIX)
+                .tempfile_in(parent)
+                .map_err(io(output))?;
+            let bytes = reader.copy_file(cap, staged.as_file_mut(), progress)?;
+            let file = staged.as_file();
+            file.set_permissions(fs::Permissions::from_mode(ROOT_FILE_MODE))
+                .map_err(io(output))?;
+            file.sync_all().map_err(io(output))?;
+            (
+                GetOutcome {
+                    kind: EntryKind::File,
+                    bytes,
+                },
+                Staged::File(staged),
+            )
+        }
+        NodeKind::Directory => {
+            let staged = tempfile::Builder::new()
+                .prefix(PARTIAL_PREFIX)
+                .tempdir_in(parent)
+                .map_err(io(output))?;
+            let bytes = write_tree(&reader, cap, staged.path(), progress)?;
+            fs::set_permissions(staged.path(), fs::Permissions::from_mode(ROOT_DIR_MODE))
+                .map_err(io(output))?;
+            (
+                GetOutcome {
+                    kind: EntryKind::Directory,
+                    bytes,
+                },
+                Staged::Dir(staged),
+            )
+        }
+    };
+    if exists {
+        remove_existing(output)?;
+    }
+    staged.persist(output)?;
+    Ok(outcome)
+}
+
+/// A complete export waiting to be renamed into place; dropping it removes it.
+enum Staged {
+    File(tempfile::NamedTempFile),
+    Dir(tempfile::TempDir),
+}
+
+impl Staged {
+    fn persist(self, output: &Path) -> Result<(), ExportError> {
+        match self {
+            Staged::File(file) => {
+                file.persist_noclobber(output)
+                    .map(drop)
+                    .map_err(|e| ExportError::Io {
+                        path: output.to_owned(),
+                        source: e.error,
+                    })
+            }
+            Staged::Dir(dir) => {
+                // Rename first, then disarm the guard, so a failed rename still cleans up.
+                fs::rename(dir.path(), output).map_err(io(output))?;
+                let _ = dir.keep();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn remove_existing(path: &Path) -> Result<(), ExportError> {
+    let metadata = fs::symlink_metadata(path).map_err(io(path))?;
+    if metadata.is_dir() {
+        fs::remove_dir_all(path).map_err(io(path))
+    } else {
+        fs::remove_file(path).map_err(io(path))
+    }
+}
+
+/// Writes the directory `cap` into the existing empty directory `root`. Directory modes are
+/// applied last, deepest first, so a read-only directory is filled before it is locked.
+fn write_tree(
+    reader: &Reader<'_>,
+    cap: &ReadCap,
+    root: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ExportError> {
+    let mut bytes = 0u64;
+    let mut directory_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut stack = vec![(*cap, root.to_owned(), 0usize)];
+    while let Some((cap, dir, depth)) = stack.pop() {
+        if depth >= DIR_DEPTH_MAX {
+            return Err(ExportError::TooDeep);
+        }
+        for entry in reader.list_dir(&cap)? {
+            // Names were checked on decode: no '/', no "." or "..", so this stays inside.
+            let path = dir.join(&entry.name);
+            match entry.kind {
+                EntryKind::File => {
+                    let mut file = fs::File::create(&path).map_err(io(&path))?;
+                    let base = bytes;
+                    bytes += reader
+                        .copy_file(&entry.cap, &mut file, &mut |done| progress(base + done))?;
+                    file.set_permissions(fs::Permissions::from_mode(entry.mode))
+                        .map_err(io(&path))?;
+                }
+                EntryKind::Directory => {
+                    fs::create_dir(&path).map_err(io(&path))?;
+                    directory_modes.push((path.clone(), entry.mode));
+                    stack.push((entry.cap, path, depth + 1));
+                }
+            }
+        }
+    }
+    for (path, mode) in directory_modes.iter().rev() {
+        fs::set_permissions(path, fs::Permissions::from_mode(*mode)).map_err(io(path))?;
+    }
+    Ok(bytes)
+}

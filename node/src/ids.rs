@@ -1,0 +1,95 @@
+//! Newtypes for the two 32-byte hashes everything is addressed by, and their text form
+//! (lowercase RFC 4648 base32 without padding, 52 characters).
+
+use std::fmt;
+
+use data_encoding::BASE32_NOPAD;
+
+/// SHA-256 of a stored chunk's bytes (its ciphertext). Knowing it lets you find, store,
+/// serve and verify the chunk, never read it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkId(pub [u8; 32]);
+
+/// The AES-256 key of one chunk: SHA-256 (or HMAC-SHA-256) of its plaintext.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ChunkKey(pub [u8; 32]);
+
+/// Text form of a 32-byte hash: lowercase base32, no padding.
+pub fn encode_base32(bytes: &[u8; 32]) -> String {
+    BASE32_NOPAD.encode(bytes).to_ascii_lowercase()
+}
+
+/// Why a base32 field did not decode to 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Base32Error {
+    #[error("is {0} characters long; a 32-byte hash is 52")]
+    Length(usize),
+    #[error("is not valid base32 ({0})")]
+    Invalid(String),
+}
+
+/// Parses the text form written by [`encode_base32`] (either case is accepted).
+pub fn decode_base32(text: &str) -> Result<[u8; 32], Base32Error> {
+    if text.len() != 52 {
+        return Err(Base32Error::Length(text.len()));
+    }
+    let upper = text.to_ascii_uppercase();
+    let bytes = BASE32_NOPAD
+        .decode(upper.as_bytes())
+        .map_err(|e| Base32Error::Invalid(e.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|v: Vec<u8>| Base32Error::Length(v.len()))
+}
+
+impl ChunkId {
+    pub fn to_base32(&self) -> String {
+        encode_base32(&self.0)
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_base32())
+    }
+}
+
+impl fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkId({})", self.to_base32())
+    }
+}
+
+impl fmt::Debug for ChunkKey {
+    // Keys are secrets: never print them by accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChunkKey(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_round_trips_and_rejects_bad_text() {
+        let bytes = [0xA5u8; 32];
+        let text = encode_base32(&bytes);
+        assert_eq!(text.len(), 52);
+        assert_eq!(decode_base32(&text), Ok(bytes));
+        assert_eq!(decode_base32(&text.to_ascii_uppercase()), Ok(bytes));
+        assert_eq!(decode_base32("abc"), Err(Base32Error::Length(3)));
+        let bad = format!("{}1", &text[..51]);
+        assert!(matches!(decode_base32(&bad), Err(Base32Error::Invalid(_))));
+    }
+
+    #[test]
+    fn base32_rejects_nonzero_trailing_bits() {
+        // 52 characters carry 260 bits; the last 4 must be zero or two strings would name
+        // the same hash.
+        let text = encode_base32(&[0u8; 32]);
+        let bad = format!("{}b", &text[..51]);
+        assert!(decode_base32(&bad).is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! Reading trees: stream a file's bytes in order, list a directory, and verify every chunk a
+//! capability reaches. Every chunk is checked against its id by the store, every object's
+//! shape against what its parent promised; the first problem stops the read and names the
+//! chunk.
+//!
+//! Walks are iterative (explicit stacks): tree depth is bounded by the format, but a peer
+//! controls the bytes.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use rayon::prelude::*;
+
+use crate::ids::{ChunkId, ChunkKey};
+use crate::object::capability::{Capability, ReadCap};
+use crate::object::crypto;
+use crate::object::format::{
+    parse_links, ChildRef, DirEntry, Entries, EntryKind, LinkKind, Node, NodeKind, ObjectError,
+};
+use crate::store::{Store, StoreError};
+
+/// Data chunks fetched and decrypted in parallel before being written out in order.
+const READ_BATCH_CHUNKS: usize = 16;
+
+/// Why a read failed. Every variant about data names the chunk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("object {id} is malformed: {source}")]
+    Object { id: ChunkId, source: ObjectError },
+    #[error("data chunk {0} does not decrypt under the key its manifest gives")]
+    ChunkDecrypt(ChunkId),
+    #[error("data chunk {id} holds {found} bytes but its manifest says {expected}")]
+    ChunkLength {
+        id: ChunkId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("object {id} does not match its parent: {problem}")]
+    Shape { id: ChunkId, problem: String },
+    #[error("the capability points at a {found}, not a {expected}")]
+    WrongKind {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("writing the output failed: {0}")]
+    Output(std::io::Error),
+}
+
+impl ReadError {
+    /// The chunk this error is about, if it is about one.
+    pub fn chunk(&self) -> Option<ChunkId> {
+        match self {
+            ReadError::Store(e) => e.chunk(),
+            ReadError::Object { id, .. }
+            | ReadError::ChunkDecrypt(id)
+            | ReadError::ChunkLength { id, .. }
+            | ReadError::Shape { id, .. } => Some(*id),
+            ReadError::WrongKind { .. } | ReadError::Output(_) => None,
+        }
+    }
+
+    /// True when the store's data is at fault (missing, corrupt or malformed chunks).
+    pub fn is_integrity(&self) -> bool {
+        match self {
+            ReadError::Store(e) => e.chunk().is_some(),
+            ReadError::WrongKind { .. } | ReadError::Output(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// What a node must look like, as promised by its parent.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    kind: NodeKind,
+    level: Option<u8>,
+    total: Option<u64>,
+}
+
+/// What the child `r` of interior node `parent` must look like.
+fn expect_child(parent: &Node, r: &ChildRef) -> Expect {
+    Expect {
+        kind: parent.kind,
+        level: parent.level.checked_sub(1),
+        total: Some(r.covered),
+    }
+}
+
+pub fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Directory => "directory",
+    }
+}
+
+/// Counts from a verification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// Reads trees out of a store.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Reader<'s> {
+    pub fn new(store: &'s Store) -> Reader<'s> {
+        Reader { store }
+    }
+
+    /// Fetches, decrypts and decodes the root object of `cap`.
+    pub fn root(&self, cap: &ReadCap) -> Result<Node, ReadError> {
+        self.node(cap.id, &cap.key, None)
+    }
+
+    fn node(&self, id: ChunkId, key: &ChunkKey, expect: Option<Expect>) -> Result<Node, ReadError> {
+        let stored = self.store.get(&id)?;
+        let node = Node::open(&stored, key).map_err(|source| ReadError::Object { id, source })?;
+        if let Some(expect) = expect {
+            let mut problems = Vec::new();
+            if node.kind != expect.kind {
+                problems.push(format!(
+                    "it is a {} node where a {} node belongs",
+                    kind_name(node.kind),
+                    kind_name(expect.kind)
+                ));
+            }
+            if let Some(level) = expect.level.filter(|level| *level != node.level) {
+                problems.push(format!(
+                    "it is at level {} where level {level} belongs",
+                    node.level
+                ));
+            }
+            if let Some(total) = expect.total.filter(|total| *total != node.total) {
+                problems.push(format!(
+                    "it covers {} where its parent says {total}",
+                    node.total
+                ));
+            }
+            if !problems.is_empty() {
+                return Err(ReadError::Shape {
+                    id,
+                    problem: problems.join("; "),
+                });
+            }
+        }
+        Ok(node)
+    }
+
+    fn root_of_kind(&self, cap: &ReadCap, kind: NodeKind) -> Result<Node, ReadError> {
+        let root = self.root(cap)?;
+        if root.kind != kind {
+            return Err(ReadError::WrongKind {
+                expected: kind_name(kind),
+                found: kind_name(root.kind),
+            });
+        }
+        Ok(root)
+    }
+
+    /// Fetches the child `r` of interior node `parent`, checking it is what the parent says.
+    fn child(&self, parent: &Node, r: &ChildRef) -> Result<Node, ReadError> {
+        self.node(r.id, &r.key, Some(expect_child(parent, r)))
+    }
+
+    /// Streams a file's plaintext into `out` in order; returns the bytes written.
+    /// `progress` is told the bytes written so far.
+    pub fn copy_file(
+        &self,
+        cap: &ReadCap,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, ReadError> {
+        let root = self.root_of_kind(cap, NodeKind::File)?;
+        let declared = root.total;
+        let mut written = 0u64;
+        let mut pending: Vec<ChildRef> = Vec::with_capacity(READ_BATCH_CHUNKS);
+        // Each stack frame: the refs of one node and the index of the next one to visit.
+        let mut stack: Vec<(Node, usize)> = vec![(root, 0)];
+        while let Some((node, next)) = stack.pop() {
+            let Entries::Refs(refs) = &node.entries else {
+                unreachable!("file nodes always hold refs")
+            };
+            if node.level == 0 {
+                for r in refs {
+                    pending.push(*r);
+                    if pending.len() == READ_BATCH_CHUNKS {
+                        written += self.write_chunks(&pending, out)?;
+                        pending.clear();
+                        progress(written);
+                    }
+                }
+                continue;
+            }
+            if next == refs.len() {
+                continue;
+            }
+            let child = self.child(&node, &refs[next])?;
+            stack.push((node, next + 1));
+            stack.push((child, 0));
+        }
+        written += self.write_chunks(&pending, out)?;
+        progress(written);
+        assert_eq!(
+            written, declared,
+            "node totals were checked on the way down"
+        );
+        Ok(written)
+    }
+
+    /// Fetches and decrypts data chunks in parallel, then writes them in order.
+    fn write_chunks(&self, refs: &[ChildRef], out: &mut dyn Write) -> Result<u64, ReadError> {
+        let plaintexts: Vec<Result<Vec<u8>, ReadError>> =
+            refs.par_iter().map(|r| self.data_chunk(r)).collect();
+        let mut written = 0;
+        for plaintext in plaintexts {
+            let plaintext = plaintext?;
+            out.write_all(&plaintext).map_err(ReadError::Output)?;
+            written += plaintext.len() as u64;
+        }
+        Ok(written)
+    }
+
+    fn data_chunk(&self, r: &ChildRef) -> Result<Vec<u8>, ReadError> {
+        let stored = self.store.get(&r.id)?;
+        let plaintext =
+            crypto::open(&r.key, &stored, &[]).map_err(|_| ReadError::ChunkDecrypt(r.id))?;
+        if plaintext.len() as u64 != r.covered {
+            return Err(ReadError::ChunkLength {
+                id: r.id,
+                expected: r.covered,
+                found: plaintext.len() as u64,
+            });
+        }
+        Ok(plaintext)
+    }
+
+    /// The entries of a directory, in name order.
+    pub fn list_dir(&self, cap: &ReadCap) -> Result<Vec<DirEntry>, ReadError> {
+        let root = self.root_of_kind(cap, NodeKind::Directory)?;
+        let mut listing: Vec<DirEntry> = Vec::new();
+        let mut stack: Vec<(Node, usize)> = vec![(root, 0)];
+        while let Some((node, next)) = stack.pop() {
+            match &node.entries {
+                Entries::Dir(entries) => {
+                    if let (Some(last), Some(first)) = (listing.last(), entries.first()) {
+                        if last.name.as_bytes() >= first.name.as_bytes() {
+                            return Err(ReadError::Shape {
+                                id: first.cap.id,
+                                problem: format!(
+                                    "entry {:?} is out of name order across directory nodes",
+                                    first.name
+                                ),
+                            });
+                        }
+                    }
+                    listing.extend(entries.iter().cloned());
+                }
+                Entries::Refs(refs) => {
+                    if next == refs.len() {
+                        continue;
+                    }
+                    let child = self.child(&node, &refs[next])?;
+                    stack.push((node, next + 1));
+                    stack.push((child, 0));
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Checks every chunk `cap` reaches. With a read capability every object is decrypted
+    /// and checked against its parent and every data chunk is decrypted; with a verify
+    /// capability every chunk's id and every object's link list are checked.
+    pub fn verify(&self, cap: &Capability) -> Result<VerifyReport, ReadError> {
+        match cap {
+            Capability::Read(cap) => self.verify_readable(cap),
+            Capability::Verify(cap) => self.verify_ids(cap.id),
+        }
+    }
+
+    fn verify_ids(&self, root: ChunkId) -> Result<VerifyReport, ReadError> {
+        let mut report = VerifyReport::default();
+        let mut seen = BTreeSet::from([root]);
+        let mut stack = vec![(root, LinkKind::Object)];
+        while let Some((id, kind)) = stack.pop() {
+            let stored = self.store.get(&id)?;
+            report.chunks += 1;
+            report.bytes += stored.len() as u64;
+            if kind == LinkKind::Object {
+                let (links, _) =
+                    parse_links(&stored).map_err(|source| ReadError::Object { id, source })?;
+                for link in links {
+                    if seen.insert(link.id) {
+                        stack.push((link.id, link.kind));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn verify_readable(&self, cap: &ReadCap) -> Result<VerifyReport, ReadError> {
+        let mut report = VerifyReport::default();
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<(ChildRef, Option<Expect>)> = vec![(
+            ChildRef {
+                id: cap.id,
+                key: cap.key,
+                covered: 0,
+            },
+            None,
+        )];
+        while let Some((r, expect)) = stack.pop() {
+            if !seen.insert(r.id) {
+                continue;
+            }
+            let node = self.node(r.id, &r.key, expect)?;
+            report.chunks += 1;
+            report.bytes += node.stored_len() as u64;
+            match &node.entries {
+                Entries::Refs(refs) if node.kind == NodeKind::File && node.level == 0 => {
+                    let results: Vec<Result<u64, ReadError>> = refs
+                        .par_iter()
+                        .filter(|r| !seen.contains(&r.id))
+                        .map(|r| self.data_chunk(r).map(|_| r.covered))
+                        .collect();
+                    for result in results {
+                        report.chunks += 1;
+                        report.bytes += result? + crate::limits::TAG_BYTES as u64;
+                    }
+                    seen.extend(refs.iter().map(|r| r.id));
+                }
+                Entries::Refs(refs) => stack.extend(
+                    refs.iter()
+                        .rev()
+                        .map(|r| (*r, Some(expect_child(&node, r)))),
+                ),
+                Entries::Dir(entries) => stack.extend(entries.iter().rev().map(|e| {
+                    let kind = match e.kind {
+                        EntryKind::File => NodeKind::File,
+                        EntryKind::Directory => NodeKind::Directory,
+                    };
+                    (
+                        ChildRef {
+                            id: e.cap.id,
+                            key: e.cap.key,
+                            covered: 0,
+                        },
+                        Some(Expect {
+                            kind,
+                            level: None,
+                            total: None,
+                        }),
+                    )
+                })),
+            }
+        }
+        Ok(report)
+    }
+}

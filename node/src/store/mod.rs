@@ -1,0 +1,251 @@
+//! The local chunk store: a [`StoreBackend`] trait with in-memory and RocksDB backends, and
+//! the [`Store`] wrapper that every caller uses.
+//!
+//! The store holds stored chunks (ciphertext) by id, and pins (root ids that garbage
+//! collection keeps, with everything they reach). It never returns wrong bytes: every read
+//! rechecks SHA-256(bytes) == id. It knows nothing about keys or plaintext.
+
+pub mod gc;
+pub mod memory;
+pub mod rocks;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::ids::ChunkId;
+use crate::limits::CHUNK_STORED_BYTES_MAX;
+use crate::object::crypto::chunk_id;
+
+pub use memory::MemoryBackend;
+pub use rocks::RocksBackend;
+
+/// Everything one atomic write changes. A backend applies all of it or none of it.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub chunks: Vec<(ChunkId, Vec<u8>)>,
+    pub pins: Vec<ChunkId>,
+    pub unpins: Vec<ChunkId>,
+    /// Make the write durable (fsync) before returning.
+    pub sync: bool,
+}
+
+/// A failure inside a backend (the disk, RocksDB, a lock), as opposed to bad data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    #[error("the data directory {0} is in use by another cryptosphere process")]
+    Locked(String),
+    #[error("the data directory was written by store format version {found}; this program uses version {expected}")]
+    FormatVersion { found: String, expected: u32 },
+    #[error("RocksDB failed to {operation}: {message}")]
+    Rocks {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("the chunk index entry for {0} is malformed")]
+    BadIndex(String),
+}
+
+/// Storage of chunks and pins. Implementations must make [`StoreBackend::write`] and
+/// [`StoreBackend::delete`] atomic; they need not check ids (the [`Store`] does).
+pub trait StoreBackend: Send + Sync + fmt::Debug {
+    /// Short name for messages and test labels.
+    fn name(&self) -> &'static str;
+    fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError>;
+    fn contains(&self, id: &ChunkId) -> Result<bool, BackendError>;
+    /// Applies a batch atomically. Chunks already present are overwritten.
+    fn write(&self, batch: WriteBatch) -> Result<(), BackendError>;
+    /// Removes chunks atomically (and leaves pins alone).
+    fn delete(&self, ids: &[ChunkId]) -> Result<(), BackendError>;
+    /// Calls `visit` with every stored chunk's id and stored length, in id order.
+    fn for_each_chunk(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<(), BackendError>;
+    fn pins(&self) -> Result<Vec<ChunkId>, BackendError>;
+    /// Reclaims space freed by deletes, if the backend needs that.
+    fn compact(&self) -> Result<(), BackendError>;
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("chunk {0} is missing from the store")]
+    Missing(ChunkId),
+    #[error("chunk {0} is corrupt: its bytes no longer hash to its id")]
+    Corrupt(ChunkId),
+    #[error("chunk {id} is {len} bytes, over the {CHUNK_STORED_BYTES_MAX} byte limit")]
+    TooLarge { id: ChunkId, len: usize },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl StoreError {
+    /// The chunk this error is about, if it is about one.
+    pub fn chunk(&self) -> Option<ChunkId> {
+        match self {
+            StoreError::Missing(id) | StoreError::Corrupt(id) | StoreError::TooLarge { id, .. } => {
+                Some(*id)
+            }
+            StoreError::Backend(_) => None,
+        }
+    }
+}
+
+/// Counts of what the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    pub chunks: u64,
+    pub bytes: u64,
+    pub pins: u64,
+}
+
+/// The store every caller uses: a backend plus the id checks.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<dyn StoreBackend>,
+}
+
+impl Store {
+    pub fn new(backend: impl StoreBackend + 'static) -> Store {
+        Store {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// A fresh in-memory store.
+    pub fn memory() -> Store {
+        Store::new(MemoryBackend::default())
+    }
+
+    /// Opens (creating if needed) the RocksDB store in `dir`.
+    pub fn open_rocks(dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store::new(RocksBackend::open(dir)?))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Reads a chunk and checks that its bytes hash to `id`.
+    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
+        let bytes = self.backend.get(id)?.ok_or(StoreError::Missing(*id))?;
+        if bytes.len() > CHUNK_STORED_BYTES_MAX || chunk_id(&bytes) != *id {
+            return Err(StoreError::Corrupt(*id));
+        }
+        Ok(bytes)
+    }
+
+    pub fn contains(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        Ok(self.backend.contains(id)?)
+    }
+
+    /// Writes a batch of chunks this process just produced (so their ids are the hashes it
+    /// just computed), skipping chunks already held. Returns how many chunks were new.
+    pub fn write(&self, mut batch: WriteBatch) -> Result<usize, StoreError> {
+        let mut seen = BTreeSet::new();
+        let mut fresh = Vec::with_capacity(batch.chunks.len());
+        for (id, bytes) in batch.chunks.drain(..) {
+            assert!(
+                bytes.len() <= CHUNK_STORED_BYTES_MAX,
+                "writer produced an oversized chunk"
+            );
+            debug_assert_eq!(
+                chunk_id(&bytes),
+                id,
+                "writer produced a chunk under the wrong id"
+            );
+            if seen.insert(id) && !self.backend.contains(&id)? {
+                fresh.push((id, bytes));
+            }
+        }
+        let count = fresh.len();
+        batch.chunks = fresh;
+        if !batch.chunks.is_empty() || !batch.pins.is_empty() || !batch.unpins.is_empty() {
+            self.backend.write(batch)?;
+        }
+        Ok(count)
+    }
+
+    /// Stores one chunk that came from outside the process, after checking its id.
+    pub fn put_verified(&self, id: ChunkId, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        if bytes.len() > CHUNK_STORED_BYTES_MAX {
+            return Err(StoreError::TooLarge {
+                id,
+                len: bytes.len(),
+            });
+        }
+        if chunk_id(&bytes) != id {
+            return Err(StoreError::Corrupt(id));
+        }
+        Ok(self.write(WriteBatch {
+            chunks: vec![(id, bytes)],
+            ..WriteBatch::default()
+        })? == 1)
+    }
+
+    pub fn pin(&self, root: ChunkId) -> Result<(), StoreError> {
+        self.write(WriteBatch {
+            pins: vec![root],
+            sync: true,
+            ..WriteBatch::default()
+        })?;
+        Ok(())
+    }
+
+    pub fn unpin(&self, root: ChunkId) -> Result<(), StoreError> {
+        self.write(WriteBatch {
+            unpins: vec![root],
+            sync: true,
+            ..WriteBatch::default()
+        })?;
+        Ok(())
+    }
+
+    pub fn pins(&self) -> Result<Vec<ChunkId>, StoreError> {
+        Ok(self.backend.pins()?)
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut stats = StoreStats {
+            pins: self.backend.pins()?.len() as u64,
+            ..StoreStats::default()
+        };
+        self.backend.for_each_chunk(&mut |_, len| {
+            stats.chunks += 1;
+            stats.bytes += len;
+        })?;
+        Ok(stats)
+    }
+
+    /// Every stored chunk id, in order.
+    pub fn chunk_ids(&self) -> Result<Vec<ChunkId>, StoreError> {
+        let mut ids = Vec::new();
+        self.backend.for_each_chunk(&mut |id, _| ids.push(id))?;
+        Ok(ids)
+    }
+
+    /// Rechecks every stored chunk; returns the ids whose bytes no longer match.
+    pub fn scrub(&self) -> Result<Vec<ChunkId>, StoreError> {
+        let mut bad = Vec::new();
+        for id in self.chunk_ids()? {
+            match self.get(&id) {
+                Ok(_) => {}
+                Err(StoreError::Corrupt(id)) | Err(StoreError::Missing(id)) => bad.push(id),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(bad)
+    }
+
+    pub(crate) fn delete(&self, ids: &[ChunkId]) -> Result<(), StoreError> {
+        Ok(self.backend.delete(ids)?)
+    }
+
+    pub(crate) fn compact(&self) -> Result<(), StoreError> {
+        Ok(self.backend.compact()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
