@@ -123,8 +123,10 @@ impl Store {
         Ok(Store::new(RocksBackend::open(dir)?))
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
+    /// The backend underneath, for raw access that skips the id checks (repair tools and
+    /// tests that need to damage a store on purpose).
+    pub fn backend(&self) -> &dyn StoreBackend {
+        self.backend.as_ref()
     }
 
     /// Reads a chunk and checks that its bytes hash to `id`.

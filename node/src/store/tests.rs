@@ -1,1 +1,224 @@
+//! Store tests: every test body runs on both backends (memory and RocksDB), iroh-blobs style.
 
+use super::gc::{collect, GcError};
+use super::*;
+use crate::object::format::{DirEntry, EntryKind};
+use crate::object::{Capability, ReadCap, Reader, WriteConfig, Writer};
+
+/// A store on one backend, with a way to reopen it (a fresh process, for RocksDB).
+struct Harness {
+    store: Store,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    fn memory() -> Harness {
+        Harness {
+            store: Store::memory(),
+            dir: None,
+        }
+    }
+
+    fn rocksdb() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        Harness {
+            store: Store::open_rocks(dir.path()).unwrap(),
+            dir: Some(dir),
+        }
+    }
+
+    /// Closes and reopens a durable store; a memory store is simply kept.
+    fn reopen(&mut self) {
+        if let Some(dir) = &self.dir {
+            self.store = Store::memory(); // drop the RocksDB handle (and its lock) first
+            self.store = Store::open_rocks(dir.path()).unwrap();
+        }
+    }
+
+    fn put(&self, content: &[u8]) -> ReadCap {
+        let mut writer = Writer::new(&self.store, WriteConfig::default(), None);
+        let (cap, _) = writer.put_file(content, &mut |_| {}).unwrap();
+        writer.finish(Some(cap)).unwrap();
+        cap
+    }
+
+    fn read(&self, cap: &ReadCap) -> Result<Vec<u8>, crate::object::ReadError> {
+        let mut out = Vec::new();
+        Reader::new(&self.store).copy_file(cap, &mut out, &mut |_| {})?;
+        Ok(out)
+    }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = vec![0u8; len];
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn memory() {
+                super::$name(super::Harness::memory());
+            }
+            #[test]
+            fn rocksdb() {
+                super::$name(super::Harness::rocksdb());
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    chunks_round_trip_and_survive_reopen,
+    reads_recheck_ids,
+    duplicate_chunks_are_stored_once,
+    pins_survive_reopen,
+    gc_keeps_what_pins_reach,
+    gc_refuses_when_a_pinned_object_is_unreadable,
+    scrub_finds_corrupt_chunks,
+    verify_cap_checks_without_keys,
+);
+
+fn chunks_round_trip_and_survive_reopen(mut h: Harness) {
+    let content = pseudo_random(3 << 20, 1);
+    let cap = h.put(&content);
+    assert_eq!(h.read(&cap).unwrap(), content);
+    let before = h.store.stats().unwrap();
+    assert!(before.chunks >= 2, "{before:?}");
+    h.reopen();
+    assert_eq!(h.read(&cap).unwrap(), content);
+    assert_eq!(h.store.stats().unwrap(), before);
+}
+
+fn reads_recheck_ids(h: Harness) {
+    let id = crate::object::crypto::chunk_id(b"abc");
+    assert!(matches!(h.store.get(&id), Err(StoreError::Missing(missing)) if missing == id));
+    assert!(h.store.put_verified(id, b"abc".to_vec()).unwrap());
+    assert_eq!(h.store.get(&id).unwrap(), b"abc");
+    // Wrong bytes under the id, written past the checks as a failing disk would.
+    h.store
+        .backend()
+        .write(WriteBatch {
+            chunks: vec![(id, b"abd".to_vec())],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert!(matches!(h.store.get(&id), Err(StoreError::Corrupt(bad)) if bad == id));
+    // And the checked entry point refuses them outright.
+    let other = crate::object::crypto::chunk_id(b"xyz");
+    assert!(matches!(
+        h.store.put_verified(other, b"xy".to_vec()),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(!h.store.contains(&other).unwrap());
+}
+
+fn duplicate_chunks_are_stored_once(h: Harness) {
+    let content = pseudo_random(2 << 20, 2);
+    h.put(&content);
+    let first = h.store.stats().unwrap();
+    h.put(&content);
+    assert_eq!(h.store.stats().unwrap(), first);
+    let id = crate::object::crypto::chunk_id(b"same");
+    let batch = WriteBatch {
+        chunks: vec![(id, b"same".to_vec()), (id, b"same".to_vec())],
+        ..WriteBatch::default()
+    };
+    assert_eq!(h.store.write(batch).unwrap(), 1);
+    assert_eq!(h.store.stats().unwrap().chunks, first.chunks + 1);
+}
+
+fn pins_survive_reopen(mut h: Harness) {
+    let a = h.put(b"pinned");
+    assert_eq!(h.store.pins().unwrap(), vec![a.id]);
+    h.reopen();
+    assert_eq!(h.store.pins().unwrap(), vec![a.id]);
+    h.store.unpin(a.id).unwrap();
+    h.reopen();
+    assert!(h.store.pins().unwrap().is_empty());
+}
+
+fn gc_keeps_what_pins_reach(h: Harness) {
+    let shared = pseudo_random(1 << 20, 3);
+    let kept = h.put(&[shared.clone(), pseudo_random(1 << 20, 4)].concat());
+    let dropped = h.put(&[shared, pseudo_random(1 << 20, 5)].concat());
+    // A directory over the kept file: its pin must keep the file too.
+    let mut writer = Writer::new(&h.store, WriteConfig::default(), None);
+    let entry = DirEntry {
+        name: "f".into(),
+        kind: EntryKind::File,
+        mode: 0o600,
+        cap: kept,
+    };
+    let dir = writer.put_directory(vec![entry]).unwrap();
+    writer.finish(Some(dir)).unwrap();
+    h.store.unpin(kept.id).unwrap();
+    h.store.unpin(dropped.id).unwrap();
+
+    let before = h.store.stats().unwrap();
+    let report = collect(&h.store).unwrap();
+    assert!(report.removed_chunks >= 2, "{report:?}");
+    let after = h.store.stats().unwrap();
+    assert_eq!(after.chunks, before.chunks - report.removed_chunks);
+    assert_eq!(after.chunks, report.kept_chunks);
+    assert!(h.read(&kept).is_ok());
+    assert!(matches!(
+        h.read(&dropped),
+        Err(crate::object::ReadError::Store(StoreError::Missing(_)))
+    ));
+    // A second run finds nothing more to do.
+    assert_eq!(collect(&h.store).unwrap().removed_chunks, 0);
+}
+
+fn gc_refuses_when_a_pinned_object_is_unreadable(h: Harness) {
+    let cap = h.put(&pseudo_random(100_000, 6));
+    h.put(b"unpinned garbage");
+    h.store
+        .unpin(crate::object::crypto::chunk_id(b"nothing"))
+        .unwrap();
+    h.store.backend().delete(&[cap.id]).unwrap();
+    let before = h.store.stats().unwrap();
+    assert!(matches!(collect(&h.store), Err(GcError::Unreadable { id, .. }) if id == cap.id));
+    assert_eq!(h.store.stats().unwrap(), before, "nothing may be deleted");
+}
+
+fn scrub_finds_corrupt_chunks(h: Harness) {
+    h.put(&pseudo_random(1 << 20, 7));
+    assert!(h.store.scrub().unwrap().is_empty());
+    let victim = h.store.chunk_ids().unwrap()[0];
+    h.store
+        .backend()
+        .write(WriteBatch {
+            chunks: vec![(victim, vec![1, 2, 3])],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert_eq!(h.store.scrub().unwrap(), vec![victim]);
+}
+
+fn verify_cap_checks_without_keys(h: Harness) {
+    let cap = h.put(&pseudo_random(2 << 20, 8));
+    let reader = Reader::new(&h.store);
+    let by_ids = reader
+        .verify(&Capability::Verify(cap.verify_cap()))
+        .unwrap();
+    let by_keys = reader.verify(&Capability::Read(cap)).unwrap();
+    assert_eq!(by_ids.chunks, h.store.stats().unwrap().chunks);
+    assert_eq!(by_ids, by_keys);
+    let victim = h
+        .store
+        .chunk_ids()
+        .unwrap()
+        .into_iter()
+        .find(|id| *id != cap.id)
+        .unwrap();
+    h.store.backend().delete(&[victim]).unwrap();
+    for check in [Capability::Verify(cap.verify_cap()), Capability::Read(cap)] {
+        let error = reader.verify(&check).unwrap_err();
+        assert_eq!(error.chunk(), Some(victim), "{error}");
+        assert!(error.to_string().contains(&victim.to_string()), "{error}");
+    }
+}
