@@ -1,1 +1,452 @@
+//! The `cryptosphere` command line, run as a real process against a RocksDB data directory:
+//! the contract in its --help (stdout, stderr, exit codes) is what users and scripts rely on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cryptosphere::object::Capability;
+use cryptosphere::store::{Store, WriteBatch};
+use rand::{RngCore, SeedableRng};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cryptosphere");
+
+struct Env {
+    work: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// Runs the binary with --data-dir and a clean environment.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .env_remove("CRYPTOSPHERE_DATA_DIR")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args);
+        command.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn put(&self, path: &Path) -> String {
+        let stdout = self.ok(&["put", path.to_str().unwrap()]);
+        let cap = stdout.trim_end().to_owned();
+        assert_eq!(
+            stdout,
+            format!("{cap}\n"),
+            "stdout must hold the capability alone"
+        );
+        assert!(
+            matches!(cap.parse::<Capability>(), Ok(Capability::Read(_))),
+            "{cap}"
+        );
+        cap
+    }
+}
+
+fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stats(env: &Env) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["stats", "--json"])).unwrap()
+}
+
+#[test]
+fn put_get_round_trips_a_file() {
+    let env = Env::new();
+    let content = random_file(&env.path("in.bin"), 3_000_000, 1);
+    let cap = env.put(&env.path("in.bin"));
+    env.ok(&[
+        "get",
+        &cap,
+        "--output",
+        env.path("out.bin").to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(env.path("out.bin")).unwrap(), content);
+}
+
+#[test]
+fn directories_round_trip_with_modes_and_list() {
+    let env = Env::new();
+    let input = env.path("tree");
+    fs::create_dir_all(input.join("sub")).unwrap();
+    fs::write(input.join("b.txt"), b"bee").unwrap();
+    fs::write(input.join("sub/run.sh"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(input.join("sub/run.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::set_permissions(input.join("b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(input.join("sub"), fs::Permissions::from_mode(0o711)).unwrap();
+    let cap = env.put(&input);
+
+    let listing = env.ok(&["ls", &cap]);
+    let lines: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["0600", "file", "3", "b.txt"],
+            vec!["0711", "dir", "-", "sub"]
+        ]
+    );
+
+    let output = env.path("copy");
+    env.ok(&["get", &cap, "--output", output.to_str().unwrap()]);
+    assert_eq!(fs::read(output.join("b.txt")).unwrap(), b"bee");
+    let mode = |p: &str| fs::metadata(output.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        (mode("b.txt"), mode("sub"), mode("sub/run.sh")),
+        (0o600, 0o711, 0o750)
+    );
+}
+
+#[test]
+fn get_refuses_to_overwrite_without_force() {
+    let env = Env::new();
+    fs::write(env.path("a"), b"new content").unwrap();
+    let cap = env.put(&env.path("a"));
+    fs::write(env.path("existing"), b"keep me").unwrap();
+    let output = env.run(&[
+        "get",
+        &cap,
+        "--output",
+        env.path("existing").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("already exists; pass --force"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fs::read(env.path("existing")).unwrap(), b"keep me");
+    env.ok(&[
+        "get",
+        &cap,
+        "--output",
+        env.path("existing").to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(fs::read(env.path("existing")).unwrap(), b"new content");
+    // A directory can replace a file, with --force.
+    fs::create_dir(env.path("d")).unwrap();
+    fs::write(env.path("d/x"), b"x").unwrap();
+    let dir = env.put(&env.path("d"));
+    env.ok(&[
+        "get",
+        &dir,
+        "--output",
+        env.path("existing").to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(fs::read(env.path("existing/x")).unwrap(), b"x");
+}
+
+#[test]
+fn same_file_twice_adds_no_chunk_and_stats_count_chunks() {
+    let env = Env::new();
+    random_file(&env.path("f"), 2_000_000, 2);
+    let first = env.put(&env.path("f"));
+    let after_one = stats(&env);
+    assert!(after_one["chunks"].as_u64().unwrap() >= 2, "{after_one}");
+    assert!(
+        after_one["bytes"].as_u64().unwrap() > 2_000_000,
+        "{after_one}"
+    );
+    assert_eq!(env.put(&env.path("f")), first);
+    assert_eq!(stats(&env), after_one);
+}
+
+#[test]
+fn verify_and_get_name_a_corrupt_chunk_and_exit_1() {
+    let env = Env::new();
+    let content = random_file(&env.path("f"), 1_500_000, 3);
+    let cap = env.put(&env.path("f"));
+    env.ok(&["verify", &cap]);
+    env.ok(&["verify", "--all"]);
+    let ids = Store::open_rocks(&env.data_dir())
+        .unwrap()
+        .chunk_ids()
+        .unwrap();
+    for victim in ids {
+        let store = Store::open_rocks(&env.data_dir()).unwrap();
+        let good = store.get(&victim).unwrap();
+        let mut bad = good.clone();
+        bad[good.len() / 2] ^= 0x10;
+        let write = |bytes: Vec<u8>| {
+            store
+                .backend()
+                .write(WriteBatch {
+                    chunks: vec![(victim, bytes)],
+                    ..WriteBatch::default()
+                })
+                .unwrap()
+        };
+        write(bad);
+        drop(store);
+
+        for args in [
+            vec!["verify", cap.as_str()],
+            vec!["verify", "--all"],
+            vec!["get", &cap, "--output", env.path("out").to_str().unwrap()],
+        ] {
+            let output = env.run(&args);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+            assert!(
+                stderr(&output).contains(&victim.to_string()),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+        assert!(!env.path("out").exists(), "a failed get left output behind");
+
+        let store = Store::open_rocks(&env.data_dir()).unwrap();
+        store
+            .backend()
+            .write(WriteBatch {
+                chunks: vec![(victim, good)],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+    }
+    env.ok(&["get", &cap, "--output", env.path("out").to_str().unwrap()]);
+    assert_eq!(fs::read(env.path("out")).unwrap(), content);
+}
+
+#[test]
+fn gc_collects_unpinned_trees_only() {
+    let env = Env::new();
+    let kept_content = random_file(&env.path("kept"), 1_000_000, 4);
+    random_file(&env.path("dropped"), 1_000_000, 5);
+    let kept = env.put(&env.path("kept"));
+    let dropped = env.put(&env.path("dropped"));
+    let before = stats(&env);
+    env.ok(&["unpin", &dropped]);
+    let report: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    let removed = report["removed_chunks"].as_u64().unwrap();
+    assert!(removed >= 2, "{report}");
+    assert_eq!(
+        stats(&env)["chunks"].as_u64().unwrap(),
+        before["chunks"].as_u64().unwrap() - removed
+    );
+    env.ok(&[
+        "get",
+        &kept,
+        "--output",
+        env.path("kept.out").to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(env.path("kept.out")).unwrap(), kept_content);
+    let output = env.run(&[
+        "get",
+        &dropped,
+        "--output",
+        env.path("dropped.out").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("missing"), "{}", stderr(&output));
+    // Pinning again requires the root to be present.
+    let output = env.run(&["pin", &dropped]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn data_dir_comes_from_flag_env_or_xdg() {
+    let env = Env::new();
+    fs::write(env.path("f"), b"where am i").unwrap();
+    let run = |vars: &[(&str, PathBuf)], args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .env_remove("CRYPTOSPHERE_DATA_DIR")
+            .env_remove("XDG_DATA_HOME");
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        let output = command.args(args).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+    let file = env.path("f");
+    run(
+        &[("XDG_DATA_HOME", env.path("xdg"))],
+        &["put", file.to_str().unwrap()],
+    );
+    assert!(env.path("xdg/cryptosphere").is_dir());
+    run(
+        &[
+            ("XDG_DATA_HOME", env.path("xdg")),
+            ("CRYPTOSPHERE_DATA_DIR", env.path("by-env")),
+        ],
+        &["put", file.to_str().unwrap()],
+    );
+    assert!(env.path("by-env").is_dir());
+    let flag = env.path("by-flag");
+    run(
+        &[("CRYPTOSPHERE_DATA_DIR", env.path("by-env2"))],
+        &[
+            "--data-dir",
+            flag.to_str().unwrap(),
+            "put",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(flag.is_dir() && !env.path("by-env2").exists());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_panic() {
+    let env = Env::new();
+    fs::write(env.path("f"), b"x").unwrap();
+    let cap = env.put(&env.path("f"));
+    let verify_cap = format!("cs:v:{}", cap.split(':').nth(2).unwrap());
+    let long = env.path(&"x".repeat(5000));
+    let absent = env.path("absent");
+    let f = env.path("f");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["get", "cs:r:nope", "--output", "o"],
+            2,
+            "read capability has 2 fields",
+        ),
+        (
+            vec!["get", "hello", "--output", "o"],
+            2,
+            "starts with \"cs:\"",
+        ),
+        (vec!["ls", "cs:q:abc"], 2, "unknown capability kind"),
+        (
+            vec!["get", &verify_cap, "--output", "o"],
+            2,
+            "verify capability",
+        ),
+        (vec!["ls", &cap], 2, "points at a file, not a directory"),
+        (
+            vec!["get", &cap, "--output", long.to_str().unwrap()],
+            2,
+            "File name too long",
+        ),
+        (vec!["put", long.to_str().unwrap()], 2, "File name too long"),
+        (vec!["put", absent.to_str().unwrap()], 2, "No such file"),
+        (
+            vec![
+                "put",
+                "--convergence-secret-file",
+                f.to_str().unwrap(),
+                f.to_str().unwrap(),
+            ],
+            2,
+            "between 16 and 4096",
+        ),
+        (vec!["frobnicate"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, message) in cases {
+        let output = env.run(&args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
+        assert!(text.contains(message), "{args:?}: {text}");
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+    }
+    // Verify capabilities still verify.
+    env.ok(&["verify", &verify_cap]);
+}
+
+#[test]
+fn a_convergence_secret_changes_the_capability() {
+    let env = Env::new();
+    random_file(&env.path("f"), 100_000, 6);
+    fs::write(env.path("secret"), b"0123456789abcdef0123").unwrap();
+    let plain = env.put(&env.path("f"));
+    let secret = env.path("secret");
+    let keyed = env.ok(&[
+        "put",
+        "--convergence-secret-file",
+        secret.to_str().unwrap(),
+        env.path("f").to_str().unwrap(),
+    ]);
+    assert_ne!(plain, keyed.trim_end());
+    env.ok(&[
+        "get",
+        keyed.trim_end(),
+        "--output",
+        env.path("out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read(env.path("out")).unwrap(),
+        fs::read(env.path("f")).unwrap()
+    );
+}
+
+#[test]
+fn help_documents_every_command_and_the_exit_codes() {
+    for command in [
+        &[][..],
+        &["put"],
+        &["get"],
+        &["ls"],
+        &["verify"],
+        &["stats"],
+        &["gc"],
+        &["pin"],
+        &["unpin"],
+    ] {
+        let output = Command::new(BIN)
+            .args(command)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            text.contains("Exit codes:") && text.contains("integrity failure"),
+            "{command:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_told_why_it_cannot_open_it() {
+    let env = Env::new();
+    let _held = Store::open_rocks(&env.data_dir()).unwrap();
+    let output = env.run(&["stats"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("in use by another cryptosphere process"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -245,6 +245,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             get_to_path(&store, &cap, &args.output, args.force, &mut |_| {}).map_err(|e| {
                 let code = match &e {
                     ExportError::Exists(_) | ExportError::TooDeep => USAGE,
+                    ExportError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::InvalidFilename =>
+                    {
+                        USAGE
+                    }
                     ExportError::Read(e) => read_code(e),
                     _ => ENVIRONMENT,
                 };
