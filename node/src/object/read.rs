@@ -20,7 +20,7 @@ use crate::object::format::{
 use crate::store::{Store, StoreError};
 
 /// Data chunks fetched and decrypted in parallel before being written out in order.
-const READ_BATCH_CHUNKS: usize = 16;
+const READ_BATCH_CHUNKS: usize = 32;
 
 /// Why a read failed. Every variant about data names the chunk.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,42 @@ pub fn kind_name(kind: NodeKind) -> &'static str {
     match kind {
         NodeKind::File => "file",
         NodeKind::Directory => "directory",
+    }
+}
+
+/// Data chunks on their way out of a get: `ready` holds decrypted chunks waiting to be
+/// written while the chunks of `refs` are fetched and decrypted, in parallel with the write.
+struct Pipeline<'o> {
+    out: &'o mut (dyn Write + Send),
+    ready: Vec<Vec<u8>>,
+    refs: Vec<ChildRef>,
+    written: u64,
+}
+
+impl Pipeline<'_> {
+    /// Writes `ready` while fetching `refs`; the fetched chunks become the next `ready`.
+    fn pump(&mut self, reader: &Reader<'_>) -> Result<(), ReadError> {
+        let ready = std::mem::take(&mut self.ready);
+        let refs = std::mem::take(&mut self.refs);
+        let out = &mut *self.out;
+        let (written, fetched) = rayon::join(
+            move || -> Result<u64, ReadError> {
+                let mut bytes = 0;
+                for plaintext in ready {
+                    out.write_all(&plaintext).map_err(ReadError::Output)?;
+                    bytes += plaintext.len() as u64;
+                }
+                Ok(bytes)
+            },
+            || {
+                refs.par_iter()
+                    .map(|r| reader.data_chunk(r))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        );
+        self.written += written?;
+        self.ready = fetched?;
+        Ok(())
     }
 }
 
@@ -174,14 +210,18 @@ impl<'s> Reader<'s> {
     pub fn copy_file(
         &self,
         cap: &ReadCap,
-        out: &mut dyn Write,
+        out: &mut (dyn Write + Send),
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, ReadError> {
         let root = self.root_of_kind(cap, NodeKind::File)?;
         let declared = root.total;
-        let mut written = 0u64;
-        let mut pending: Vec<ChildRef> = Vec::with_capacity(READ_BATCH_CHUNKS);
-        // Each stack frame: the refs of one node and the index of the next one to visit.
+        let mut pipeline = Pipeline {
+            out,
+            ready: Vec::new(),
+            refs: Vec::new(),
+            written: 0,
+        };
+        // Each stack frame: one node and the index of the next child to visit.
         let mut stack: Vec<(Node, usize)> = vec![(root, 0)];
         while let Some((node, next)) = stack.pop() {
             let Entries::Refs(refs) = &node.entries else {
@@ -189,11 +229,10 @@ impl<'s> Reader<'s> {
             };
             if node.level == 0 {
                 for r in refs {
-                    pending.push(*r);
-                    if pending.len() == READ_BATCH_CHUNKS {
-                        written += self.write_chunks(&pending, out)?;
-                        pending.clear();
-                        progress(written);
+                    pipeline.refs.push(*r);
+                    if pipeline.refs.len() == READ_BATCH_CHUNKS {
+                        pipeline.pump(self)?;
+                        progress(pipeline.written);
                     }
                 }
                 continue;
@@ -205,26 +244,15 @@ impl<'s> Reader<'s> {
             stack.push((node, next + 1));
             stack.push((child, 0));
         }
-        written += self.write_chunks(&pending, out)?;
-        progress(written);
+        // Once for the last refs, once more to write what that fetched.
+        pipeline.pump(self)?;
+        pipeline.pump(self)?;
+        progress(pipeline.written);
         assert_eq!(
-            written, declared,
+            pipeline.written, declared,
             "node totals were checked on the way down"
         );
-        Ok(written)
-    }
-
-    /// Fetches and decrypts data chunks in parallel, then writes them in order.
-    fn write_chunks(&self, refs: &[ChildRef], out: &mut dyn Write) -> Result<u64, ReadError> {
-        let plaintexts: Vec<Result<Vec<u8>, ReadError>> =
-            refs.par_iter().map(|r| self.data_chunk(r)).collect();
-        let mut written = 0;
-        for plaintext in plaintexts {
-            let plaintext = plaintext?;
-            out.write_all(&plaintext).map_err(ReadError::Output)?;
-            written += plaintext.len() as u64;
-        }
-        Ok(written)
+        Ok(pipeline.written)
     }
 
     fn data_chunk(&self, r: &ChildRef) -> Result<Vec<u8>, ReadError> {

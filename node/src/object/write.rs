@@ -108,27 +108,57 @@ impl<'s> Writer<'s> {
     }
 
     /// Chunks, encrypts and stores a byte stream; returns the file's capability and size.
-    /// `progress` is told the input bytes consumed so far.
+    /// `progress` is told the input bytes consumed so far (by this writer, over all files).
+    ///
+    /// Three stages overlap: while one group of chunks is sealed (in parallel), the next
+    /// group is read and cut, and the previous full batch goes to the store. Batches still
+    /// reach the store in order, and ids do not depend on the thread count.
     pub fn put_file(
         &mut self,
-        source: impl Read,
+        source: impl Read + Send,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(ReadCap, u64), WriteError> {
         let mut tree = RefTree::new(NodeKind::File, 0, self.config.fanout);
-        let mut pending: Vec<Vec<u8>> = Vec::new();
-        let mut pending_bytes = 0;
-        for chunk in chunker::chunks(source) {
-            let chunk = chunk?;
-            pending_bytes += chunk.len();
-            pending.push(chunk);
-            if pending_bytes >= self.config.seal_batch_bytes {
-                self.seal_data(&mut tree, std::mem::take(&mut pending))?;
-                pending_bytes = 0;
-                progress(self.stats.bytes_in);
+        let mut chunks = chunker::chunks(source);
+        let secret = self.secret.clone();
+        let group_bytes = self.config.seal_batch_bytes;
+        let store = self.store;
+        let mut in_flight: Option<WriteBatch> = None;
+        let mut next_group = read_group(&mut chunks, group_bytes)?;
+        while !next_group.is_empty() {
+            let group = std::mem::take(&mut next_group);
+            let ((written, read), sealed) = rayon::join(
+                || {
+                    rayon::join(
+                        || in_flight.take().map(|batch| store.write(batch)).transpose(),
+                        || read_group(&mut chunks, group_bytes),
+                    )
+                },
+                || {
+                    group
+                        .par_iter()
+                        .map(|plaintext| seal_chunk(plaintext, secret.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            );
+            self.stats.chunks_new += written?.unwrap_or(0) as u64;
+            next_group = read?;
+            for chunk in sealed {
+                self.stats.bytes_in += chunk.plaintext_len;
+                let child = ChildRef {
+                    id: chunk.id,
+                    key: chunk.key,
+                    covered: chunk.plaintext_len,
+                };
+                tree.push(child, self)?;
+                self.add(chunk.id, chunk.stored);
             }
+            progress(self.stats.bytes_in);
+            in_flight = self.take_full_batch();
         }
-        self.seal_data(&mut tree, pending)?;
-        progress(self.stats.bytes_in);
+        if let Some(batch) = in_flight {
+            self.write_now(batch)?;
+        }
         let root = tree.finish(self)?;
         Ok((
             ReadCap {
@@ -137,31 +167,6 @@ impl<'s> Writer<'s> {
             },
             root.covered,
         ))
-    }
-
-    fn seal_data(
-        &mut self,
-        tree: &mut RefTree,
-        plaintexts: Vec<Vec<u8>>,
-    ) -> Result<(), WriteError> {
-        let secret = self.secret.as_ref();
-        let sealed: Vec<_> = plaintexts
-            .par_iter()
-            .map(|pt| seal_chunk(pt, secret))
-            .collect();
-        for chunk in sealed {
-            self.stats.bytes_in += chunk.plaintext_len;
-            tree.push(
-                ChildRef {
-                    id: chunk.id,
-                    key: chunk.key,
-                    covered: chunk.plaintext_len,
-                },
-                self,
-            )?;
-            self.add(chunk.id, chunk.stored)?;
-        }
-        Ok(())
     }
 
     /// Stores a directory made of `entries` (any order; names must be valid and distinct).
@@ -192,6 +197,9 @@ impl<'s> Writer<'s> {
             {
                 let child = self.seal_dir_leaf(std::mem::take(&mut leaf))?;
                 upper.push(child, self)?;
+                if let Some(batch) = self.take_full_batch() {
+                    self.write_now(batch)?;
+                }
                 sealed_leaves += 1;
                 leaf_bytes = OBJECT_OVERHEAD_BYTES;
             }
@@ -223,7 +231,7 @@ impl<'s> Writer<'s> {
 
     fn store_node(&mut self, node: &Node) -> Result<ChildRef, WriteError> {
         let SealedObject { id, key, stored } = node.seal(self.secret.as_ref());
-        self.add(id, stored)?;
+        self.add(id, stored);
         Ok(ChildRef {
             id,
             key,
@@ -231,30 +239,53 @@ impl<'s> Writer<'s> {
         })
     }
 
-    fn add(&mut self, id: ChunkId, stored: Vec<u8>) -> Result<(), WriteError> {
+    fn add(&mut self, id: ChunkId, stored: Vec<u8>) {
         self.stats.chunks += 1;
         self.batch_bytes += stored.len();
         self.batch.chunks.push((id, stored));
-        if self.batch_bytes >= self.config.write_batch_bytes {
-            self.flush(Vec::new(), false)?;
-        }
-        Ok(())
     }
 
-    fn flush(&mut self, pins: Vec<ChunkId>, sync: bool) -> Result<(), WriteError> {
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.pins = pins;
-        batch.sync = sync;
+    /// The buffered batch, if it has reached the configured size.
+    fn take_full_batch(&mut self) -> Option<WriteBatch> {
+        if self.batch_bytes < self.config.write_batch_bytes {
+            return None;
+        }
         self.batch_bytes = 0;
+        Some(std::mem::take(&mut self.batch))
+    }
+
+    fn write_now(&mut self, batch: WriteBatch) -> Result<(), WriteError> {
         self.stats.chunks_new += self.store.write(batch)? as u64;
         Ok(())
     }
 
     /// Writes everything still buffered, pins `pin` in the same atomic batch, and syncs.
     pub fn finish(mut self, pin: Option<ReadCap>) -> Result<WriteStats, WriteError> {
-        self.flush(pin.map(|cap| cap.id).into_iter().collect(), true)?;
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.pins = pin.map(|cap| cap.id).into_iter().collect();
+        batch.sync = true;
+        self.write_now(batch)?;
         Ok(self.stats)
     }
+}
+
+/// Reads and cuts chunks until `group_bytes` of plaintext or the end of the input; an empty
+/// group means the input has ended.
+fn read_group(
+    chunks: &mut impl Iterator<Item = std::io::Result<Vec<u8>>>,
+    group_bytes: usize,
+) -> Result<Vec<Vec<u8>>, WriteError> {
+    let mut group = Vec::new();
+    let mut bytes = 0;
+    for chunk in chunks.by_ref() {
+        let chunk = chunk?;
+        bytes += chunk.len();
+        group.push(chunk);
+        if bytes >= group_bytes {
+            break;
+        }
+    }
+    Ok(group)
 }
 
 /// The levels of a manifest tree under construction. `levels[i]` holds the pending children
