@@ -143,24 +143,6 @@ impl RocksBackend {
             }),
         }
     }
-
-    /// Calls `visit` with each key and value under `prefix` in `chunks`, in key order.
-    fn scan(
-        &self,
-        prefix: u8,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), BackendError>,
-    ) -> Result<(), BackendError> {
-        let start = [prefix];
-        let mode = IteratorMode::From(&start, Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_CHUNKS), mode) {
-            let (key, value) = item.map_err(rocks("scan the chunk index"))?;
-            if key.first() != Some(&prefix) {
-                break;
-            }
-            visit(&key, &value)?;
-        }
-        Ok(())
-    }
 }
 
 impl StoreBackend for RocksBackend {
@@ -243,13 +225,19 @@ impl StoreBackend for RocksBackend {
     }
 
     fn for_each_chunk(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<(), BackendError> {
-        self.scan(INDEX_PREFIX, &mut |key, value| {
-            let id = id_of(key)?;
-            let len =
-                <[u8; 8]>::try_from(value).map_err(|_| BackendError::BadIndex(id.to_string()))?;
+        let start = [INDEX_PREFIX];
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_CHUNKS), mode) {
+            let (key, value) = item.map_err(rocks("scan the chunk index"))?;
+            if key.first() != Some(&INDEX_PREFIX) {
+                break;
+            }
+            let id = id_of(&key)?;
+            let len = <[u8; 8]>::try_from(&value[..])
+                .map_err(|_| BackendError::BadIndex(id.to_string()))?;
             visit(id, u64::from_le_bytes(len));
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     fn pins(&self) -> Result<Vec<ChunkId>, BackendError> {
