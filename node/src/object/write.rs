@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::ids::ChunkId;
 use crate::limits::{CHUNK_STORED_BYTES_MAX, TREE_LEVEL_MAX};
 use crate::object::capability::ReadCap;
-use crate::object::chunker;
+use crate::object::chunker::{Chunker, Group};
 use crate::object::crypto::{seal_chunk, ConvergenceSecret};
 use crate::object::format::{
     check_name, ChildRef, DirEntry, Entries, Node, NodeKind, SealedObject, DIR_ENTRY_FIXED_BYTES,
@@ -36,8 +36,8 @@ impl Default for WriteConfig {
     fn default() -> Self {
         WriteConfig {
             fanout: REF_FANOUT_MAX,
-            seal_batch_bytes: 8 << 20,
-            write_batch_bytes: 32 << 20,
+            seal_batch_bytes: 4 << 20,
+            write_batch_bytes: 4 << 20,
         }
     }
 }
@@ -119,30 +119,31 @@ impl<'s> Writer<'s> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(ReadCap, u64), WriteError> {
         let mut tree = RefTree::new(NodeKind::File, 0, self.config.fanout);
-        let mut chunks = chunker::chunks(source);
+        let mut chunker = Chunker::new(source);
         let secret = self.secret.clone();
         let group_bytes = self.config.seal_batch_bytes;
         let store = self.store;
         let mut in_flight: Option<WriteBatch> = None;
-        let mut next_group = read_group(&mut chunks, group_bytes)?;
-        while !next_group.is_empty() {
-            let group = std::mem::take(&mut next_group);
+        let (mut current, mut next) = (Group::default(), Group::default());
+        chunker.next_group(&mut current, group_bytes)?;
+        while !current.is_empty() {
             let ((written, read), sealed) = rayon::join(
                 || {
                     rayon::join(
                         || in_flight.take().map(|batch| store.write(batch)).transpose(),
-                        || read_group(&mut chunks, group_bytes),
+                        || chunker.next_group(&mut next, group_bytes),
                     )
                 },
                 || {
-                    group
+                    current
+                        .chunks
                         .par_iter()
-                        .map(|plaintext| seal_chunk(plaintext, secret.as_ref()))
+                        .map(|range| seal_chunk(&current.bytes[range.clone()], secret.as_ref()))
                         .collect::<Vec<_>>()
                 },
             );
             self.stats.chunks_new += written?.unwrap_or(0) as u64;
-            next_group = read?;
+            read?;
             for chunk in sealed {
                 self.stats.bytes_in += chunk.plaintext_len;
                 let child = ChildRef {
@@ -155,6 +156,7 @@ impl<'s> Writer<'s> {
             }
             progress(self.stats.bytes_in);
             in_flight = self.take_full_batch();
+            std::mem::swap(&mut current, &mut next);
         }
         if let Some(batch) = in_flight {
             self.write_now(batch)?;
@@ -267,25 +269,6 @@ impl<'s> Writer<'s> {
         self.write_now(batch)?;
         Ok(self.stats)
     }
-}
-
-/// Reads and cuts chunks until `group_bytes` of plaintext or the end of the input; an empty
-/// group means the input has ended.
-fn read_group(
-    chunks: &mut impl Iterator<Item = std::io::Result<Vec<u8>>>,
-    group_bytes: usize,
-) -> Result<Vec<Vec<u8>>, WriteError> {
-    let mut group = Vec::new();
-    let mut bytes = 0;
-    for chunk in chunks.by_ref() {
-        let chunk = chunk?;
-        bytes += chunk.len();
-        group.push(chunk);
-        if bytes >= group_bytes {
-            break;
-        }
-    }
-    Ok(group)
 }
 
 /// The levels of a manifest tree under construction. `levels[i]` holds the pending children

@@ -43,7 +43,7 @@ const META_FORMAT_KEY: &[u8] = b"store_format";
 /// Values at least this large go to blob files (index entries stay inline).
 const BLOB_BYTES_MIN: u64 = 4096;
 /// Memtable size per column family; with two memtables this bounds write buffering.
-const WRITE_BUFFER_BYTES: usize = 32 << 20;
+const WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 /// The RocksDB-backed store.
 #[derive(Debug)]
