@@ -29,10 +29,16 @@ pub enum Base32Error {
     Invalid(String),
 }
 
-/// Parses the text form written by [`encode_base32`] (either case is accepted).
+/// Parses the text form written by [`encode_base32`]. Only lowercase is accepted, so each
+/// hash (and so each capability) has exactly one spelling.
 pub fn decode_base32(text: &str) -> Result<[u8; 32], Base32Error> {
     if text.len() != 52 {
         return Err(Base32Error::Length(text.len()));
+    }
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(Base32Error::Invalid(
+            "uppercase letters; the text form is lowercase".into(),
+        ));
     }
     let upper = text.to_ascii_uppercase();
     let bytes = BASE32_NOPAD
@@ -78,7 +84,10 @@ mod tests {
         let text = encode_base32(&bytes);
         assert_eq!(text.len(), 52);
         assert_eq!(decode_base32(&text), Ok(bytes));
-        assert_eq!(decode_base32(&text.to_ascii_uppercase()), Ok(bytes));
+        assert!(matches!(
+            decode_base32(&text.to_ascii_uppercase()),
+            Err(Base32Error::Invalid(_))
+        ));
         assert_eq!(decode_base32("abc"), Err(Base32Error::Length(3)));
         let bad = format!("{}1", &text[..51]);
         assert!(matches!(decode_base32(&bad), Err(Base32Error::Invalid(_))));

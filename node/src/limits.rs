@@ -18,8 +18,9 @@ pub const CDC_MAX_BYTES: usize = CHUNK_PLAINTEXT_BYTES_MAX;
 /// Largest name of a directory entry, in bytes of UTF-8 (the Linux `NAME_MAX`).
 pub const NAME_BYTES_MAX: usize = 255;
 
-/// Deepest manifest tree (levels above the leaves). 14,363 children per node make four
-/// levels enough for 2^60 bytes; anything deeper is hostile.
+/// Highest level a manifest node may have (level 0 holds the leaves, so a tree has at most
+/// seven levels). With the default 14,363 children per node, four levels already cover
+/// more than 2^60 bytes; anything deeper is hostile.
 pub const TREE_LEVEL_MAX: u8 = 6;
 
 /// Deepest directory nesting that put and get accept.

@@ -37,7 +37,7 @@ pub enum Capability {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CapError {
-    #[error("a capability is at most {CAPABILITY_CHARS_MAX} characters; this one has {0}")]
+    #[error("a capability is at most {CAPABILITY_CHARS_MAX} bytes long; this one has {0}")]
     TooLong(usize),
     #[error("a capability starts with \"cs:\"")]
     MissingPrefix,

@@ -83,17 +83,6 @@ pub fn chunk_id(stored: &[u8]) -> ChunkId {
     ChunkId(Sha256::digest(stored).into())
 }
 
-/// The id of stored bytes given in two parts (an object's clear header and its sealed body).
-pub fn chunk_id_of_parts(first: &[u8], second: &[u8]) -> ChunkId {
-    ChunkId(
-        Sha256::new()
-            .chain_update(first)
-            .chain_update(second)
-            .finalize()
-            .into(),
-    )
-}
-
 /// Encrypts `plaintext` under `key`, authenticating `aad` too. Returns ciphertext || tag.
 pub fn seal(key: &ChunkKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new(&key.0.into());

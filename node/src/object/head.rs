@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::ids::{ChunkId, ChunkKey};
 use crate::object::capability::ReadCap;
@@ -72,11 +72,11 @@ impl Head {
         }
     }
 
-    /// Checks the signature.
+    /// Checks the signature, strictly (no small-order keys, no malleable signatures).
     pub fn verify(&self) -> Result<(), HeadError> {
         let key =
             VerifyingKey::from_bytes(&self.public_key).map_err(|_| HeadError::BadPublicKey)?;
-        key.verify(
+        key.verify_strict(
             &signed_message(&self.public_key, self.seq, &self.cap),
             &Signature::from_bytes(&self.signature),
         )
@@ -167,7 +167,9 @@ impl HeadTracker {
                 });
             }
             if head.seq == current.seq {
-                return if *current == head {
+                // Compare what the heads say, not their signature bytes: another signer may
+                // produce a different valid signature over the same statement.
+                return if current.cap == head.cap {
                     Ok(HeadUpdate::Unchanged)
                 } else {
                     Err(HeadError::Equivocation(head.seq))

@@ -12,6 +12,7 @@ use std::io::Write;
 use rayon::prelude::*;
 
 use crate::ids::{ChunkId, ChunkKey};
+use crate::limits::TAG_BYTES;
 use crate::object::capability::{Capability, ReadCap};
 use crate::object::crypto;
 use crate::object::format::{
@@ -273,14 +274,15 @@ impl<'s> Reader<'s> {
     pub fn list_dir(&self, cap: &ReadCap) -> Result<Vec<DirEntry>, ReadError> {
         let root = self.root_of_kind(cap, NodeKind::Directory)?;
         let mut listing: Vec<DirEntry> = Vec::new();
-        let mut stack: Vec<(Node, usize)> = vec![(root, 0)];
-        while let Some((node, next)) = stack.pop() {
+        // Each frame: a node, its id, and the index of the next child to visit.
+        let mut stack: Vec<(Node, ChunkId, usize)> = vec![(root, cap.id, 0)];
+        while let Some((node, id, next)) = stack.pop() {
             match &node.entries {
                 Entries::Dir(entries) => {
                     if let (Some(last), Some(first)) = (listing.last(), entries.first()) {
                         if last.name.as_bytes() >= first.name.as_bytes() {
                             return Err(ReadError::Shape {
-                                id: first.cap.id,
+                                id,
                                 problem: format!(
                                     "entry {:?} is out of name order across directory nodes",
                                     first.name
@@ -294,9 +296,10 @@ impl<'s> Reader<'s> {
                     if next == refs.len() {
                         continue;
                     }
+                    let child_id = refs[next].id;
                     let child = self.child(&node, &refs[next])?;
-                    stack.push((node, next + 1));
-                    stack.push((child, 0));
+                    stack.push((node, id, next + 1));
+                    stack.push((child, child_id, 0));
                 }
             }
         }
@@ -321,6 +324,15 @@ impl<'s> Reader<'s> {
             let stored = self.store.get(&id)?;
             report.chunks += 1;
             report.bytes += stored.len() as u64;
+            if kind == LinkKind::Data && stored.len() <= TAG_BYTES {
+                return Err(ReadError::Shape {
+                    id,
+                    problem: format!(
+                        "a data chunk of {} bytes cannot hold a tag and data",
+                        stored.len()
+                    ),
+                });
+            }
             if kind == LinkKind::Object {
                 let (links, _) =
                     parse_links(&stored).map_err(|source| ReadError::Object { id, source })?;
@@ -361,7 +373,7 @@ impl<'s> Reader<'s> {
                         .collect();
                     for result in results {
                         report.chunks += 1;
-                        report.bytes += result? + crate::limits::TAG_BYTES as u64;
+                        report.bytes += result? + TAG_BYTES as u64;
                     }
                     seen.extend(refs.iter().map(|r| r.id));
                 }

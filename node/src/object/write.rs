@@ -20,7 +20,8 @@ use crate::object::format::{
 };
 use crate::store::{Store, StoreError, WriteBatch};
 
-/// How the writer shapes trees and batches. Readers accept any shape, so changing these
+/// How the writer shapes trees and batches. Readers accept any fan-out and batching that
+/// follow the format rules, so changing these
 /// changes ids (and so dedup) but never readability.
 #[derive(Debug, Clone)]
 pub struct WriteConfig {
