@@ -21,7 +21,8 @@ use crate::object::crypto::chunk_id;
 pub use memory::MemoryBackend;
 pub use rocks::RocksBackend;
 
-/// Everything one atomic write changes. A backend applies all of it or none of it.
+/// Chunks to store and pins to change, in one call. See [`StoreBackend::write`] for what a
+/// crash may leave of it.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub chunks: Vec<(ChunkId, Vec<u8>)>,
@@ -48,14 +49,17 @@ pub enum BackendError {
     BadIndex(String),
 }
 
-/// Storage of chunks and pins. Implementations must make [`StoreBackend::write`] and
-/// [`StoreBackend::delete`] atomic; they need not check ids (the [`Store`] does).
+/// Storage of chunks and pins. Implementations need not check ids (the [`Store`] does).
 pub trait StoreBackend: Send + Sync + fmt::Debug {
     /// Short name for messages and test labels.
     fn name(&self) -> &'static str;
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError>;
     fn contains(&self, id: &ChunkId) -> Result<bool, BackendError>;
-    /// Applies a batch atomically. Chunks already present are overwritten.
+    /// Stores the chunks, then changes the pins. Each chunk is stored atomically (whole or
+    /// not at all, never separated from its index entry); a crash may keep any subset of a
+    /// batch's chunks. Pins change only after every chunk of the batch is durable, and are
+    /// durable on return, as is everything when `sync` is set. Chunks already present are
+    /// overwritten.
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError>;
     /// Removes chunks atomically (and leaves pins alone).
     fn delete(&self, ids: &[ChunkId]) -> Result<(), BackendError>;

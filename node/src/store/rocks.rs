@@ -169,22 +169,23 @@ impl StoreBackend for RocksBackend {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
-        if !batch.chunks.is_empty() {
-            let mut chunks = rocksdb::WriteBatch::default();
-            let cf = self.cf(CF_CHUNKS);
-            for (id, bytes) in &batch.chunks {
-                chunks.put_cf(cf, key(CHUNK_PREFIX, id), bytes);
-                chunks.put_cf(
-                    cf,
-                    key(INDEX_PREFIX, id),
-                    (bytes.len() as u64).to_le_bytes(),
-                );
-            }
-            let mut options = WriteOptions::default();
-            options.disable_wal(true);
+        // One small RocksDB batch per chunk (the chunk and its index entry, atomically):
+        // a chunk is valid on its own, and a batch of one chunk reuses the allocator's
+        // buffers instead of growing one large write batch through fresh pages.
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        let cf = self.cf(CF_CHUNKS);
+        for (id, bytes) in &batch.chunks {
+            let mut chunk = rocksdb::WriteBatch::default();
+            chunk.put_cf(
+                cf,
+                key(INDEX_PREFIX, id),
+                (bytes.len() as u64).to_le_bytes(),
+            );
+            chunk.put_cf(cf, key(CHUNK_PREFIX, id), bytes);
             self.db
-                .write_opt(chunks, &options)
-                .map_err(rocks("write chunks"))?;
+                .write_opt(chunk, &options)
+                .map_err(rocks("write a chunk"))?;
         }
         let pins_change = !batch.pins.is_empty() || !batch.unpins.is_empty();
         if batch.sync || pins_change {
