@@ -11,7 +11,7 @@ pub const TAG_BYTES: usize = 16;
 pub const CHUNK_STORED_BYTES_MAX: usize = CHUNK_PLAINTEXT_BYTES_MAX + TAG_BYTES;
 
 /// FastCDC parameters (bytes). Content-defined boundaries, never over 1 MiB.
-pub const CDC_MIN_BYTES: usize = 64 * 1024;
+pub const CDC_MIN_BYTES: usize = 128 * 1024;
 pub const CDC_AVG_BYTES: usize = 256 * 1024;
 pub const CDC_MAX_BYTES: usize = CHUNK_PLAINTEXT_BYTES_MAX;
 

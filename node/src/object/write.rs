@@ -37,7 +37,7 @@ impl Default for WriteConfig {
     fn default() -> Self {
         WriteConfig {
             fanout: REF_FANOUT_MAX,
-            seal_batch_bytes: 4 << 20,
+            seal_batch_bytes: 16 << 20,
             write_batch_bytes: 4 << 20,
         }
     }
