@@ -450,3 +450,29 @@ fn a_second_process_on_the_same_data_dir_is_told_why_it_cannot_open_it() {
         stderr(&output)
     );
 }
+
+#[test]
+fn large_puts_show_progress_only_on_a_terminal() {
+    let env = Env::new();
+    random_file(&env.path("big"), 12 << 20, 7);
+    // Without a terminal: stderr stays empty.
+    let output = env.run(&["put", env.path("big").to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
+    // Under a pseudo-terminal (util-linux `script`): a bar is drawn.
+    let command = format!(
+        "{BIN} --data-dir {} put {}",
+        env.path("tty-data").display(),
+        env.path("big").display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        screen.contains('█') && screen.contains("MiB"),
+        "no progress bar drawn: {screen:?}"
+    );
+}
