@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod host;
 pub mod ids;
+pub mod kernel;
 pub mod limits;
 pub mod object;
 pub mod store;

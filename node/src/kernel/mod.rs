@@ -1,0 +1,474 @@
+//! The actor kernel: the one shape every subsystem of a peer has, the messages they
+//! exchange, and the [`peer::Peer`] that composes the four actors (transport, store,
+//! negotiator, reputation filter).
+//!
+//! Sans-IO: the current time, randomness, messages, commands and timer firings come in
+//! through a [`Context`]; messages, timer requests and events go out through it. No actor
+//! reads a clock, draws from the OS, opens a socket or a file, or spawns. The simulator and
+//! (later) the real node host the very same actors.
+//!
+//! Every actor has the same shape: `handle(&mut self, ctx, input)` for input, getters for
+//! state the host may observe, and nothing else.
+
+pub mod content;
+pub mod harness;
+pub mod negotiator;
+pub mod peer;
+pub mod reputation;
+pub mod storage;
+pub mod transport;
+
+use std::fmt;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::ids::ChunkId;
+
+/// Virtual or real time, in microseconds since the host started.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub const MILLISECOND: u64 = 1_000;
+    pub const SECOND: u64 = 1_000_000;
+    pub const HOUR: u64 = 3_600 * Time::SECOND;
+    pub const DAY: u64 = 24 * Time::HOUR;
+
+    pub fn micros(self) -> u64 {
+        self.0
+    }
+
+    pub fn plus(self, micros: u64) -> Time {
+        Time(self.0.saturating_add(micros))
+    }
+
+    pub fn since(self, earlier: Time) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Debug for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6}s", self.0 as f64 / Time::SECOND as f64)
+    }
+}
+
+/// A peer's identity on the network: 32 bytes (later, the hash of its ed25519 key). Peers
+/// are placed on a ring by this value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub [u8; 32]);
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Peer({:02x}{:02x}{:02x}{:02x})",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// The four actors of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum ActorKind {
+    Transport = 0,
+    Store = 1,
+    Negotiator = 2,
+    Reputation = 3,
+}
+
+/// A chunk's payload as it travels and is stored: real bytes, or (in the simulator) a
+/// synthetic stand-in of a given length whose bytes are never materialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Synthetic { len: u32, seed: u64 },
+}
+
+impl Payload {
+    /// Bytes this payload stands for.
+    pub fn len(&self) -> u64 {
+        match self {
+            Payload::Bytes(bytes) => bytes.len() as u64,
+            Payload::Synthetic { len, .. } => u64::from(*len),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a peer refused to store a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Storing it would exceed what the peer gives to others.
+    QuotaFull,
+    /// The payload does not match the chunk id.
+    BadChunk,
+    /// The peer's own store failed.
+    Unavailable,
+}
+
+/// A request one peer makes of another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Introduce yourself; the answer carries some of the peers the other side knows.
+    Hello,
+    /// Keep this chunk for me.
+    Store { chunk: ChunkId, payload: Payload },
+    /// Send me this chunk.
+    Fetch { chunk: ChunkId },
+    /// Do you still hold these chunks?
+    Check { chunks: Vec<ChunkId> },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Welcome { peers: Vec<PeerId> },
+    Stored,
+    Refused(Refusal),
+    Chunk { payload: Payload },
+    NotFound,
+    Holding { missing: Vec<ChunkId> },
+}
+
+/// What travels between peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Request { id: u64, body: Request },
+    Response { id: u64, body: Response },
+}
+
+/// Bytes of a frame's header: kind (1), request id (8), body length (4).
+pub const FRAME_HEADER_BYTES: u64 = 13;
+/// AES-GCM tag on a stored chunk, charged when its payload travels.
+const PAYLOAD_TAG_BYTES: u64 = 16;
+
+impl Frame {
+    /// Encoded size, charged against bandwidth. The layout is documented in
+    /// `docs/scenario-format.md` until the wire protocol issue fixes the real encoding.
+    pub fn encoded_len(&self) -> u64 {
+        let body = match self {
+            Frame::Request { body, .. } => match body {
+                Request::Hello => 1,
+                Request::Store { payload, .. } => 1 + 32 + payload.len() + PAYLOAD_TAG_BYTES,
+                Request::Fetch { .. } => 1 + 32,
+                Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
+            },
+            Frame::Response { body, .. } => match body {
+                Response::Welcome { peers } => 1 + 4 + 32 * peers.len() as u64,
+                Response::Stored | Response::NotFound => 1,
+                Response::Refused(_) => 2,
+                Response::Chunk { payload } => 1 + payload.len() + PAYLOAD_TAG_BYTES,
+                Response::Holding { missing } => 1 + 4 + 32 * missing.len() as u64,
+            },
+        };
+        FRAME_HEADER_BYTES + body
+    }
+
+    /// A small stable number for the trace digest.
+    pub fn kind_code(&self) -> u8 {
+        match self {
+            Frame::Request { body, .. } => match body {
+                Request::Hello => 1,
+                Request::Store { .. } => 2,
+                Request::Fetch { .. } => 3,
+                Request::Check { .. } => 4,
+            },
+            Frame::Response { body, .. } => match body {
+                Response::Welcome { .. } => 11,
+                Response::Stored => 12,
+                Response::Refused(_) => 13,
+                Response::Chunk { .. } => 14,
+                Response::NotFound => 15,
+                Response::Holding { .. } => 16,
+            },
+        }
+    }
+}
+
+/// How a request to another peer ended, as the transport saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Answered(Response),
+    /// No answer after every retry.
+    TimedOut,
+}
+
+/// What a peer's reputation filter is told about another peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// It answered a request.
+    Answered,
+    /// It did not answer in time.
+    TimedOut,
+    /// It broke a promise or sent bad data.
+    Misbehaved,
+}
+
+/// Messages between the actors of one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Local {
+    /// To the transport: send `body` to `to`; answer `reply_to` with `tag`.
+    Send {
+        to: PeerId,
+        body: Request,
+        reply_to: ActorKind,
+        tag: u64,
+    },
+    /// From the transport: how the request `tag` ended.
+    Done {
+        tag: u64,
+        from: PeerId,
+        outcome: Outcome,
+    },
+    /// From the transport to the actor that serves it: a request from another peer.
+    Incoming {
+        from: PeerId,
+        id: u64,
+        body: Request,
+    },
+    /// To the transport: answer request `id` of `to`.
+    Respond { to: PeerId, id: u64, body: Response },
+    /// From the transport: a peer entered the peer table.
+    PeerKnown { peer: PeerId },
+    /// To the reputation filter: something a peer did.
+    Observe {
+        peer: PeerId,
+        observation: Observation,
+    },
+    /// From the reputation filter: a peer's score moved to another tenth.
+    Standing { peer: PeerId, score: f64 },
+    /// To the store: keep this chunk as our own (not held for others).
+    KeepOwn { chunk: ChunkId, payload: Payload },
+    /// To the store: send back chunk `chunk` under `tag`.
+    Read { chunk: ChunkId, tag: u64 },
+    /// From the store: the answer to a [`Local::Read`].
+    ReadDone {
+        tag: u64,
+        chunk: ChunkId,
+        payload: Option<Payload>,
+    },
+}
+
+impl Local {
+    /// A small stable number for the trace digest.
+    pub fn kind_code(&self) -> u8 {
+        match self {
+            Local::Send { .. } => 31,
+            Local::Done { .. } => 32,
+            Local::Incoming { .. } => 33,
+            Local::Respond { .. } => 34,
+            Local::PeerKnown { .. } => 35,
+            Local::Observe { .. } => 36,
+            Local::Standing { .. } => 37,
+            Local::KeepOwn { .. } => 38,
+            Local::Read { .. } => 39,
+            Local::ReadDone { .. } => 40,
+        }
+    }
+}
+
+/// What a user (or the simulator's workload) asks of a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Publish content; the negotiator places and keeps its replicas.
+    Publish { content: content::Content },
+    /// Fetch the tree rooted at `root` (its manifest is readable by id alone).
+    Fetch { root: ChunkId },
+}
+
+/// What an actor reports to its host (for metrics and logs); never read back by actors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Published {
+        root: ChunkId,
+        chunks: u32,
+        bytes: u64,
+    },
+    /// This peer now holds (or no longer holds) a chunk.
+    Holding { chunk: ChunkId, held: bool },
+    FetchDone {
+        root: ChunkId,
+        ok: bool,
+        started: Time,
+        bytes: u64,
+    },
+    /// A replica of one of our chunks was placed on `holder`.
+    ReplicaPlaced {
+        chunk: ChunkId,
+        holder: PeerId,
+        repair: bool,
+    },
+}
+
+/// Input to an actor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The peer (re)started; `peers` are the peers it knows of from configuration.
+    Start {
+        peers: Vec<PeerId>,
+    },
+    Local(Local),
+    /// A frame from another peer (transport only).
+    Wire {
+        from: PeerId,
+        frame: Frame,
+    },
+    /// A timer this actor asked for.
+    Timer {
+        token: u64,
+    },
+    /// A user's command (negotiator only).
+    Command(Command),
+}
+
+/// What actors emit; the host drains it after each step.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Frames to other peers.
+    pub wire: Vec<(PeerId, Frame)>,
+    /// Timers: (actor, fire at, token).
+    pub timers: Vec<(ActorKind, Time, u64)>,
+    pub events: Vec<Event>,
+    /// Every input delivered during the step: (actor, message kind code), in order.
+    pub trace: Vec<(ActorKind, u8)>,
+    /// Messages for sibling actors, delivered by [`peer::Peer`] within the same step.
+    pub(crate) local: std::collections::VecDeque<(ActorKind, Local)>,
+}
+
+impl Outbox {
+    pub fn clear(&mut self) {
+        self.wire.clear();
+        self.timers.clear();
+        self.events.clear();
+        self.trace.clear();
+        self.local.clear();
+    }
+}
+
+/// Everything an actor may touch while it handles one input.
+#[derive(Debug)]
+pub struct Context<'a> {
+    now: Time,
+    me: PeerId,
+    actor: ActorKind,
+    rng: &'a mut ChaCha8Rng,
+    out: &'a mut Outbox,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        now: Time,
+        me: PeerId,
+        actor: ActorKind,
+        rng: &'a mut ChaCha8Rng,
+        out: &'a mut Outbox,
+    ) -> Context<'a> {
+        Context {
+            now,
+            me,
+            actor,
+            rng,
+            out,
+        }
+    }
+
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        self.rng
+    }
+
+    /// Sends a message to a sibling actor.
+    pub fn local(&mut self, to: ActorKind, message: Local) {
+        self.out.local.push_back((to, message));
+    }
+
+    /// Sends a frame to another peer (the transport's privilege).
+    pub fn wire(&mut self, to: PeerId, frame: Frame) {
+        debug_assert_eq!(
+            self.actor,
+            ActorKind::Transport,
+            "only the transport talks to peers"
+        );
+        self.out.wire.push((to, frame));
+    }
+
+    /// Asks for `Input::Timer { token }` after `after` microseconds.
+    pub fn timer(&mut self, after: u64, token: u64) {
+        self.out
+            .timers
+            .push((self.actor, self.now.plus(after), token));
+    }
+
+    pub fn event(&mut self, event: Event) {
+        self.out.events.push(event);
+    }
+}
+
+/// Limits and knobs of a peer's actors; every bound has a unit in its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelConfig {
+    /// How many peers hold each of our chunks (besides us).
+    pub replication: usize,
+    /// Bytes we keep for other peers.
+    pub storage_for_others_bytes: u64,
+    /// A request with no answer after this (plus transfer time) is retried or failed.
+    pub request_timeout_us: u64,
+    /// Assumed transfer rate when stretching timeouts for large frames.
+    pub timeout_bytes_per_s: u64,
+    pub request_retries_max: u32,
+    pub requests_in_flight_max: usize,
+    pub peers_max: usize,
+    /// Peers named in one Welcome.
+    pub welcome_peers_max: usize,
+    /// How often we ask a random known peer for more peers.
+    pub gossip_interval_us: u64,
+    /// How often we check that holders still hold our chunks.
+    pub check_interval_us: u64,
+    /// A holder unreachable for this long is replaced.
+    pub holder_dead_after_us: u64,
+    /// Chunks asked about in one Check.
+    pub check_chunks_max: usize,
+    /// Candidates tried for one placement or fetch, beyond `replication`.
+    pub extra_candidates: usize,
+    /// Chunk fetches in flight for one tree.
+    pub fetch_parallel_max: usize,
+    /// Trees being fetched at once.
+    pub fetches_max: usize,
+    /// Chunks in one tree we accept to fetch.
+    pub fetch_chunks_max: usize,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            replication: 3,
+            storage_for_others_bytes: 10 << 30,
+            request_timeout_us: 10 * Time::SECOND,
+            timeout_bytes_per_s: 1 << 20,
+            request_retries_max: 1,
+            requests_in_flight_max: 4096,
+            peers_max: 20_000,
+            welcome_peers_max: 64,
+            gossip_interval_us: 6 * Time::HOUR,
+            check_interval_us: 12 * Time::HOUR,
+            holder_dead_after_us: 36 * Time::HOUR,
+            check_chunks_max: 4096,
+            extra_candidates: 3,
+            fetch_parallel_max: 4,
+            fetches_max: 64,
+            fetch_chunks_max: 1 << 16,
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The negotiator: decides where our chunks' replicas go and keeps them alive, and fetches
+//! trees for the user. (The barter economy of later issues lives here too.)
+//!
+//! Placement: a chunk's candidates are the peers that follow its id on the ring of known
+//! peer ids (consistent hashing), so publisher and fetcher look in the same place; among the
+//! first `replication + extra_candidates` of them the reputation ranking picks. Upkeep: every
+//! `check_interval` we ask each holder whether it still holds our chunks; a holder that lost
+//! one is marked and replaced, and one unreachable for `holder_dead_after` is replaced.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::Rng;
+
+use super::content::{build, payload_matches};
+use super::{
+    ActorKind, Command, Context, Event, Input, KernelConfig, Local, Observation, Outcome, Payload,
+    PeerId, Request, Response, Time,
+};
+use crate::ids::ChunkId;
+use crate::object::format::{parse_links, LinkKind};
+
+/// Timer token of the upkeep round.
+const CHECK_TOKEN: u64 = 0;
+/// Peers with a score below this are never chosen.
+const SCORE_MIN: f64 = 0.2;
+/// Placement attempts per chunk and round before waiting for the next round.
+const PLACE_ATTEMPTS_MAX: u32 = 8;
+
+/// One of our chunks.
+#[derive(Debug, Default)]
+struct Owned {
+    holders: BTreeSet<PeerId>,
+    /// Peers asked and refused or silent this round.
+    tried: BTreeSet<PeerId>,
+    placing: u32,
+    attempts: u32,
+}
+
+/// Why we are waiting for an answer.
+#[derive(Debug)]
+enum Purpose {
+    /// Payload read from our store, to be placed on `peers`.
+    ReadForPlacement {
+        repair: bool,
+        peers: Vec<PeerId>,
+    },
+    Place {
+        chunk: ChunkId,
+        repair: bool,
+    },
+    Check {
+        chunks: Vec<ChunkId>,
+    },
+    FetchChunk {
+        fetch: u64,
+        chunk: ChunkId,
+        kind: LinkKind,
+        candidates: Vec<PeerId>,
+        next: usize,
+    },
+}
+
+/// A tree being fetched.
+#[derive(Debug)]
+struct Fetch {
+    root: ChunkId,
+    started: Time,
+    queue: Vec<(ChunkId, LinkKind)>,
+    in_flight: usize,
+    chunks: usize,
+    bytes: u64,
+}
+
+/// The negotiator actor.
+#[derive(Debug)]
+pub struct Negotiator {
+    config: KernelConfig,
+    ring: BTreeSet<PeerId>,
+    scores: BTreeMap<PeerId, f64>,
+    unreachable_since: BTreeMap<PeerId, Time>,
+    owned: BTreeMap<ChunkId, Owned>,
+    waiting: BTreeMap<u64, Purpose>,
+    fetches: BTreeMap<u64, Fetch>,
+    next_tag: u64,
+}
+
+fn ring_point(chunk: &ChunkId) -> PeerId {
+    PeerId(chunk.0)
+}
+
+impl Negotiator {
+    pub fn new(config: KernelConfig) -> Negotiator {
+        Negotiator {
+            config,
+            ring: BTreeSet::new(),
+            scores: BTreeMap::new(),
+            unreachable_since: BTreeMap::new(),
+            owned: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            next_tag: 1,
+        }
+    }
+
+    /// Our chunks and how many holders each has.
+    pub fn replica_counts(&self) -> impl Iterator<Item = (&ChunkId, usize)> {
+        self.owned
+            .iter()
+            .map(|(chunk, owned)| (chunk, owned.holders.len()))
+    }
+
+    pub fn fetches_in_flight(&self) -> usize {
+        self.fetches.len()
+    }
+
+    fn tag(&mut self, purpose: Purpose) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.waiting.insert(tag, purpose);
+        tag
+    }
+
+    fn send(&mut self, ctx: &mut Context<'_>, to: PeerId, body: Request, purpose: Purpose) {
+        let tag = self.tag(purpose);
+        ctx.local(
+            ActorKind::Transport,
+            Local::Send {
+                to,
+                body,
+                reply_to: ActorKind::Negotiator,
+                tag,
+            },
+        );
+    }
+
+    fn score(&self, peer: &PeerId) -> f64 {
+        self.scores.get(peer).copied().unwrap_or(0.5)
+    }
+
+    /// The first `replication + extra_candidates` usable peers after `point` on the ring,
+    /// best score first (ring order breaks ties), minus `skip`.
+    fn candidates(
+        &self,
+        ctx: &Context<'_>,
+        point: PeerId,
+        skip: &dyn Fn(&PeerId) -> bool,
+    ) -> Vec<PeerId> {
+        let wanted = self.config.replication + self.config.extra_candidates;
+        let mut picked: Vec<PeerId> = self
+            .ring
+            .range(point..)
+            .chain(self.ring.range(..point))
+            .filter(|peer| **peer != ctx.me() && !skip(peer) && self.score(peer) >= SCORE_MIN)
+            .filter(|peer| !self.unreachable_since.contains_key(peer))
+            .take(wanted)
+            .copied()
+            .collect();
+        // Stable sort keeps ring order among equal scores.
+        picked.sort_by(|a, b| self.score(b).total_cmp(&self.score(a)));
+        picked
+    }
+
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
+        match input {
+            Input::Start { .. } => {
+                // Answers to requests made before a restart will never come.
+                self.waiting.clear();
+                self.fetches.clear();
+                for owned in self.owned.values_mut() {
+                    owned.placing = 0;
+                    owned.attempts = 0;
+                    owned.tried.clear();
+                }
+                let first = ctx
+                    .rng()
+                    .gen_range(Time::HOUR..Time::HOUR + self.config.check_interval_us.max(1));
+                ctx.timer(first, CHECK_TOKEN);
+            }
+            Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
+            Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
+            Input::Local(Local::PeerKnown { peer }) => {
+                self.ring.insert(peer);
+            }
+            Input::Local(Local::Standing { peer, score }) => {
+                self.scores.insert(peer, score);
+            }
+            Input::Local(Local::ReadDone {
+                tag,
+                chunk,
+                payload,
+            }) => self.read_done(ctx, tag, chunk, payload),
+            Input::Local(Local::Done { tag, from, outcome }) => self.done(ctx, tag, from, outcome),
+            Input::Timer { token: CHECK_TOKEN } => {
+                self.check_round(ctx);
+                ctx.timer(self.config.check_interval_us, CHECK_TOKEN);
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&mut self, ctx: &mut Context<'_>, content: &super::content::Content) {
+        let Ok(built) = build(content) else {
+            return;
+        };
+        let chunks = built.chunks.len() as u32;
+        for (chunk, payload) in built.chunks {
+            ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
+            self.owned.entry(chunk).or_default();
+            self.place(ctx, chunk, false);
+        }
+        ctx.event(Event::Published {
+            root: built.root,
+            chunks,
+            bytes: built.bytes,
+        });
+    }
+
+    /// Starts placements for `chunk` until it has (or is getting) enough holders.
+    fn place(&mut self, ctx: &mut Context<'_>, chunk: ChunkId, repair: bool) {
+        let Some(owned) = self.owned.get(&chunk) else {
+            return;
+        };
+        let have = owned.holders.len() + owned.placing as usize;
+        if have >= self.config.replication || owned.attempts >= PLACE_ATTEMPTS_MAX {
+            return;
+        }
+        let need = self.config.replication - have;
+        let peers: Vec<PeerId> = self
+            .candidates(ctx, ring_point(&chunk), &|peer| {
+                owned.holders.contains(peer) || owned.tried.contains(peer)
+            })
+            .into_iter()
+            .take(need)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        if let Some(owned) = self.owned.get_mut(&chunk) {
+            owned.placing += peers.len() as u32;
+            owned.attempts += 1;
+            owned.tried.extend(peers.iter().copied());
+        }
+        let tag = self.tag(Purpose::ReadForPlacement { repair, peers });
+        ctx.local(ActorKind::Store, Local::Read { chunk, tag });
+    }
+
+    fn read_done(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tag: u64,
+        chunk: ChunkId,
+        payload: Option<Payload>,
+    ) {
+        let Some(Purpose::ReadForPlacement { repair, peers }) = self.waiting.remove(&tag) else {
+            return;
+        };
+        let Some(payload) = payload else {
+            // We lost our own copy; nothing to place from.
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.placing = owned.placing.saturating_sub(peers.len() as u32);
+            }
+            return;
+        };
+        for peer in peers {
+            self.send(
+                ctx,
+                peer,
+                Request::Store {
+                    chunk,
+                    payload: payload.clone(),
+                },
+                Purpose::Place { chunk, repair },
+            );
+        }
+    }
+
+    fn done(&mut self, ctx: &mut Context<'_>, tag: u64, from: PeerId, outcome: Outcome) {
+        let Some(purpose) = self.waiting.remove(&tag) else {
+            return;
+        };
+        if matches!(outcome, Outcome::Answered(_)) {
+            self.unreachable_since.remove(&from);
+        }
+        match purpose {
+            Purpose::Place { chunk, repair } => {
+                let Some(owned) = self.owned.get_mut(&chunk) else {
+                    return;
+                };
+                owned.placing = owned.placing.saturating_sub(1);
+                if outcome == Outcome::Answered(Response::Stored) {
+                    owned.holders.insert(from);
+                    ctx.event(Event::ReplicaPlaced {
+                        chunk,
+                        holder: from,
+                        repair,
+                    });
+                } else {
+                    self.place(ctx, chunk, repair);
+                }
+            }
+            Purpose::Check { chunks } => self.checked(ctx, from, chunks, outcome),
+            Purpose::FetchChunk {
+                fetch,
+                chunk,
+                kind,
+                candidates,
+                next,
+            } => self.fetched(ctx, fetch, chunk, kind, candidates, next, from, outcome),
+            Purpose::ReadForPlacement { .. } => {}
+        }
+    }
+
+    fn check_round(&mut self, ctx: &mut Context<'_>) {
+        let mut by_holder: BTreeMap<PeerId, Vec<ChunkId>> = BTreeMap::new();
+        let mut thin = Vec::new();
+        for (chunk, owned) in &mut self.owned {
+            for holder in &owned.holders {
+                by_holder.entry(*holder).or_default().push(*chunk);
+            }
+            owned.tried.clear();
+            owned.attempts = 0;
+            if owned.holders.len() + (owned.placing as usize) < self.config.replication {
+                thin.push(*chunk);
+            }
+        }
+        for (holder, chunks) in by_holder {
+            for batch in chunks.chunks(self.config.check_chunks_max.max(1)) {
+                let chunks = batch.to_vec();
+                self.send(
+                    ctx,
+                    holder,
+                    Request::Check {
+                        chunks: chunks.clone(),
+                    },
+                    Purpose::Check { chunks },
+                );
+            }
+        }
+        for chunk in thin {
+            self.place(ctx, chunk, true);
+        }
+    }
+
+    fn checked(
+        &mut self,
+        ctx: &mut Context<'_>,
+        holder: PeerId,
+        asked: Vec<ChunkId>,
+        outcome: Outcome,
+    ) {
+        let lost: Vec<ChunkId> = match outcome {
+            Outcome::Answered(Response::Holding { missing }) => {
+                self.unreachable_since.remove(&holder);
+                let asked: BTreeSet<ChunkId> = asked.into_iter().collect();
+                let missing: Vec<ChunkId> =
+                    missing.into_iter().filter(|c| asked.contains(c)).collect();
+                if !missing.is_empty() {
+                    ctx.local(
+                        ActorKind::Reputation,
+                        Local::Observe {
+                            peer: holder,
+                            observation: Observation::Misbehaved,
+                        },
+                    );
+                }
+                missing
+            }
+            Outcome::Answered(_) => {
+                ctx.local(
+                    ActorKind::Reputation,
+                    Local::Observe {
+                        peer: holder,
+                        observation: Observation::Misbehaved,
+                    },
+                );
+                Vec::new()
+            }
+            Outcome::TimedOut => {
+                let since = *self.unreachable_since.entry(holder).or_insert(ctx.now());
+                if ctx.now().since(since) < self.config.holder_dead_after_us {
+                    return;
+                }
+                asked
+            }
+        };
+        for chunk in lost {
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.holders.remove(&holder);
+            }
+            self.place(ctx, chunk, true);
+        }
+    }
+
+    fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
+        let id = self.next_tag;
+        self.next_tag += 1;
+        if self.fetches.len() >= self.config.fetches_max {
+            ctx.event(Event::FetchDone {
+                root,
+                ok: false,
+                started: ctx.now(),
+                bytes: 0,
+            });
+            return;
+        }
+        let fetch = Fetch {
+            root,
+            started: ctx.now(),
+            queue: vec![(root, LinkKind::Object)],
+            in_flight: 0,
+            chunks: 1,
+            bytes: 0,
+        };
+        self.fetches.insert(id, fetch);
+        self.pump(ctx, id);
+    }
+
+    /// Starts chunk fetches up to the parallelism limit, or reports the fetch finished.
+    fn pump(&mut self, ctx: &mut Context<'_>, id: u64) {
+        loop {
+            let Some(fetch) = self.fetches.get_mut(&id) else {
+                return;
+            };
+            if fetch.in_flight >= self.config.fetch_parallel_max {
+                return;
+            }
+            let Some((chunk, kind)) = fetch.queue.pop() else {
+                if fetch.in_flight == 0 {
+                    self.finish_fetch(ctx, id, true);
+                }
+                return;
+            };
+            fetch.in_flight += 1;
+            let candidates = self.candidates(ctx, ring_point(&chunk), &|_| false);
+            self.ask(ctx, id, chunk, kind, candidates, 0);
+        }
+    }
+
+    fn ask(
+        &mut self,
+        ctx: &mut Context<'_>,
+        fetch: u64,
+        chunk: ChunkId,
+        kind: LinkKind,
+        candidates: Vec<PeerId>,
+        next: usize,
+    ) {
+        let Some(peer) = candidates.get(next).copied() else {
+            self.finish_fetch(ctx, fetch, false);
+            return;
+        };
+        self.send(
+            ctx,
+            peer,
+            Request::Fetch { chunk },
+            Purpose::FetchChunk {
+                fetch,
+                chunk,
+                kind,
+                candidates,
+                next,
+            },
+        );
+    }
+
+    fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
+        if let Some(fetch) = self.fetches.remove(&id) {
+            ctx.event(Event::FetchDone {
+                root: fetch.root,
+                ok,
+                started: fetch.started,
+                bytes: fetch.bytes,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fetched(
+        &mut self,
+        ctx: &mut Context<'_>,
+        fetch: u64,
+        chunk: ChunkId,
+        kind: LinkKind,
+        candidates: Vec<PeerId>,
+        next: usize,
+        from: PeerId,
+        outcome: Outcome,
+    ) {
+        if !self.fetches.contains_key(&fetch) {
+            return;
+        }
+        let payload = match outcome {
+            Outcome::Answered(Response::Chunk { payload }) if payload_matches(&chunk, &payload) => {
+                payload
+            }
+            Outcome::Answered(Response::Chunk { .. }) => {
+                ctx.local(
+                    ActorKind::Reputation,
+                    Local::Observe {
+                        peer: from,
+                        observation: Observation::Misbehaved,
+                    },
+                );
+                return self.ask(ctx, fetch, chunk, kind, candidates, next + 1);
+            }
+            _ => return self.ask(ctx, fetch, chunk, kind, candidates, next + 1),
+        };
+        let children = match (kind, &payload) {
+            (LinkKind::Data, _) => Vec::new(),
+            (LinkKind::Object, Payload::Bytes(bytes)) => match parse_links(bytes) {
+                Ok((links, _)) => links.into_iter().map(|l| (l.id, l.kind)).collect(),
+                Err(_) => return self.finish_fetch(ctx, fetch, false),
+            },
+            (LinkKind::Object, Payload::Synthetic { .. }) => {
+                return self.finish_fetch(ctx, fetch, false)
+            }
+        };
+        let limit = self.config.fetch_chunks_max;
+        let Some(state) = self.fetches.get_mut(&fetch) else {
+            return;
+        };
+        state.in_flight -= 1;
+        state.bytes += payload.len();
+        state.chunks += children.len();
+        if state.chunks > limit {
+            return self.finish_fetch(ctx, fetch, false);
+        }
+        state.queue.extend(children.into_iter().rev());
+        self.pump(ctx, fetch);
+    }
+}

@@ -1,0 +1,104 @@
+//! A peer: the four actors and the routing of messages between them. Hosts hand a peer one
+//! input at a time; the messages its actors send each other are delivered within the same
+//! step, in order, and every delivery is recorded in the outbox's trace.
+
+use rand_chacha::ChaCha8Rng;
+
+use super::negotiator::Negotiator;
+use super::reputation::Reputation;
+use super::storage::StoreActor;
+use super::transport::Transport;
+use super::{ActorKind, Context, Input, KernelConfig, Outbox, PeerId, Time};
+use crate::store::Store;
+
+/// Local messages one step may deliver before the peer is considered to be looping.
+const LOCAL_DELIVERIES_MAX: usize = 1 << 20;
+
+/// One peer: transport, store, negotiator and reputation filter.
+#[derive(Debug)]
+pub struct Peer {
+    id: PeerId,
+    pub transport: Transport,
+    pub store: StoreActor,
+    pub negotiator: Negotiator,
+    pub reputation: Reputation,
+}
+
+/// A code for the trace: which kind of input an actor received.
+fn input_code(input: &Input) -> u8 {
+    match input {
+        Input::Start { .. } => 50,
+        Input::Local(local) => local.kind_code(),
+        Input::Wire { frame, .. } => frame.kind_code(),
+        Input::Timer { .. } => 51,
+        Input::Command(_) => 52,
+    }
+}
+
+impl Peer {
+    pub fn new(id: PeerId, config: KernelConfig, store: Store) -> Peer {
+        Peer {
+            id,
+            transport: Transport::new(config.clone()),
+            store: StoreActor::new(store, config.storage_for_others_bytes),
+            negotiator: Negotiator::new(config.clone()),
+            reputation: Reputation::default(),
+        }
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// (Re)starts every actor, telling the transport of the peers it may contact.
+    pub fn start(&mut self, now: Time, peers: Vec<PeerId>, rng: &mut ChaCha8Rng, out: &mut Outbox) {
+        self.step(
+            ActorKind::Negotiator,
+            Input::Start { peers: Vec::new() },
+            now,
+            rng,
+            out,
+        );
+        self.step(ActorKind::Transport, Input::Start { peers }, now, rng, out);
+    }
+
+    /// Delivers `input` to `actor`, then every local message that follows from it.
+    pub fn step(
+        &mut self,
+        actor: ActorKind,
+        input: Input,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox,
+    ) {
+        self.deliver(actor, input, now, rng, out);
+        let mut delivered = 0;
+        while let Some((actor, message)) = out.local.pop_front() {
+            delivered += 1;
+            assert!(
+                delivered <= LOCAL_DELIVERIES_MAX,
+                "actors of {:?} are looping",
+                self.id
+            );
+            self.deliver(actor, Input::Local(message), now, rng, out);
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        actor: ActorKind,
+        input: Input,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox,
+    ) {
+        out.trace.push((actor, input_code(&input)));
+        let mut ctx = Context::new(now, self.id, actor, rng, out);
+        match actor {
+            ActorKind::Transport => self.transport.handle(&mut ctx, input),
+            ActorKind::Store => self.store.handle(&mut ctx, input),
+            ActorKind::Negotiator => self.negotiator.handle(&mut ctx, input),
+            ActorKind::Reputation => self.reputation.handle(&mut ctx, input),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The reputation filter: what this peer has seen each other peer do, and the ranking the
+//! negotiator places replicas and fetches by. For now it counts answers, timeouts and
+//! misbehaviour; reading other peers' chains comes with the chain issue.
+
+use std::collections::BTreeMap;
+
+use super::{ActorKind, Context, Input, Local, Observation, PeerId};
+
+/// Counts for one peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Record {
+    pub answered: u64,
+    pub timed_out: u64,
+    pub misbehaved: u64,
+}
+
+impl Record {
+    /// In (0, 1): 0.5 for a stranger, towards 1 for a peer that answers, towards 0 for one
+    /// that times out, and faster for one that misbehaves.
+    pub fn score(&self) -> f64 {
+        let good = self.answered as f64 + 1.0;
+        let bad = self.timed_out as f64 + 4.0 * self.misbehaved as f64 + 1.0;
+        good / (good + bad)
+    }
+}
+
+/// The reputation filter actor.
+#[derive(Debug, Default)]
+pub struct Reputation {
+    records: BTreeMap<PeerId, Record>,
+}
+
+/// Scores are reported to the negotiator when they move to another tenth.
+fn bucket(score: f64) -> u8 {
+    (score * 10.0).floor() as u8
+}
+
+impl Reputation {
+    pub fn record(&self, peer: &PeerId) -> Record {
+        self.records.get(peer).copied().unwrap_or_default()
+    }
+
+    pub fn score(&self, peer: &PeerId) -> f64 {
+        self.record(peer).score()
+    }
+
+    /// Every known peer, best first (ties by id).
+    pub fn ranking(&self) -> Vec<(PeerId, f64)> {
+        let mut ranking: Vec<(PeerId, f64)> =
+            self.records.iter().map(|(p, r)| (*p, r.score())).collect();
+        ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranking
+    }
+
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
+        let Input::Local(Local::Observe { peer, observation }) = input else {
+            return;
+        };
+        let record = self.records.entry(peer).or_default();
+        let before = bucket(record.score());
+        match observation {
+            Observation::Answered => record.answered += 1,
+            Observation::TimedOut => record.timed_out += 1,
+            Observation::Misbehaved => record.misbehaved += 1,
+        }
+        let score = record.score();
+        if bucket(score) != before {
+            ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_rank_reliable_peers_first() {
+        let stranger = Record::default();
+        let reliable = Record {
+            answered: 20,
+            ..Record::default()
+        };
+        let flaky = Record {
+            answered: 5,
+            timed_out: 5,
+            ..Record::default()
+        };
+        let cheat = Record {
+            answered: 5,
+            misbehaved: 2,
+            ..Record::default()
+        };
+        assert!((stranger.score() - 0.5).abs() < 1e-9);
+        assert!(reliable.score() > flaky.score());
+        assert!(flaky.score() > cheat.score());
+    }
+}

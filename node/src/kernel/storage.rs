@@ -1,0 +1,148 @@
+//! The store actor: the chunk store behind an actor. It keeps our own chunks and the chunks
+//! other peers asked us to keep, within a quota, and accounts for the bytes held for others.
+//! Real payloads go to a [`Store`] (memory or RocksDB, checked against their ids); synthetic
+//! ones (simulator only) are kept as their descriptors.
+
+use std::collections::BTreeMap;
+
+use super::content::payload_matches;
+use super::{
+    ActorKind, Context, Event, Input, Local, Observation, Payload, Refusal, Request, Response,
+};
+use crate::ids::ChunkId;
+use crate::store::Store;
+
+/// The store actor.
+#[derive(Debug)]
+pub struct StoreActor {
+    store: Store,
+    synthetic: BTreeMap<ChunkId, (u32, u64)>,
+    /// Chunks held for other peers, with their sizes.
+    for_others: BTreeMap<ChunkId, u64>,
+    for_others_bytes: u64,
+    quota_bytes: u64,
+}
+
+impl StoreActor {
+    pub fn new(store: Store, quota_bytes: u64) -> StoreActor {
+        StoreActor {
+            store,
+            synthetic: BTreeMap::new(),
+            for_others: BTreeMap::new(),
+            for_others_bytes: 0,
+            quota_bytes,
+        }
+    }
+
+    /// Bytes held for other peers.
+    pub fn bytes_for_others(&self) -> u64 {
+        self.for_others_bytes
+    }
+
+    pub fn holds(&self, chunk: &ChunkId) -> bool {
+        self.synthetic.contains_key(chunk) || self.store.contains(chunk).unwrap_or(false)
+    }
+
+    fn read(&self, chunk: &ChunkId) -> Option<Payload> {
+        if let Some((len, seed)) = self.synthetic.get(chunk) {
+            return Some(Payload::Synthetic {
+                len: *len,
+                seed: *seed,
+            });
+        }
+        self.store.get(chunk).ok().map(Payload::Bytes)
+    }
+
+    /// Keeps a payload already checked against its id.
+    fn keep(
+        &mut self,
+        ctx: &mut Context<'_>,
+        chunk: ChunkId,
+        payload: Payload,
+    ) -> Result<(), Refusal> {
+        match payload {
+            Payload::Synthetic { len, seed } => {
+                self.synthetic.insert(chunk, (len, seed));
+            }
+            Payload::Bytes(bytes) => {
+                self.store
+                    .put_verified(chunk, bytes)
+                    .map_err(|_| Refusal::Unavailable)?;
+            }
+        }
+        ctx.event(Event::Holding { chunk, held: true });
+        Ok(())
+    }
+
+    fn serve(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: super::PeerId,
+        request: Request,
+    ) -> Option<Response> {
+        Some(match request {
+            Request::Store { chunk, payload } => {
+                if self.holds(&chunk) {
+                    Response::Stored
+                } else if !payload_matches(&chunk, &payload) {
+                    ctx.local(
+                        ActorKind::Reputation,
+                        Local::Observe {
+                            peer: from,
+                            observation: Observation::Misbehaved,
+                        },
+                    );
+                    Response::Refused(Refusal::BadChunk)
+                } else if self.for_others_bytes + payload.len() > self.quota_bytes {
+                    Response::Refused(Refusal::QuotaFull)
+                } else {
+                    let len = payload.len();
+                    match self.keep(ctx, chunk, payload) {
+                        Ok(()) => {
+                            self.for_others.insert(chunk, len);
+                            self.for_others_bytes += len;
+                            Response::Stored
+                        }
+                        Err(refusal) => Response::Refused(refusal),
+                    }
+                }
+            }
+            Request::Fetch { chunk } => match self.read(&chunk) {
+                Some(payload) => Response::Chunk { payload },
+                None => Response::NotFound,
+            },
+            Request::Check { chunks } => Response::Holding {
+                missing: chunks.into_iter().filter(|c| !self.holds(c)).collect(),
+            },
+            Request::Hello => return None,
+        })
+    }
+
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
+        match input {
+            Input::Local(Local::Incoming { from, id, body }) => {
+                if let Some(body) = self.serve(ctx, from, body) {
+                    ctx.local(ActorKind::Transport, Local::Respond { to: from, id, body });
+                }
+            }
+            Input::Local(Local::KeepOwn { chunk, payload })
+                if payload_matches(&chunk, &payload) && !self.holds(&chunk) =>
+            {
+                // A failing own store shows up later as a missing chunk; nothing to answer.
+                let _ = self.keep(ctx, chunk, payload);
+            }
+            Input::Local(Local::Read { chunk, tag }) => {
+                let payload = self.read(&chunk);
+                ctx.local(
+                    ActorKind::Negotiator,
+                    Local::ReadDone {
+                        tag,
+                        chunk,
+                        payload,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+}

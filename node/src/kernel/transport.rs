@@ -1,0 +1,276 @@
+//! The transport actor: the peer table, request/response with request ids, timeouts and
+//! retries, and routing of requests and answers to the sibling actors. It is the only actor
+//! that emits frames; the host moves them (over TCP + Noise in the node, through the
+//! modelled network in the simulator).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use super::{
+    ActorKind, Context, Frame, Input, KernelConfig, Local, Observation, Outcome, PeerId, Request,
+    Response, Time,
+};
+use crate::limits::CHUNK_STORED_BYTES_MAX;
+
+/// Timer token of the gossip round (request ids count up from 0 and never reach it).
+const GOSSIP_TOKEN: u64 = u64::MAX;
+/// Peers greeted when (re)starting.
+const HELLOS_ON_START: usize = 3;
+
+#[derive(Debug)]
+struct Pending {
+    to: PeerId,
+    body: Request,
+    reply_to: ActorKind,
+    tag: u64,
+    attempts: u32,
+}
+
+/// The transport actor.
+#[derive(Debug)]
+pub struct Transport {
+    config: KernelConfig,
+    /// Known peers, in the order learned (for uniform random picks).
+    peer_list: Vec<PeerId>,
+    /// Known peers and when they were last heard from.
+    peers: BTreeMap<PeerId, Time>,
+    pending: BTreeMap<u64, Pending>,
+    next_id: u64,
+}
+
+impl Transport {
+    pub fn new(config: KernelConfig) -> Transport {
+        Transport {
+            config,
+            peer_list: Vec::new(),
+            peers: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    pub fn known_peers(&self) -> usize {
+        self.peer_list.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn learn(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
+        if peer == ctx.me() {
+            return;
+        }
+        if let Some(seen) = self.peers.get_mut(&peer) {
+            *seen = ctx.now();
+            return;
+        }
+        if self.peer_list.len() >= self.config.peers_max {
+            return;
+        }
+        self.peers.insert(peer, ctx.now());
+        self.peer_list.push(peer);
+        ctx.local(ActorKind::Negotiator, Local::PeerKnown { peer });
+    }
+
+    fn random_peer(&self, ctx: &mut Context<'_>) -> Option<PeerId> {
+        if self.peer_list.is_empty() {
+            return None;
+        }
+        let index = ctx.rng().gen_range(0..self.peer_list.len());
+        Some(self.peer_list[index])
+    }
+
+    /// How long to wait for an answer to `frame` before retrying.
+    fn timeout_for(&self, frame: &Frame, body: &Request) -> u64 {
+        let answer_bytes = match body {
+            Request::Fetch { .. } => CHUNK_STORED_BYTES_MAX as u64,
+            _ => 0,
+        };
+        let bytes = frame.encoded_len() + answer_bytes;
+        self.config.request_timeout_us
+            + bytes * Time::SECOND / self.config.timeout_bytes_per_s.max(1)
+    }
+
+    fn transmit(&mut self, ctx: &mut Context<'_>, id: u64) {
+        let Some(pending) = self.pending.get(&id) else {
+            return;
+        };
+        let frame = Frame::Request {
+            id,
+            body: pending.body.clone(),
+        };
+        let timeout = self.timeout_for(&frame, &pending.body);
+        ctx.wire(pending.to, frame);
+        ctx.timer(timeout, id);
+    }
+
+    fn send(
+        &mut self,
+        ctx: &mut Context<'_>,
+        to: PeerId,
+        body: Request,
+        reply_to: ActorKind,
+        tag: u64,
+    ) {
+        if self.pending.len() >= self.config.requests_in_flight_max {
+            // Serve local work before taking more: refuse rather than queue without bound.
+            ctx.local(
+                reply_to,
+                Local::Done {
+                    tag,
+                    from: to,
+                    outcome: Outcome::TimedOut,
+                },
+            );
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                to,
+                body,
+                reply_to,
+                tag,
+                attempts: 0,
+            },
+        );
+        self.transmit(ctx, id);
+    }
+
+    fn greet(&mut self, ctx: &mut Context<'_>, count: usize) {
+        for _ in 0..count {
+            if let Some(peer) = self.random_peer(ctx) {
+                self.send(ctx, peer, Request::Hello, ActorKind::Transport, 0);
+            }
+        }
+    }
+
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
+        match input {
+            Input::Start { peers } => {
+                // A restart loses requests in flight; their requesters restarted too.
+                self.pending.clear();
+                for peer in peers {
+                    self.learn(ctx, peer);
+                }
+                self.greet(ctx, HELLOS_ON_START);
+                let first = ctx
+                    .rng()
+                    .gen_range(0..self.config.gossip_interval_us.max(1));
+                ctx.timer(first, GOSSIP_TOKEN);
+            }
+            Input::Local(Local::Send {
+                to,
+                body,
+                reply_to,
+                tag,
+            }) => self.send(ctx, to, body, reply_to, tag),
+            Input::Local(Local::Respond { to, id, body }) => {
+                ctx.wire(to, Frame::Response { id, body })
+            }
+            Input::Wire { from, frame } => {
+                self.learn(ctx, from);
+                match frame {
+                    Frame::Request {
+                        id,
+                        body: Request::Hello,
+                    } => {
+                        let count = self.config.welcome_peers_max.min(self.peer_list.len());
+                        let mut peers = Vec::with_capacity(count);
+                        for _ in 0..count {
+                            if let Some(peer) = self.random_peer(ctx) {
+                                peers.push(peer);
+                            }
+                        }
+                        ctx.wire(
+                            from,
+                            Frame::Response {
+                                id,
+                                body: Response::Welcome { peers },
+                            },
+                        );
+                    }
+                    Frame::Request { id, body } => {
+                        ctx.local(ActorKind::Store, Local::Incoming { from, id, body });
+                    }
+                    Frame::Response { id, body } => self.answered(ctx, from, id, body),
+                }
+            }
+            Input::Timer {
+                token: GOSSIP_TOKEN,
+            } => {
+                self.greet(ctx, 1);
+                ctx.timer(self.config.gossip_interval_us, GOSSIP_TOKEN);
+            }
+            Input::Timer { token } => self.expired(ctx, token),
+            Input::Local(_) | Input::Command(_) => {}
+        }
+    }
+
+    fn answered(&mut self, ctx: &mut Context<'_>, from: PeerId, id: u64, body: Response) {
+        // Only the peer we asked may answer; anything else is late or forged and dropped.
+        if self.pending.get(&id).map(|p| p.to) != Some(from) {
+            return;
+        }
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        ctx.local(
+            ActorKind::Reputation,
+            Local::Observe {
+                peer: from,
+                observation: Observation::Answered,
+            },
+        );
+        if let Response::Welcome { peers } = &body {
+            for peer in peers.iter().take(self.config.welcome_peers_max) {
+                self.learn(ctx, *peer);
+            }
+        }
+        if pending.reply_to != ActorKind::Transport {
+            ctx.local(
+                pending.reply_to,
+                Local::Done {
+                    tag: pending.tag,
+                    from,
+                    outcome: Outcome::Answered(body),
+                },
+            );
+        }
+    }
+
+    fn expired(&mut self, ctx: &mut Context<'_>, id: u64) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if pending.attempts < self.config.request_retries_max {
+            pending.attempts += 1;
+            self.transmit(ctx, id);
+            return;
+        }
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        ctx.local(
+            ActorKind::Reputation,
+            Local::Observe {
+                peer: pending.to,
+                observation: Observation::TimedOut,
+            },
+        );
+        if pending.reply_to != ActorKind::Transport {
+            ctx.local(
+                pending.reply_to,
+                Local::Done {
+                    tag: pending.tag,
+                    from: pending.to,
+                    outcome: Outcome::TimedOut,
+                },
+            );
+        }
+    }
+}

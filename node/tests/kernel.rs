@@ -1,0 +1,210 @@
+//! Protocol steps of the four actors, on the small harness (a few peers, a fake clock).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cryptosphere::kernel::content::{build, Content};
+use cryptosphere::kernel::harness::{peer_id, Harness};
+use cryptosphere::kernel::{Command, Event, Frame, KernelConfig, Payload, Request, Time};
+
+const LATENCY_US: u64 = 20 * Time::MILLISECOND;
+
+fn config() -> KernelConfig {
+    KernelConfig {
+        check_interval_us: Time::HOUR,
+        holder_dead_after_us: 3 * Time::HOUR,
+        ..KernelConfig::default()
+    }
+}
+
+fn synthetic(seed: u64) -> Content {
+    Content::Synthetic {
+        size: 1_000_000,
+        seed,
+        chunk_bytes: 262_144,
+    }
+}
+
+fn fetch_results(h: &Harness, peer: usize) -> Vec<(bool, u64)> {
+    h.events
+        .iter()
+        .filter(|(i, _)| *i == peer)
+        .filter_map(|(_, e)| match e {
+            Event::FetchDone { ok, bytes, .. } => Some((*ok, *bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn published_chunks_get_their_replicas_and_can_be_fetched() {
+    for content in [
+        synthetic(1),
+        Content::Bytes((0..2_500_000u32).map(|i| (i % 253) as u8).collect()),
+    ] {
+        let built = build(&content).unwrap();
+        let mut h = Harness::new(8, config(), LATENCY_US);
+        h.start_all();
+        h.command(0, Command::Publish { content });
+        h.run_for(Time::SECOND * 30);
+        for (chunk, _) in &built.chunks {
+            assert_eq!(h.holders(0, chunk), 3, "replicas of {chunk}");
+        }
+        assert!(h
+            .events
+            .iter()
+            .any(|(i, e)| *i == 0 && matches!(e, Event::Published { .. })));
+        h.command(5, Command::Fetch { root: built.root });
+        h.run_for(Time::SECOND * 30);
+        let root_len = built.chunks[0].1.len();
+        assert_eq!(
+            fetch_results(&h, 5),
+            vec![(true, built.bytes + root_len + tree_overhead(&built))]
+        );
+    }
+}
+
+/// Bytes of the manifest objects below the root (multi-level trees only).
+fn tree_overhead(built: &cryptosphere::kernel::content::Built) -> u64 {
+    let data: u64 = built.chunks.iter().skip(1).map(|(_, p)| p.len()).sum();
+    // Data chunks of real content are ciphertext: plaintext + 16-byte tag each.
+    data - built.bytes
+}
+
+#[test]
+fn a_departed_holder_is_replaced() {
+    let mut h = Harness::new(8, config(), LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(2)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(2),
+        },
+    );
+    h.run_for(Time::SECOND * 30);
+    let chunk = built.chunks[1].0;
+    let gone = (1..8).find(|i| h.peer(*i).store.holds(&chunk)).unwrap();
+    h.set_online(gone, false);
+    // Before the dead-after delay nothing is replaced; after it the count is back.
+    h.run_for(2 * Time::HOUR);
+    assert_eq!(h.holders(0, &chunk), 2);
+    h.run_for(4 * Time::HOUR);
+    assert_eq!(h.holders(0, &chunk), 3);
+    assert!(h
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ReplicaPlaced { repair: true, .. })));
+}
+
+#[test]
+fn a_holder_that_lost_its_disk_is_caught_and_marked() {
+    let mut h = Harness::new(8, config(), LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(3)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(3),
+        },
+    );
+    h.run_for(Time::SECOND * 30);
+    let chunk = built.chunks[1].0;
+    let victim = (1..8).find(|i| h.peer(*i).store.holds(&chunk)).unwrap();
+    let before = h.peer(0).reputation.score(&peer_id(victim));
+    h.crash_with_disk_loss(victim, config());
+    h.run_for(2 * Time::HOUR);
+    assert_eq!(h.holders(0, &chunk), 3, "the lost replica was placed again");
+    let after = h.peer(0).reputation.score(&peer_id(victim));
+    assert!(after < before, "score {before} -> {after}");
+    assert!(h.peer(0).reputation.record(&peer_id(victim)).misbehaved >= 1);
+}
+
+#[test]
+fn fetching_with_every_holder_offline_fails_cleanly() {
+    let mut h = Harness::new(
+        6,
+        KernelConfig {
+            extra_candidates: 0,
+            ..config()
+        },
+        LATENCY_US,
+    );
+    h.start_all();
+    let built = build(&synthetic(4)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(4),
+        },
+    );
+    h.run_for(Time::SECOND * 30);
+    for i in 0..6 {
+        if h.peer(i).store.holds(&built.root) {
+            h.set_online(i, false);
+        }
+    }
+    let fetcher = (1..6)
+        .find(|i| !h.peer(*i).store.holds(&built.root) && h.peer(*i).transport.known_peers() > 0)
+        .unwrap();
+    h.command(fetcher, Command::Fetch { root: built.root });
+    h.run_for(Time::SECOND * 120);
+    assert_eq!(fetch_results(&h, fetcher), vec![(false, 0)]);
+    // The silent peers were noticed.
+    let silent = (1..6)
+        .find(|i| h.peer(*i).store.holds(&built.root))
+        .unwrap();
+    assert!(
+        h.peer(fetcher)
+            .reputation
+            .record(&peer_id(silent))
+            .timed_out
+            >= 1
+    );
+}
+
+#[test]
+fn a_payload_that_does_not_match_its_id_is_refused_and_marked() {
+    let mut h = Harness::new(3, config(), LATENCY_US);
+    h.start_all();
+    let liar = peer_id(2);
+    let built = build(&synthetic(5)).unwrap();
+    let (chunk, _) = built.chunks[1].clone();
+    h.inject(
+        1,
+        liar,
+        Frame::Request {
+            id: 7,
+            body: Request::Store {
+                chunk,
+                payload: Payload::Synthetic { len: 5, seed: 5 },
+            },
+        },
+    );
+    assert!(!h.peer(1).store.holds(&chunk));
+    assert_eq!(h.peer(1).reputation.record(&liar).misbehaved, 1);
+    h.run_for(Time::SECOND);
+    // Nothing was stored for it.
+    assert_eq!(h.peer(1).store.bytes_for_others(), 0);
+}
+
+#[test]
+fn quota_limits_what_a_peer_keeps_for_others() {
+    let small = KernelConfig {
+        storage_for_others_bytes: 300_000,
+        ..config()
+    };
+    let mut h = Harness::new(5, small, LATENCY_US);
+    h.start_all();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(6),
+        },
+    );
+    h.run_for(Time::SECOND * 60);
+    for i in 1..5 {
+        assert!(
+            h.peer(i).store.bytes_for_others() <= 300_000,
+            "peer {i} over quota"
+        );
+    }
+}
