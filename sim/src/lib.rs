@@ -1,9 +1,15 @@
-//! The deterministic simulator (not built yet: the kernel/simulator issue delivers it).
+//! The deterministic simulator: thousands of the node's own peers (the kernel's actors) on a
+//! modelled network, driven by scenario files, measured, and checked against expectations.
 //!
-//! It will own the simulated host — a single-threaded discrete-event loop ordered by
-//! (virtual time, sequence number), a seeded ChaCha RNG per peer, a modelled network and an
-//! in-memory store with synthetic payloads — plus the scenario loader, metrics, expectations
-//! and the `cryptosphere-sim` binary. It depends on `cryptosphere-node` for the actors and
-//! must never contain a protocol decision of its own.
-//!
-//! Today this crate exports nothing, on purpose: nothing here pretends to simulate.
+//! It owns the simulated host ([`world`]), the network model ([`network`]), the scenario
+//! loader ([`scenario`]), metrics ([`metrics`]), expectations ([`expect`]) and the kernel
+//! benchmark ([`bench`]). It must never contain a protocol decision: those live in the
+//! actors, in `cryptosphere-node`.
+
+pub mod bench;
+pub mod expect;
+pub mod metrics;
+pub mod network;
+pub mod queue;
+pub mod scenario;
+pub mod world;

@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::peer::Peer;
-use super::{ActorKind, Command, Event, Frame, Input, KernelConfig, Outbox, PeerId, Time};
+use super::{
+    ActorKind, Command, Directory, Event, Frame, Input, KernelConfig, Outbox, PeerId, Time,
+};
 use crate::store::Store;
 
 #[derive(Debug)]
@@ -83,8 +85,14 @@ impl Harness {
         &self.peers[index]
     }
 
+    fn directory(&self) -> Directory {
+        let mut all: Vec<PeerId> = self.peers.iter().map(Peer::id).collect();
+        all.sort();
+        Directory::from(all)
+    }
+
     pub fn start_all(&mut self) {
-        let all: Vec<PeerId> = self.peers.iter().map(Peer::id).collect();
+        let all = self.directory();
         for i in 0..self.peers.len() {
             self.outbox.clear();
             self.peers[i].start(self.now, all.clone(), &mut self.rngs[i], &mut self.outbox);
@@ -96,7 +104,7 @@ impl Harness {
     /// (restarted, as a process would be).
     pub fn set_online(&mut self, index: usize, online: bool) {
         if online && self.offline.remove(&index) {
-            let all: Vec<PeerId> = self.peers.iter().map(Peer::id).collect();
+            let all = self.directory();
             self.outbox.clear();
             self.peers[index].start(self.now, all, &mut self.rngs[index], &mut self.outbox);
             self.drain(index);

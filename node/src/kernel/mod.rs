@@ -235,6 +235,8 @@ pub enum Local {
     Respond { to: PeerId, id: u64, body: Response },
     /// From the transport: a peer entered the peer table.
     PeerKnown { peer: PeerId },
+    /// From the transport: the directory of peers it was started with (sorted).
+    Directory { peers: Directory },
     /// To the reputation filter: something a peer did.
     Observe {
         peer: PeerId,
@@ -263,6 +265,7 @@ impl Local {
             Local::Incoming { .. } => 33,
             Local::Respond { .. } => 34,
             Local::PeerKnown { .. } => 35,
+            Local::Directory { .. } => 41,
             Local::Observe { .. } => 36,
             Local::Standing { .. } => 37,
             Local::KeepOwn { .. } => 38,
@@ -286,7 +289,8 @@ pub enum Command {
 pub enum Event {
     Published {
         root: ChunkId,
-        chunks: u32,
+        /// Every chunk of the tree, root first.
+        chunks: Vec<ChunkId>,
         bytes: u64,
     },
     /// This peer now holds (or no longer holds) a chunk.
@@ -305,12 +309,16 @@ pub enum Event {
     },
 }
 
+/// A sorted, shared list of peer ids: the directory a peer is bootstrapped with. Shared so
+/// that thousands of simulated peers do not each copy it.
+pub type Directory = std::sync::Arc<[PeerId]>;
+
 /// Input to an actor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// The peer (re)started; `peers` are the peers it knows of from configuration.
+    /// The peer (re)started; `peers` is the directory it was bootstrapped with.
     Start {
-        peers: Vec<PeerId>,
+        peers: Directory,
     },
     Local(Local),
     /// A frame from another peer (transport only).

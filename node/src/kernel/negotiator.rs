@@ -13,8 +13,8 @@ use rand::Rng;
 
 use super::content::{build, payload_matches};
 use super::{
-    ActorKind, Command, Context, Event, Input, KernelConfig, Local, Observation, Outcome, Payload,
-    PeerId, Request, Response, Time,
+    ActorKind, Command, Context, Directory, Event, Input, KernelConfig, Local, Observation,
+    Outcome, Payload, PeerId, Request, Response, Time,
 };
 use crate::ids::ChunkId;
 use crate::object::format::{parse_links, LinkKind};
@@ -75,6 +75,8 @@ struct Fetch {
 #[derive(Debug)]
 pub struct Negotiator {
     config: KernelConfig,
+    /// The ring: the bootstrap directory (sorted) and the peers learned since.
+    directory: Directory,
     ring: BTreeSet<PeerId>,
     scores: BTreeMap<PeerId, f64>,
     unreachable_since: BTreeMap<PeerId, Time>,
@@ -92,6 +94,7 @@ impl Negotiator {
     pub fn new(config: KernelConfig) -> Negotiator {
         Negotiator {
             config,
+            directory: Directory::from(Vec::new()),
             ring: BTreeSet::new(),
             scores: BTreeMap::new(),
             unreachable_since: BTreeMap::new(),
@@ -146,15 +149,32 @@ impl Negotiator {
         skip: &dyn Fn(&PeerId) -> bool,
     ) -> Vec<PeerId> {
         let wanted = self.config.replication + self.config.extra_candidates;
-        let mut picked: Vec<PeerId> = self
-            .ring
-            .range(point..)
-            .chain(self.ring.range(..point))
-            .filter(|peer| **peer != ctx.me() && !skip(peer) && self.score(peer) >= SCORE_MIN)
-            .filter(|peer| !self.unreachable_since.contains_key(peer))
+        let usable = |peer: &&PeerId| {
+            **peer != ctx.me()
+                && !skip(peer)
+                && self.score(peer) >= SCORE_MIN
+                && !self.unreachable_since.contains_key(peer)
+        };
+        // The first `wanted` usable peers of each sorted set, clockwise from `point`, then
+        // the first `wanted` of their union in ring order.
+        let split = self.directory.partition_point(|peer| *peer < point);
+        let (before, after) = self.directory.split_at(split);
+        let mut picked: Vec<PeerId> = after
+            .iter()
+            .chain(before)
+            .filter(usable)
             .take(wanted)
+            .chain(
+                self.ring
+                    .range(point..)
+                    .chain(self.ring.range(..point))
+                    .filter(usable)
+                    .take(wanted),
+            )
             .copied()
             .collect();
+        picked.sort_by_key(|peer| (*peer < point, *peer));
+        picked.truncate(wanted);
         // Stable sort keeps ring order among equal scores.
         picked.sort_by(|a, b| self.score(b).total_cmp(&self.score(a)));
         picked
@@ -181,6 +201,10 @@ impl Negotiator {
             Input::Local(Local::PeerKnown { peer }) => {
                 self.ring.insert(peer);
             }
+            Input::Local(Local::Directory { peers }) => {
+                self.ring.retain(|peer| peers.binary_search(peer).is_err());
+                self.directory = peers;
+            }
             Input::Local(Local::Standing { peer, score }) => {
                 self.scores.insert(peer, score);
             }
@@ -202,7 +226,7 @@ impl Negotiator {
         let Ok(built) = build(content) else {
             return;
         };
-        let chunks = built.chunks.len() as u32;
+        let chunks: Vec<ChunkId> = built.chunks.iter().map(|(chunk, _)| *chunk).collect();
         for (chunk, payload) in built.chunks {
             ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
             self.owned.entry(chunk).or_default();

@@ -8,7 +8,7 @@ use super::negotiator::Negotiator;
 use super::reputation::Reputation;
 use super::storage::StoreActor;
 use super::transport::Transport;
-use super::{ActorKind, Context, Input, KernelConfig, Outbox, PeerId, Time};
+use super::{ActorKind, Context, Directory, Input, KernelConfig, Outbox, PeerId, Time};
 use crate::store::Store;
 
 /// Local messages one step may deliver before the peer is considered to be looping.
@@ -51,10 +51,12 @@ impl Peer {
     }
 
     /// (Re)starts every actor, telling the transport of the peers it may contact.
-    pub fn start(&mut self, now: Time, peers: Vec<PeerId>, rng: &mut ChaCha8Rng, out: &mut Outbox) {
+    pub fn start(&mut self, now: Time, peers: Directory, rng: &mut ChaCha8Rng, out: &mut Outbox) {
         self.step(
             ActorKind::Negotiator,
-            Input::Start { peers: Vec::new() },
+            Input::Start {
+                peers: Directory::from(Vec::new()),
+            },
             now,
             rng,
             out,

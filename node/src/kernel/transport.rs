@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use super::{
-    ActorKind, Context, Frame, Input, KernelConfig, Local, Observation, Outcome, PeerId, Request,
-    Response, Time,
+    ActorKind, Context, Directory, Frame, Input, KernelConfig, Local, Observation, Outcome, PeerId,
+    Request, Response, Time,
 };
 use crate::limits::CHUNK_STORED_BYTES_MAX;
 
@@ -31,9 +31,11 @@ struct Pending {
 #[derive(Debug)]
 pub struct Transport {
     config: KernelConfig,
-    /// Known peers, in the order learned (for uniform random picks).
+    /// The peers we were bootstrapped with, sorted.
+    directory: Directory,
+    /// Peers learned since, in the order learned (for uniform random picks).
     peer_list: Vec<PeerId>,
-    /// Known peers and when they were last heard from.
+    /// Peers learned since, and when they were last heard from.
     peers: BTreeMap<PeerId, Time>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
@@ -43,6 +45,7 @@ impl Transport {
     pub fn new(config: KernelConfig) -> Transport {
         Transport {
             config,
+            directory: Directory::from(Vec::new()),
             peer_list: Vec::new(),
             peers: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -51,7 +54,7 @@ impl Transport {
     }
 
     pub fn known_peers(&self) -> usize {
-        self.peer_list.len()
+        self.directory.len() + self.peer_list.len()
     }
 
     pub fn in_flight(&self) -> usize {
@@ -59,7 +62,7 @@ impl Transport {
     }
 
     fn learn(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
-        if peer == ctx.me() {
+        if peer == ctx.me() || self.directory.binary_search(&peer).is_ok() {
             return;
         }
         if let Some(seen) = self.peers.get_mut(&peer) {
@@ -75,11 +78,16 @@ impl Transport {
     }
 
     fn random_peer(&self, ctx: &mut Context<'_>) -> Option<PeerId> {
-        if self.peer_list.is_empty() {
+        let known = self.known_peers();
+        if known == 0 {
             return None;
         }
-        let index = ctx.rng().gen_range(0..self.peer_list.len());
-        Some(self.peer_list[index])
+        let index = ctx.rng().gen_range(0..known);
+        let peer = match self.directory.get(index) {
+            Some(peer) => *peer,
+            None => self.peer_list[index - self.directory.len()],
+        };
+        (peer != ctx.me()).then_some(peer)
     }
 
     /// How long to wait for an answer to `frame` before retrying.
@@ -154,9 +162,20 @@ impl Transport {
             Input::Start { peers } => {
                 // A restart loses requests in flight; their requesters restarted too.
                 self.pending.clear();
-                for peer in peers {
-                    self.learn(ctx, peer);
-                }
+                self.directory = if peers.windows(2).all(|w| w[0] < w[1]) {
+                    peers
+                } else {
+                    let mut sorted = peers.to_vec();
+                    sorted.sort();
+                    sorted.dedup();
+                    Directory::from(sorted)
+                };
+                ctx.local(
+                    ActorKind::Negotiator,
+                    Local::Directory {
+                        peers: self.directory.clone(),
+                    },
+                );
                 self.greet(ctx, HELLOS_ON_START);
                 let first = ctx
                     .rng()
@@ -179,7 +198,7 @@ impl Transport {
                         id,
                         body: Request::Hello,
                     } => {
-                        let count = self.config.welcome_peers_max.min(self.peer_list.len());
+                        let count = self.config.welcome_peers_max.min(self.known_peers());
                         let mut peers = Vec::with_capacity(count);
                         for _ in 0..count {
                             if let Some(peer) = self.random_peer(ctx) {

@@ -1,0 +1,258 @@
+//! `cryptosphere-sim`: run scenarios, check their expectations, benchmark the kernel.
+
+// The command line is host code: it may read the wall clock to report events per second.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use cryptosphere::kernel::Time;
+use cryptosphere_sim::expect::{evaluate, Check};
+use cryptosphere_sim::metrics::CSV_HEADER;
+use cryptosphere_sim::scenario::Scenario;
+use cryptosphere_sim::world::{RunOutput, World};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (and, for check, every expectation held)
+  1  an expectation failed (the seed and the command that replays it are printed)
+  2  bad usage or a bad scenario file (the file, line, column and key are named)
+  3  the output directory could not be written";
+
+/// Deterministic simulator of Cryptosphere peers.
+#[derive(Debug, Parser)]
+#[command(name = "cryptosphere-sim", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario; write summary.json and metrics.csv; print the trace digest last.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        scenario: PathBuf,
+        /// Seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (default: sim-out/<scenario name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run scenarios and check their expectations; exit 1 if any fails.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Seed for every scenario (default: each scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Measure the kernel's event rate against a bare BinaryHeap loop of the same shape.
+    #[command(after_help = EXIT_CODES)]
+    Bench {
+        /// Events per measurement.
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+    },
+}
+
+fn load(path: &Path) -> Result<Scenario, ExitCode> {
+    Scenario::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || "scenario".to_owned(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+fn simulate(scenario: &Scenario, name: &str, seed: u64) -> RunOutput {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {msg} eta {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_prefix(name.to_owned());
+    let started = std::time::Instant::now();
+    let output = World::new(scenario, name, seed).run(&mut |p| {
+        bar.set_position(p.now.micros() * 1000 / p.end.micros().max(1));
+        let rate = p.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "day {:.1} / {:.1}, {:.2} M events/s",
+            p.now.micros() as f64 / Time::DAY as f64,
+            p.end.micros() as f64 / Time::DAY as f64,
+            rate / 1e6
+        ));
+    });
+    bar.finish_and_clear();
+    output
+}
+
+fn write_output(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(&output.summary).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")?;
+    let mut csv = String::with_capacity(output.rows.len() * 96);
+    csv.push_str(CSV_HEADER);
+    csv.push('\n');
+    for row in &output.rows {
+        csv.push_str(&row.csv());
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("metrics.csv"), csv)
+}
+
+fn print_summary(output: &RunOutput) {
+    let mut stdout = std::io::stdout().lock();
+    let s = &output.summary;
+    let _ = writeln!(
+        stdout,
+        "scenario {} seed {} ({} hours, {} fidelity): {} events delivered",
+        s.scenario, s.seed, s.duration_hours, s.fidelity, s.events
+    );
+    for (group, metrics) in &s.groups {
+        let line: Vec<String> = [
+            "peers",
+            "publishes",
+            "fetches",
+            "fetch_success_ratio",
+            "fetch_latency_p50_ms",
+            "availability_mean",
+            "availability_min",
+            "replicas_alive_final",
+            "bytes_for_others",
+        ]
+        .iter()
+        .filter_map(|name| metrics.get(*name).map(|v| format!("{name}={}", trim(*v))))
+        .collect();
+        let _ = writeln!(stdout, "  {group}: {}", line.join(" "));
+    }
+    for (name, ratio) in &s.probes {
+        let _ = writeln!(stdout, "  probe {name}: success_ratio={}", trim(*ratio));
+    }
+}
+
+fn trim(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+fn print_checks(path: &Path, seed: u64, checks: &[Check]) {
+    for c in checks {
+        let measured = c.measured.map_or_else(|| "(none)".to_owned(), trim);
+        let verdict = if c.pass { "pass" } else { "FAIL" };
+        println!(
+            "{verdict:4}  {:<28} {:<34} {:>2} {:<10} measured {measured}",
+            path.display(),
+            format!("{}.{}", c.group, c.metric),
+            c.op,
+            trim(c.bound)
+        );
+    }
+    if checks.iter().any(|c| !c.pass) {
+        println!(
+            "  failed with seed {seed}; replay: cryptosphere-sim run {} --seed {seed}",
+            path.display()
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario: path,
+            seed,
+            out,
+        } => {
+            let scenario = match load(&path) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let name = name_of(&path);
+            let seed = seed.unwrap_or(scenario.seed);
+            let output = simulate(&scenario, &name, seed);
+            let dir = out.unwrap_or_else(|| Path::new("sim-out").join(&name));
+            if let Err(e) = write_output(&dir, &output) {
+                eprintln!(
+                    "error: cannot write the run's output to {}\n  cause: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(3);
+            }
+            print_summary(&output);
+            println!(
+                "wrote {} and {}",
+                dir.join("summary.json").display(),
+                dir.join("metrics.csv").display()
+            );
+            println!("trace digest: {}", output.summary.trace_digest);
+            ExitCode::SUCCESS
+        }
+        Command::Check { scenarios, seed } => {
+            let mut failed = false;
+            for path in &scenarios {
+                let scenario = match load(path) {
+                    Ok(s) => s,
+                    Err(code) => return code,
+                };
+                let seed = seed.unwrap_or(scenario.seed);
+                let started = std::time::Instant::now();
+                let output = simulate(&scenario, &name_of(path), seed);
+                let checks = evaluate(&scenario, &output.summary);
+                println!(
+                    "{} (seed {seed}, {:.1} s, {} events, digest {})",
+                    path.display(),
+                    started.elapsed().as_secs_f64(),
+                    output.summary.events,
+                    &output.summary.trace_digest[..16]
+                );
+                print_checks(path, seed, &checks);
+                failed |= checks.iter().any(|c| !c.pass);
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Bench { events } => {
+            let result = cryptosphere_sim::bench::run(events);
+            println!(
+                "{} peers, {} events in flight, {} events per loop (best of 2)",
+                cryptosphere_sim::bench::PEERS,
+                cryptosphere_sim::bench::IN_FLIGHT,
+                result.events
+            );
+            println!(
+                "bare BinaryHeap loop: {:.2} M events/s",
+                result.bare_events_per_s / 1e6
+            );
+            println!(
+                "kernel (sim host):    {:.2} M events/s",
+                result.kernel_events_per_s / 1e6
+            );
+            println!(
+                "ratio: {:.0}%",
+                100.0 * result.kernel_events_per_s / result.bare_events_per_s
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}

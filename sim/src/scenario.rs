@@ -1,0 +1,483 @@
+//! Scenario files: TOML, read strictly (unknown keys are errors), checked for sense, with
+//! errors that give the file, line, column and key. Every key is documented in
+//! `docs/scenario-format.md`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of every random choice in the run.
+    pub seed: u64,
+    /// Simulated length of the run, in hours.
+    pub duration_hours: f64,
+    /// "synthetic" (chunk payloads are descriptors) or "full" (real bytes, real encryption).
+    #[serde(default)]
+    pub fidelity: Fidelity,
+    pub network: Network,
+    #[serde(rename = "group")]
+    pub groups: Vec<Group>,
+    pub workload: Workload,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Fault>,
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<Probe>,
+    #[serde(default, rename = "expect")]
+    pub expectations: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fidelity {
+    #[default]
+    Synthetic,
+    Full,
+}
+
+/// The modelled network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Regions peers are spread over, with their weights.
+    pub regions: Vec<Region>,
+    /// One-way latency between regions, milliseconds; a square matrix in region order.
+    pub latency_ms: Vec<Vec<f64>>,
+    /// Each one-way latency is scaled by a uniform factor in [1 - jitter, 1 + jitter].
+    #[serde(default)]
+    pub jitter: f64,
+    /// Probability that a message is lost.
+    #[serde(default)]
+    pub loss: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub name: String,
+    pub weight: f64,
+}
+
+/// A group of peers sharing strategy knobs, resources and online behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    pub count: u32,
+    /// Storage given to other peers, MiB.
+    pub storage_mib: u64,
+    pub upload_mbps: f64,
+    pub download_mbps: f64,
+    /// Mean online session, hours (sessions are exponential).
+    pub mean_online_hours: f64,
+    /// Mean offline gap, hours; 0 means always online.
+    #[serde(default)]
+    pub mean_offline_hours: f64,
+    /// Fraction of the group that leaves for good during the run, at uniform times.
+    #[serde(default)]
+    pub departures: f64,
+    /// New peers of this group arriving during the run, at uniform times.
+    #[serde(default)]
+    pub arrivals: u32,
+    /// Strategy knobs.
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// What a peer's actors are told to do differently.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Strategy {
+    /// Replicas kept of each published chunk.
+    #[serde(default = "default_replication")]
+    pub replication: u32,
+    /// Hours between checks that holders still hold our chunks.
+    #[serde(default = "default_check_hours")]
+    pub check_hours: f64,
+    /// Hours a holder may stay unreachable before it is replaced.
+    #[serde(default = "default_dead_after_hours")]
+    pub holder_dead_after_hours: f64,
+}
+
+fn default_replication() -> u32 {
+    3
+}
+fn default_check_hours() -> f64 {
+    12.0
+}
+fn default_dead_after_hours() -> f64 {
+    36.0
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy {
+            replication: default_replication(),
+            check_hours: default_check_hours(),
+            holder_dead_after_hours: default_dead_after_hours(),
+        }
+    }
+}
+
+/// Who publishes and fetches what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Objects each peer publishes per day (Poisson).
+    pub publish_per_peer_per_day: f64,
+    /// Object sizes, uniform in [min, max] bytes.
+    pub object_bytes_min: u64,
+    pub object_bytes_max: u64,
+    /// Chunk size of synthetic content, bytes (full fidelity chunks with FastCDC).
+    #[serde(default = "default_chunk_bytes")]
+    pub chunk_bytes: u32,
+    /// Fetches each peer makes per day (Poisson).
+    pub fetch_per_peer_per_day: f64,
+    /// Which published object a fetch asks for.
+    #[serde(default)]
+    pub popularity: Popularity,
+    /// Hours at the start with no workload (peers settle).
+    #[serde(default)]
+    pub warmup_hours: f64,
+}
+
+fn default_chunk_bytes() -> u32 {
+    256 * 1024
+}
+
+/// How fetches choose among published objects (ranked newest first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Popularity {
+    #[default]
+    Uniform,
+    /// Rank r (1 = newest) is chosen with probability proportional to 1 / r^s.
+    Zipf { s: f64 },
+}
+
+/// Something that happens to the network or the peers at a given time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum Fault {
+    /// Peers split into two sides (a fraction `side_a` of them on side A); nothing crosses
+    /// until the heal.
+    Partition {
+        at_hours: f64,
+        heal_hours: f64,
+        side_a: f64,
+    },
+    /// A fraction of a group's peers crash at once and lose their disks.
+    Crash {
+        at_hours: f64,
+        group: String,
+        fraction: f64,
+    },
+}
+
+/// Fetches the simulator makes at a given time, of objects published before another, to
+/// ask a precise question (reported as `probe.<name>.success_ratio`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub name: String,
+    pub at_hours: f64,
+    pub fetches: u32,
+    pub published_before_hours: f64,
+}
+
+/// A bound on a metric of the summary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// A metric name from `docs/scenario-format.md`, e.g. `fetch_success_ratio`.
+    pub metric: String,
+    /// A group name, or "all" (the default).
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// One of ">=", "<=", ">", "<", "==".
+    pub op: String,
+    pub value: f64,
+}
+
+fn default_group() -> String {
+    "all".to_owned()
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {problem}")]
+    Invalid {
+        path: String,
+        key: String,
+        problem: String,
+    },
+}
+
+/// Line and column (1-based) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks a scenario; `path` only labels errors.
+    pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            ScenarioError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        scenario.check(path)?;
+        Ok(scenario)
+    }
+
+    fn check(&self, path: &str) -> Result<(), ScenarioError> {
+        let invalid = |key: &str, problem: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        let positive = |key: &str, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("must be a positive number, not {value}"),
+                ))
+            }
+        };
+        let fraction = |key: &str, value: f64| {
+            if (0.0..=1.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("must be between 0 and 1, not {value}"),
+                ))
+            }
+        };
+        let non_negative = |key: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("must be zero or more, not {value}")))
+            }
+        };
+        positive("duration_hours", self.duration_hours)?;
+        if self.duration_hours > 24.0 * 366.0 {
+            return Err(invalid("duration_hours", "is longer than a year".into()));
+        }
+        let regions = self.network.regions.len();
+        if regions == 0 || regions > 64 {
+            return Err(invalid(
+                "network.regions",
+                format!("needs 1 to 64 regions, has {regions}"),
+            ));
+        }
+        for region in &self.network.regions {
+            positive("network.regions.weight", region.weight)?;
+        }
+        if self.network.latency_ms.len() != regions
+            || self
+                .network
+                .latency_ms
+                .iter()
+                .any(|row| row.len() != regions)
+        {
+            return Err(invalid(
+                "network.latency_ms",
+                format!("must be a {regions} x {regions} matrix"),
+            ));
+        }
+        for value in self.network.latency_ms.iter().flatten() {
+            non_negative("network.latency_ms", *value)?;
+        }
+        fraction("network.jitter", self.network.jitter)?;
+        fraction("network.loss", self.network.loss)?;
+        if self.groups.is_empty() {
+            return Err(invalid("group", "at least one [[group]] is needed".into()));
+        }
+        let mut total: u64 = 0;
+        for group in &self.groups {
+            if group.name.is_empty() || group.name == "all" {
+                return Err(invalid(
+                    "group.name",
+                    format!("{:?} is not a usable group name", group.name),
+                ));
+            }
+            if self.groups.iter().filter(|g| g.name == group.name).count() > 1 {
+                return Err(invalid(
+                    "group.name",
+                    format!("{:?} is used twice", group.name),
+                ));
+            }
+            total += u64::from(group.count) + u64::from(group.arrivals);
+            positive("group.upload_mbps", group.upload_mbps)?;
+            positive("group.download_mbps", group.download_mbps)?;
+            positive("group.mean_online_hours", group.mean_online_hours)?;
+            non_negative("group.mean_offline_hours", group.mean_offline_hours)?;
+            fraction("group.departures", group.departures)?;
+            if !(1..=16).contains(&group.strategy.replication) {
+                return Err(invalid(
+                    "group.strategy.replication",
+                    format!("must be 1 to 16, not {}", group.strategy.replication),
+                ));
+            }
+            positive("group.strategy.check_hours", group.strategy.check_hours)?;
+            positive(
+                "group.strategy.holder_dead_after_hours",
+                group.strategy.holder_dead_after_hours,
+            )?;
+        }
+        if total == 0 || total > 100_000 {
+            return Err(invalid(
+                "group.count",
+                format!("the run needs 1 to 100,000 peers, not {total}"),
+            ));
+        }
+        let w = &self.workload;
+        non_negative(
+            "workload.publish_per_peer_per_day",
+            w.publish_per_peer_per_day,
+        )?;
+        non_negative("workload.fetch_per_peer_per_day", w.fetch_per_peer_per_day)?;
+        non_negative("workload.warmup_hours", w.warmup_hours)?;
+        if w.object_bytes_min == 0
+            || w.object_bytes_min > w.object_bytes_max
+            || w.object_bytes_max > 1 << 30
+        {
+            return Err(invalid(
+                "workload.object_bytes_min",
+                "needs 1 <= min <= max <= 1 GiB".into(),
+            ));
+        }
+        if w.chunk_bytes == 0 || w.chunk_bytes > 1 << 20 {
+            return Err(invalid(
+                "workload.chunk_bytes",
+                "must be 1 to 1048576".into(),
+            ));
+        }
+        if w.object_bytes_max.div_ceil(u64::from(w.chunk_bytes)) > 10_000 {
+            return Err(invalid(
+                "workload.object_bytes_max",
+                "makes objects of more than 10,000 chunks".into(),
+            ));
+        }
+        if let Popularity::Zipf { s } = w.popularity {
+            positive("workload.popularity.zipf.s", s)?;
+        }
+        if self.fidelity == Fidelity::Full && total > 2_000 {
+            return Err(invalid(
+                "fidelity",
+                "\"full\" is for small runs (at most 2,000 peers)".into(),
+            ));
+        }
+        for fault in &self.faults {
+            match fault {
+                Fault::Partition {
+                    at_hours,
+                    heal_hours,
+                    side_a,
+                } => {
+                    non_negative("fault.at_hours", *at_hours)?;
+                    if heal_hours <= at_hours {
+                        return Err(invalid(
+                            "fault.heal_hours",
+                            "must come after at_hours".into(),
+                        ));
+                    }
+                    fraction("fault.side_a", *side_a)?;
+                }
+                Fault::Crash {
+                    at_hours,
+                    group,
+                    fraction: f,
+                } => {
+                    non_negative("fault.at_hours", *at_hours)?;
+                    fraction("fault.fraction", *f)?;
+                    if !self.groups.iter().any(|g| &g.name == group) {
+                        return Err(invalid(
+                            "fault.group",
+                            format!("no group is named {group:?}"),
+                        ));
+                    }
+                }
+            }
+        }
+        for probe in &self.probes {
+            non_negative("probe.at_hours", probe.at_hours)?;
+            non_negative("probe.published_before_hours", probe.published_before_hours)?;
+        }
+        for expectation in &self.expectations {
+            if !crate::expect::known_metric(&expectation.metric) {
+                return Err(invalid(
+                    "expect.metric",
+                    format!(
+                        "{:?} is not a metric (see docs/scenario-format.md)",
+                        expectation.metric
+                    ),
+                ));
+            }
+            if let Some(name) = expectation
+                .metric
+                .strip_prefix("probe.")
+                .and_then(|m| m.strip_suffix(".success_ratio"))
+            {
+                if !self.probes.iter().any(|p| p.name == name) {
+                    return Err(invalid(
+                        "expect.metric",
+                        format!("no [[probe]] is named {name:?}"),
+                    ));
+                }
+            }
+            if !["<=", ">=", "<", ">", "=="].contains(&expectation.op.as_str()) {
+                return Err(invalid(
+                    "expect.op",
+                    format!("{:?} is not one of <=, >=, <, >, ==", expectation.op),
+                ));
+            }
+            if expectation.group != "all"
+                && !self.groups.iter().any(|g| g.name == expectation.group)
+            {
+                return Err(invalid(
+                    "expect.group",
+                    format!("no group is named {:?}", expectation.group),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
