@@ -463,7 +463,7 @@ impl Default for KernelConfig {
         KernelConfig {
             replication: 3,
             storage_for_others_bytes: 10 << 30,
-            request_timeout_us: 10 * Time::SECOND,
+            request_timeout_us: 4 * Time::SECOND,
             timeout_bytes_per_s: 1 << 20,
             request_retries_max: 1,
             requests_in_flight_max: 4096,

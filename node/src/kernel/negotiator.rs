@@ -1,11 +1,16 @@
 //! The negotiator: decides where our chunks' replicas go and keeps them alive, and fetches
 //! trees for the user. (The barter economy of later issues lives here too.)
 //!
-//! Placement: a chunk's candidates are the peers that follow its id on the ring of known
-//! peer ids (consistent hashing), so publisher and fetcher look in the same place; among the
-//! first `replication + extra_candidates` of them the reputation ranking picks. Upkeep: every
+//! Placement: every chunk of a tree is placed at the tree's root id on the ring of known
+//! peer ids (consistent hashing), so a fetcher that knows only the root looks in the same
+//! place. The candidates are the first `replication + extra_candidates` usable peers
+//! clockwise from that point, and the reputation ranking picks among them. Upkeep: every
 //! `check_interval` we ask each holder whether it still holds our chunks; a holder that lost
 //! one is marked and replaced, and one unreachable for `holder_dead_after` is replaced.
+//!
+//! Fetching: the root (small) is asked of every candidate at once; the peers that answer
+//! with it are the sources the rest of the tree is fetched from, spread across them, with
+//! the other candidates as fallbacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,10 +32,12 @@ const SCORE_MIN: f64 = 0.2;
 const PLACE_ATTEMPTS_MAX: u32 = 8;
 
 /// One of our chunks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Owned {
+    /// Where on the ring its holders are sought (its tree's root).
+    point: PeerId,
     holders: BTreeSet<PeerId>,
-    /// Peers asked and refused or silent this round.
+    /// Peers asked this round that refused or stayed silent.
     tried: BTreeSet<PeerId>,
     placing: u32,
     attempts: u32,
@@ -51,12 +58,16 @@ enum Purpose {
     Check {
         chunks: Vec<ChunkId>,
     },
+    FetchRoot {
+        fetch: u64,
+    },
+    /// `tries` sources have failed so far, starting from source `start`.
     FetchChunk {
         fetch: u64,
         chunk: ChunkId,
         kind: LinkKind,
-        candidates: Vec<PeerId>,
-        next: usize,
+        start: usize,
+        tries: usize,
     },
 }
 
@@ -65,10 +76,15 @@ enum Purpose {
 struct Fetch {
     root: ChunkId,
     started: Time,
+    /// Peers that may hold the tree: those that answered with the root first, then the rest.
+    sources: Vec<PeerId>,
+    answered: usize,
+    root_queries: usize,
     queue: Vec<(ChunkId, LinkKind)>,
     in_flight: usize,
     chunks: usize,
     bytes: u64,
+    next_source: usize,
 }
 
 /// The negotiator actor.
@@ -140,8 +156,8 @@ impl Negotiator {
         self.scores.get(peer).copied().unwrap_or(0.5)
     }
 
-    /// The first `replication + extra_candidates` usable peers after `point` on the ring,
-    /// best score first (ring order breaks ties), minus `skip`.
+    /// The first `replication + extra_candidates` usable peers clockwise from `point` on the
+    /// ring, best score first (ring order breaks ties), leaving out `skip`.
     fn candidates(
         &self,
         ctx: &Context<'_>,
@@ -175,7 +191,7 @@ impl Negotiator {
             .collect();
         picked.sort_by_key(|peer| (*peer < point, *peer));
         picked.truncate(wanted);
-        // Stable sort keeps ring order among equal scores.
+        // A stable sort keeps ring order among equal scores.
         picked.sort_by(|a, b| self.score(b).total_cmp(&self.score(a)));
         picked
     }
@@ -226,10 +242,17 @@ impl Negotiator {
         let Ok(built) = build(content) else {
             return;
         };
+        let point = ring_point(&built.root);
         let chunks: Vec<ChunkId> = built.chunks.iter().map(|(chunk, _)| *chunk).collect();
         for (chunk, payload) in built.chunks {
             ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
-            self.owned.entry(chunk).or_default();
+            self.owned.entry(chunk).or_insert_with(|| Owned {
+                point,
+                holders: BTreeSet::new(),
+                tried: BTreeSet::new(),
+                placing: 0,
+                attempts: 0,
+            });
             self.place(ctx, chunk, false);
         }
         ctx.event(Event::Published {
@@ -250,7 +273,7 @@ impl Negotiator {
         }
         let need = self.config.replication - have;
         let peers: Vec<PeerId> = self
-            .candidates(ctx, ring_point(&chunk), &|peer| {
+            .candidates(ctx, owned.point, &|peer| {
                 owned.holders.contains(peer) || owned.tried.contains(peer)
             })
             .into_iter()
@@ -323,13 +346,14 @@ impl Negotiator {
                 }
             }
             Purpose::Check { chunks } => self.checked(ctx, from, chunks, outcome),
+            Purpose::FetchRoot { fetch } => self.root_answered(ctx, fetch, from, outcome),
             Purpose::FetchChunk {
                 fetch,
                 chunk,
                 kind,
-                candidates,
-                next,
-            } => self.fetched(ctx, fetch, chunk, kind, candidates, next, from, outcome),
+                start,
+                tries,
+            } => self.chunk_answered(ctx, fetch, (chunk, kind), (start, tries), from, outcome),
             Purpose::ReadForPlacement { .. } => {}
         }
     }
@@ -374,7 +398,6 @@ impl Negotiator {
     ) {
         let lost: Vec<ChunkId> = match outcome {
             Outcome::Answered(Response::Holding { missing }) => {
-                self.unreachable_since.remove(&holder);
                 let asked: BTreeSet<ChunkId> = asked.into_iter().collect();
                 let missing: Vec<ChunkId> =
                     missing.into_iter().filter(|c| asked.contains(c)).collect();
@@ -416,8 +439,6 @@ impl Negotiator {
     }
 
     fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
-        let id = self.next_tag;
-        self.next_tag += 1;
         if self.fetches.len() >= self.config.fetches_max {
             ctx.event(Event::FetchDone {
                 root,
@@ -427,15 +448,112 @@ impl Negotiator {
             });
             return;
         }
+        let id = self.next_tag;
+        self.next_tag += 1;
+        let sources = self.candidates(ctx, ring_point(&root), &|_| false);
+        if sources.is_empty() {
+            ctx.event(Event::FetchDone {
+                root,
+                ok: false,
+                started: ctx.now(),
+                bytes: 0,
+            });
+            return;
+        }
+        // The root is small: ask every candidate at once and keep whoever answers.
+        for peer in &sources {
+            self.send(
+                ctx,
+                *peer,
+                Request::Fetch { chunk: root },
+                Purpose::FetchRoot { fetch: id },
+            );
+        }
         let fetch = Fetch {
             root,
             started: ctx.now(),
-            queue: vec![(root, LinkKind::Object)],
+            root_queries: sources.len(),
+            sources,
+            answered: 0,
+            queue: Vec::new(),
             in_flight: 0,
             chunks: 1,
             bytes: 0,
+            next_source: 0,
         };
         self.fetches.insert(id, fetch);
+    }
+
+    fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
+        if let Some(fetch) = self.fetches.remove(&id) {
+            ctx.event(Event::FetchDone {
+                root: fetch.root,
+                ok,
+                started: fetch.started,
+                bytes: fetch.bytes,
+            });
+        }
+    }
+
+    /// The links of an object payload, or `None` if it is not a readable object.
+    fn children(payload: &Payload) -> Option<Vec<(ChunkId, LinkKind)>> {
+        let Payload::Bytes(bytes) = payload else {
+            return None;
+        };
+        parse_links(bytes)
+            .ok()
+            .map(|(links, _)| links.into_iter().map(|l| (l.id, l.kind)).collect())
+    }
+
+    fn root_answered(&mut self, ctx: &mut Context<'_>, id: u64, from: PeerId, outcome: Outcome) {
+        let Some(fetch) = self.fetches.get_mut(&id) else {
+            return;
+        };
+        fetch.root_queries -= 1;
+        let valid = match outcome {
+            Outcome::Answered(Response::Chunk { payload })
+                if payload_matches(&fetch.root, &payload) =>
+            {
+                Some(payload)
+            }
+            Outcome::Answered(Response::Chunk { .. }) => {
+                ctx.local(
+                    ActorKind::Reputation,
+                    Local::Observe {
+                        peer: from,
+                        observation: Observation::Misbehaved,
+                    },
+                );
+                None
+            }
+            _ => None,
+        };
+        let Some(payload) = valid else {
+            if fetch.root_queries == 0 && fetch.answered == 0 {
+                self.finish_fetch(ctx, id, false);
+            }
+            return;
+        };
+        // Move the answering peer to the front of the sources, after earlier answerers.
+        if let Some(position) = fetch.sources.iter().position(|p| *p == from) {
+            let peer = fetch.sources.remove(position);
+            fetch
+                .sources
+                .insert(fetch.answered.min(fetch.sources.len()), peer);
+        }
+        fetch.answered += 1;
+        if fetch.answered > 1 {
+            return;
+        }
+        let Some(children) = Self::children(&payload) else {
+            return self.finish_fetch(ctx, id, false);
+        };
+        fetch.bytes += payload.len();
+        fetch.chunks += children.len();
+        if fetch.chunks > self.config.fetch_chunks_max {
+            return self.finish_fetch(ctx, id, false);
+        }
+        fetch.queue.extend(children.into_iter().rev());
         self.pump(ctx, id);
     }
 
@@ -455,62 +573,52 @@ impl Negotiator {
                 return;
             };
             fetch.in_flight += 1;
-            let candidates = self.candidates(ctx, ring_point(&chunk), &|_| false);
-            self.ask(ctx, id, chunk, kind, candidates, 0);
+            // Spread the chunks over the peers that answered with the root.
+            let start = fetch.next_source;
+            fetch.next_source = (fetch.next_source + 1) % fetch.answered.max(1);
+            self.ask(ctx, id, (chunk, kind), (start, 0));
         }
     }
 
+    /// Asks the next source for a chunk: source `start + tries`, in source order.
     fn ask(
         &mut self,
         ctx: &mut Context<'_>,
-        fetch: u64,
-        chunk: ChunkId,
-        kind: LinkKind,
-        candidates: Vec<PeerId>,
-        next: usize,
+        id: u64,
+        (chunk, kind): (ChunkId, LinkKind),
+        (start, tries): (usize, usize),
     ) {
-        let Some(peer) = candidates.get(next).copied() else {
-            self.finish_fetch(ctx, fetch, false);
+        let Some(fetch) = self.fetches.get(&id) else {
             return;
         };
+        if tries >= fetch.sources.len() {
+            return self.finish_fetch(ctx, id, false);
+        }
+        let peer = fetch.sources[(start + tries) % fetch.sources.len()];
         self.send(
             ctx,
             peer,
             Request::Fetch { chunk },
             Purpose::FetchChunk {
-                fetch,
+                fetch: id,
                 chunk,
                 kind,
-                candidates,
-                next,
+                start,
+                tries,
             },
         );
     }
 
-    fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
-        if let Some(fetch) = self.fetches.remove(&id) {
-            ctx.event(Event::FetchDone {
-                root: fetch.root,
-                ok,
-                started: fetch.started,
-                bytes: fetch.bytes,
-            });
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fetched(
+    fn chunk_answered(
         &mut self,
         ctx: &mut Context<'_>,
-        fetch: u64,
-        chunk: ChunkId,
-        kind: LinkKind,
-        candidates: Vec<PeerId>,
-        next: usize,
+        id: u64,
+        (chunk, kind): (ChunkId, LinkKind),
+        (start, tries): (usize, usize),
         from: PeerId,
         outcome: Outcome,
     ) {
-        if !self.fetches.contains_key(&fetch) {
+        if !self.fetches.contains_key(&id) {
             return;
         }
         let payload = match outcome {
@@ -525,31 +633,28 @@ impl Negotiator {
                         observation: Observation::Misbehaved,
                     },
                 );
-                return self.ask(ctx, fetch, chunk, kind, candidates, next + 1);
+                return self.ask(ctx, id, (chunk, kind), (start, tries + 1));
             }
-            _ => return self.ask(ctx, fetch, chunk, kind, candidates, next + 1),
+            _ => return self.ask(ctx, id, (chunk, kind), (start, tries + 1)),
         };
-        let children = match (kind, &payload) {
-            (LinkKind::Data, _) => Vec::new(),
-            (LinkKind::Object, Payload::Bytes(bytes)) => match parse_links(bytes) {
-                Ok((links, _)) => links.into_iter().map(|l| (l.id, l.kind)).collect(),
-                Err(_) => return self.finish_fetch(ctx, fetch, false),
+        let children = match kind {
+            LinkKind::Data => Vec::new(),
+            LinkKind::Object => match Self::children(&payload) {
+                Some(children) => children,
+                None => return self.finish_fetch(ctx, id, false),
             },
-            (LinkKind::Object, Payload::Synthetic { .. }) => {
-                return self.finish_fetch(ctx, fetch, false)
-            }
         };
         let limit = self.config.fetch_chunks_max;
-        let Some(state) = self.fetches.get_mut(&fetch) else {
+        let Some(fetch) = self.fetches.get_mut(&id) else {
             return;
         };
-        state.in_flight -= 1;
-        state.bytes += payload.len();
-        state.chunks += children.len();
-        if state.chunks > limit {
-            return self.finish_fetch(ctx, fetch, false);
+        fetch.in_flight -= 1;
+        fetch.bytes += payload.len();
+        fetch.chunks += children.len();
+        if fetch.chunks > limit {
+            return self.finish_fetch(ctx, id, false);
         }
-        state.queue.extend(children.into_iter().rev());
-        self.pump(ctx, fetch);
+        fetch.queue.extend(children.into_iter().rev());
+        self.pump(ctx, id);
     }
 }
