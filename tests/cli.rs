@@ -281,9 +281,21 @@ fn gc_collects_unpinned_trees_only() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("missing"), "{}", stderr(&output));
-    // Pinning again requires the root to be present.
+    // Pinning again requires the whole tree to be present: the root is gone, so exit 1.
     let output = env.run(&["pin", &dropped]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("not whole"), "{}", stderr(&output));
+    // A data chunk is not a tree: pinning it is refused, and gc keeps working.
+    let data = Store::open_rocks(&env.data_dir())
+        .unwrap()
+        .chunk_ids()
+        .unwrap()
+        .into_iter()
+        .find(|id| !kept.contains(&id.to_string()))
+        .unwrap();
+    let output = env.run(&["pin", &format!("cs:v:{data}")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    env.ok(&["gc"]);
 }
 
 #[test]
@@ -373,6 +385,21 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
             "between 16 and 4096",
         ),
         (vec!["frobnicate"], 2, "unrecognized subcommand"),
+        (
+            vec![
+                "put",
+                "--convergence-secret-file",
+                "/dev/zero",
+                f.to_str().unwrap(),
+            ],
+            2,
+            "larger than 4096 bytes",
+        ),
+        (
+            vec!["get", &cap, "--output", "..", "--force"],
+            2,
+            "does not end in a file or directory name",
+        ),
     ];
     for (args, code, message) in cases {
         let output = env.run(&args);

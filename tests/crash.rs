@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
+use cryptosphere::object::{Capability, Reader};
+use cryptosphere::store::Store;
 use rand::{RngCore, SeedableRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cryptosphere");
@@ -71,8 +73,17 @@ fn kill_9_during_put_loses_nothing_earlier_and_leaves_no_bad_chunk() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        // No stored chunk fails its id, and every earlier put is whole.
+        // No stored chunk fails its id, every pin left behind reaches a whole tree, and
+        // every earlier put is whole.
         ok(&data, &["verify", "--all"]);
+        let store = Store::open_rocks(&data).unwrap();
+        for pin in store.pins().unwrap() {
+            let check = Capability::Verify(cryptosphere::object::VerifyCap { id: pin });
+            Reader::new(&store)
+                .verify(&check)
+                .unwrap_or_else(|e| panic!("pin {pin} after a kill at {delay_ms} ms: {e}"));
+        }
+        drop(store);
         for (index, (cap, content)) in earlier.iter().enumerate() {
             ok(&data, &["verify", cap]);
             let out = work.path().join(format!("out-{delay_ms}-{index}"));

@@ -23,6 +23,9 @@ pub const NAME_BYTES_MAX: usize = 255;
 /// more than 2^60 bytes; anything deeper is hostile.
 pub const TREE_LEVEL_MAX: u8 = 6;
 
+/// Most directory entries one get writes out (shared subtrees count once per appearance).
+pub const EXPORT_ENTRIES_MAX: usize = 1 << 20;
+
 /// Deepest directory nesting that put and get accept.
 pub const DIR_DEPTH_MAX: usize = 256;
 

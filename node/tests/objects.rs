@@ -425,3 +425,172 @@ fn over_long_paths_and_names_are_refused() {
         "{error}"
     );
 }
+
+fn dir_of(store: &Store, entries: Vec<DirEntry>) -> ReadCap {
+    let mut writer = Writer::new(store, WriteConfig::default(), None);
+    let cap = writer.put_directory(entries).unwrap();
+    writer.finish(Some(cap)).unwrap();
+    cap
+}
+
+fn entry(name: &str, kind: EntryKind, mode: u32, cap: ReadCap) -> DirEntry {
+    DirEntry {
+        name: name.into(),
+        kind,
+        mode,
+        cap,
+    }
+}
+
+#[test]
+fn verify_checks_every_entry_even_when_ids_repeat() {
+    let store = Store::memory();
+    let file = put(&store, &random_bytes(200_000, 20));
+    let wrong_key = ReadCap {
+        id: file.id,
+        key: cryptosphere::ChunkKey([7; 32]),
+    };
+    let cases = [
+        vec![
+            entry("a", EntryKind::File, 0o644, file),
+            entry("b", EntryKind::File, 0o644, wrong_key),
+        ],
+        vec![
+            entry("a", EntryKind::File, 0o644, file),
+            entry("b", EntryKind::Directory, 0o755, file),
+        ],
+    ];
+    for entries in cases {
+        let dir = dir_of(&store, entries);
+        let error = Reader::new(&store)
+            .verify(&Capability::Read(dir))
+            .unwrap_err();
+        assert_eq!(error.chunk(), Some(file.id), "{error}");
+        // And get reports the same damage as an integrity error naming the chunk.
+        let work = tempfile::tempdir().unwrap();
+        let error =
+            get_to_path(&store, &dir, &work.path().join("out"), false, &mut |_| {}).unwrap_err();
+        assert!(error.to_string().contains(&file.id.to_string()), "{error}");
+    }
+}
+
+#[test]
+fn verify_checks_name_order_across_directory_nodes() {
+    use cryptosphere::object::format::{ChildRef, Entries, NodeKind};
+    let store = Store::memory();
+    let file = put(&store, b"x");
+    let leaf = |name: &str| {
+        let node = Node {
+            kind: NodeKind::Directory,
+            level: 0,
+            total: 1,
+            entries: Entries::Dir(vec![entry(name, EntryKind::File, 0o644, file)]),
+        };
+        let sealed = node.seal(None);
+        store.put_verified(sealed.id, sealed.stored).unwrap();
+        ChildRef {
+            id: sealed.id,
+            key: sealed.key,
+            covered: 1,
+        }
+    };
+    let (b, a) = (leaf("b"), leaf("a"));
+    let top = Node {
+        kind: NodeKind::Directory,
+        level: 1,
+        total: 2,
+        entries: Entries::Refs(vec![b, a]),
+    }
+    .seal(None);
+    store.put_verified(top.id, top.stored).unwrap();
+    let cap = ReadCap {
+        id: top.id,
+        key: top.key,
+    };
+    let error = Reader::new(&store)
+        .verify(&Capability::Read(cap))
+        .unwrap_err();
+    assert!(error.to_string().contains("out of name order"), "{error}");
+}
+
+#[test]
+fn repeated_subtrees_cannot_blow_up_get_or_verify() {
+    let store = Store::memory();
+    let mut cap = dir_of(
+        &store,
+        vec![entry("leaf", EntryKind::File, 0o644, put(&store, b"leaf"))],
+    );
+    // 24 levels, each with two entries naming the level below: 2^24 entries described.
+    for _ in 0..24 {
+        cap = dir_of(
+            &store,
+            vec![
+                entry("a", EntryKind::Directory, 0o755, cap),
+                entry("b", EntryKind::Directory, 0o755, cap),
+            ],
+        );
+    }
+    let report = Reader::new(&store).verify(&Capability::Read(cap)).unwrap();
+    assert!(report.chunks < 100, "{report:?}");
+    let work = tempfile::tempdir().unwrap();
+    let error =
+        get_to_path(&store, &cap, &work.path().join("out"), false, &mut |_| {}).unwrap_err();
+    assert!(error.to_string().contains("more than"), "{error}");
+    assert_no_partial_output(work.path(), &work.path().join("out"));
+}
+
+#[test]
+fn get_applies_permission_bits_only() {
+    let store = Store::memory();
+    let file = put(&store, b"#!/bin/sh\n");
+    let dir = dir_of(&store, vec![entry("tool", EntryKind::File, 0o4755, file)]);
+    let work = tempfile::tempdir().unwrap();
+    get_to_path(&store, &dir, &work.path().join("out"), false, &mut |_| {}).unwrap();
+    let mode = fs::metadata(work.path().join("out/tool"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o755);
+}
+
+#[test]
+fn get_force_refuses_paths_that_do_not_end_in_a_name() {
+    let store = Store::memory();
+    let cap = put(&store, b"content");
+    let work = tempfile::tempdir().unwrap();
+    let keep = work.path().join("outer/keep");
+    fs::create_dir_all(&keep).unwrap();
+    fs::write(keep.join("precious"), b"precious").unwrap();
+    for output in [
+        work.path().join("outer/keep/.."),
+        work.path().join("outer/."),
+        Path::new("/").to_owned(),
+    ] {
+        let error = get_to_path(&store, &cap, &output, true, &mut |_| {}).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("does not end in a file or directory name"),
+            "{error}"
+        );
+    }
+    assert_eq!(fs::read(keep.join("precious")).unwrap(), b"precious");
+}
+
+#[test]
+fn a_zero_group_size_still_chunks_everything() {
+    let store = Store::memory();
+    let content = random_bytes(3 << 20, 21);
+    let cap = put_with(
+        &store,
+        &content,
+        WriteConfig {
+            seal_batch_bytes: 0,
+            ..WriteConfig::default()
+        },
+        None,
+    );
+    assert_eq!(cap, put(&Store::memory(), &content));
+    assert_eq!(read(&store, &cap).unwrap(), content);
+}

@@ -2,7 +2,7 @@
 //! output formats and exit codes. It calls the library and the local host; it decides
 //! nothing about storage or encoding itself.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +15,7 @@ use crate::limits::SECRET_BYTES_MAX;
 use crate::object::format::EntryKind;
 use crate::object::read::ReadError;
 use crate::object::write::WriteError;
-use crate::object::{Capability, ConvergenceSecret, Reader};
+use crate::object::{Capability, ConvergenceSecret, Reader, VerifyCap};
 use crate::store::gc::{self, GcError};
 use crate::store::{BackendError, Store, StoreError};
 
@@ -244,7 +244,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let cap = readable(&args.cap)?;
             get_to_path(&store, &cap, &args.output, args.force, &mut |_| {}).map_err(|e| {
                 let code = match &e {
-                    ExportError::Exists(_) | ExportError::TooDeep => USAGE,
+                    ExportError::Exists(_) | ExportError::TooDeep | ExportError::NotAName(_) => {
+                        USAGE
+                    }
+                    ExportError::TooManyEntries => INTEGRITY,
                     ExportError::Io { source, .. }
                         if source.kind() == std::io::ErrorKind::InvalidFilename =>
                     {
@@ -266,19 +269,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let fail =
                 |e: ReadError| Failure::new(read_code(&e), format!("cannot list {}", args.cap), e);
             for entry in reader.list_dir(&cap).map_err(fail)? {
+                let node = reader.check_entry(&entry).map_err(fail)?;
                 let (kind, size) = match entry.kind {
-                    EntryKind::File => (
-                        "file",
-                        reader.root(&entry.cap).map_err(fail)?.total.to_string(),
-                    ),
+                    EntryKind::File => ("file", node.total.to_string()),
                     EntryKind::Directory => ("dir", "-".to_owned()),
                 };
-                writeln!(
-                    stdout,
-                    "{:04o} {kind:4} {size:>12} {}",
-                    entry.mode, entry.name
-                )
-                .map_err(out)?;
+                // Names come from whoever wrote the tree: escape control characters rather
+                // than let them drive the terminal.
+                let name: String = if entry.name.chars().any(char::is_control) {
+                    entry.name.escape_debug().collect()
+                } else {
+                    entry.name.clone()
+                };
+                writeln!(stdout, "{:04o} {kind:4} {size:>12} {name}", entry.mode).map_err(out)?;
             }
         }
         Command::Verify(args) => match args.cap {
@@ -342,19 +345,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Pin(args) => {
-            let id = args.cap.id();
-            if !store
-                .contains(&id)
-                .map_err(|e| Failure::new(store_code(&e), "cannot pin", e))?
-            {
-                return Err(Failure::new(
-                    USAGE,
-                    format!("cannot pin {}", args.cap),
-                    StoreError::Missing(id),
-                ));
-            }
+            // Pin only a whole tree: its root must be an object and every chunk it reaches
+            // must be here and intact (checked by ids and links, so verify caps work too).
+            let check = Capability::Verify(VerifyCap { id: args.cap.id() });
+            Reader::new(&store).verify(&check).map_err(|e| {
+                Failure::new(
+                    read_code(&e),
+                    format!("cannot pin {}: its tree is not whole here", args.cap),
+                    e,
+                )
+            })?;
             store
-                .pin(id)
+                .pin(args.cap.id())
                 .map_err(|e| Failure::new(store_code(&e), "cannot pin", e))?;
         }
         Command::Unpin(args) => {
@@ -377,13 +379,17 @@ struct SecretTooLarge;
 
 fn read_secret(path: &Path) -> Result<ConvergenceSecret, Failure> {
     let context = || format!("cannot use {} as a convergence secret", path.display());
-    let length = std::fs::metadata(path)
-        .map_err(|e| Failure::new(USAGE, context(), e))?
-        .len();
-    if length > SECRET_BYTES_MAX as u64 {
+    // Read at most one byte past the limit, whatever the file claims to be (/dev/zero).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(SECRET_BYTES_MAX as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| Failure::new(USAGE, context(), e))?;
+    if bytes.len() > SECRET_BYTES_MAX {
         return Err(Failure::new(USAGE, context(), SecretTooLarge));
     }
-    let bytes = std::fs::read(path).map_err(|e| Failure::new(USAGE, context(), e))?;
     ConvergenceSecret::new(bytes).map_err(|e| Failure::new(USAGE, context(), e))
 }
 

@@ -2,11 +2,14 @@
 //! under a temporary name beside the target and renamed into place only once complete, so a
 //! failed get leaves nothing under the requested name.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::limits::DIR_DEPTH_MAX;
+use crate::ids::ChunkId;
+use crate::limits::{DIR_DEPTH_MAX, EXPORT_ENTRIES_MAX};
 use crate::object::format::{EntryKind, NodeKind};
 use crate::object::read::{ReadError, Reader};
 use crate::object::ReadCap;
@@ -30,6 +33,10 @@ pub enum ExportError {
     },
     #[error("the directory tree is nested more than {DIR_DEPTH_MAX} levels deep")]
     TooDeep,
+    #[error("the tree has more than {EXPORT_ENTRIES_MAX} entries; refusing to write it out")]
+    TooManyEntries,
+    #[error("{0} does not end in a file or directory name (it ends in '.', '..' or '/')")]
+    NotAName(PathBuf),
     #[error(transparent)]
     Read(#[from] ReadError),
 }
@@ -57,6 +64,17 @@ pub fn get_to_path(
     force: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<GetOutcome, ExportError> {
+    // "dir/..", "dir/." or "/" would make --force replace a directory other than the
+    // one named. (Path::file_name skips a trailing ".", so look at the raw last component.)
+    let last = output
+        .as_os_str()
+        .as_bytes()
+        .rsplit(|b| *b == b'/')
+        .next()
+        .unwrap_or_default();
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(ExportError::NotAName(output.to_owned()));
+    }
     let exists = fs::symlink_metadata(output).is_ok();
     if exists && !force {
         return Err(ExportError::Exists(output.to_owned()));
@@ -107,6 +125,10 @@ pub fn get_to_path(
         remove_existing(output)?;
     }
     staged.persist(output)?;
+    // Make the rename itself durable.
+    fs::File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(parent))?;
     Ok(outcome)
 }
 
@@ -146,6 +168,40 @@ fn remove_existing(path: &Path) -> Result<(), ExportError> {
     }
 }
 
+/// How many entries writing out the directory `cap` would create, counting a shared subtree
+/// once per appearance, computed in time linear in the distinct directories (a tree whose
+/// subtrees repeat can otherwise describe exponentially many entries in a few chunks).
+fn count_entries(reader: &Reader<'_>, cap: &ReadCap) -> Result<u64, ExportError> {
+    let mut totals: BTreeMap<(ChunkId, [u8; 32]), u64> = BTreeMap::new();
+    // Post-order without recursion: a directory is summed once its subdirectories are.
+    let mut stack = vec![(*cap, false, 0usize)];
+    while let Some((dir, children_done, depth)) = stack.pop() {
+        if totals.contains_key(&(dir.id, dir.key.0)) {
+            continue;
+        }
+        if depth >= DIR_DEPTH_MAX {
+            return Err(ExportError::TooDeep);
+        }
+        let entries = reader.list_dir(&dir)?;
+        let subdirs = entries.iter().filter(|e| e.kind == EntryKind::Directory);
+        if !children_done {
+            for entry in subdirs.clone() {
+                reader.check_entry(entry)?;
+            }
+        }
+        if children_done {
+            let total = subdirs.fold(entries.len() as u64, |sum, e| {
+                sum.saturating_add(totals.get(&(e.cap.id, e.cap.key.0)).copied().unwrap_or(0))
+            });
+            totals.insert((dir.id, dir.key.0), total);
+        } else {
+            stack.push((dir, true, depth));
+            stack.extend(subdirs.map(|e| (e.cap, false, depth + 1)));
+        }
+    }
+    Ok(totals.get(&(cap.id, cap.key.0)).copied().unwrap_or(0))
+}
+
 /// Writes the directory `cap` into the existing empty directory `root`. Directory modes are
 /// applied last, deepest first, so a read-only directory is filled before it is locked.
 fn write_tree(
@@ -156,26 +212,34 @@ fn write_tree(
 ) -> Result<u64, ExportError> {
     let mut bytes = 0u64;
     let mut directory_modes: Vec<(PathBuf, u32)> = Vec::new();
+    if count_entries(reader, cap)? > EXPORT_ENTRIES_MAX as u64 {
+        return Err(ExportError::TooManyEntries);
+    }
     let mut stack = vec![(*cap, root.to_owned(), 0usize)];
     while let Some((cap, dir, depth)) = stack.pop() {
         if depth >= DIR_DEPTH_MAX {
             return Err(ExportError::TooDeep);
         }
         for entry in reader.list_dir(&cap)? {
+            reader.check_entry(&entry)?;
             // Names were checked on decode: no '/', no "." or "..", so this stays inside.
             let path = dir.join(&entry.name);
+            // Permission bits only: setuid, setgid and sticky bits from a tree someone else
+            // wrote are not applied.
+            let mode = entry.mode & 0o777;
             match entry.kind {
                 EntryKind::File => {
                     let mut file = fs::File::create(&path).map_err(io(&path))?;
                     let base = bytes;
                     bytes += reader
                         .copy_file(&entry.cap, &mut file, &mut |done| progress(base + done))?;
-                    file.set_permissions(fs::Permissions::from_mode(entry.mode))
+                    file.set_permissions(fs::Permissions::from_mode(mode))
                         .map_err(io(&path))?;
+                    file.sync_all().map_err(io(&path))?;
                 }
                 EntryKind::Directory => {
                     fs::create_dir(&path).map_err(io(&path))?;
-                    directory_modes.push((path.clone(), entry.mode));
+                    directory_modes.push((path.clone(), mode));
                     stack.push((entry.cap, path, depth + 1));
                 }
             }
@@ -183,6 +247,9 @@ fn write_tree(
     }
     for (path, mode) in directory_modes.iter().rev() {
         fs::set_permissions(path, fs::Permissions::from_mode(*mode)).map_err(io(path))?;
+        fs::File::open(path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(path))?;
     }
     Ok(bytes)
 }

@@ -62,7 +62,8 @@ impl<R: Read> Chunker<R> {
             }
         }
         let mut start = 0;
-        while start < group.bytes.len() && start < group_bytes {
+        // At least one chunk per group (unless the input has ended), whatever `group_bytes`.
+        while start < group.bytes.len() && (start < group_bytes || group.chunks.is_empty()) {
             let remaining = group.bytes.len() - start;
             if remaining < CDC_MAX_BYTES && !self.end_of_input {
                 break;

@@ -270,13 +270,45 @@ impl<'s> Reader<'s> {
         Ok(plaintext)
     }
 
+    /// The root of a directory entry's tree, checked against the kind the entry claims (a
+    /// mismatch is malformed data, named by the entry's id).
+    pub fn check_entry(&self, entry: &DirEntry) -> Result<Node, ReadError> {
+        let kind = match entry.kind {
+            EntryKind::File => NodeKind::File,
+            EntryKind::Directory => NodeKind::Directory,
+        };
+        self.node(
+            entry.cap.id,
+            &entry.cap.key,
+            Some(Expect {
+                kind,
+                level: None,
+                total: None,
+            }),
+        )
+    }
+
     /// The entries of a directory, in name order.
     pub fn list_dir(&self, cap: &ReadCap) -> Result<Vec<DirEntry>, ReadError> {
+        self.walk_dir(cap, &mut VerifyReport::default())
+    }
+
+    /// Lists a directory, counting the nodes it reads into `report`.
+    fn walk_dir(
+        &self,
+        cap: &ReadCap,
+        report: &mut VerifyReport,
+    ) -> Result<Vec<DirEntry>, ReadError> {
         let root = self.root_of_kind(cap, NodeKind::Directory)?;
         let mut listing: Vec<DirEntry> = Vec::new();
-        // Each frame: a node, its id, and the index of the next child to visit.
+        // Each frame: a node, its id, and the index of the next child to visit. Names must
+        // increase strictly across leaves, so no leaf can be visited twice.
         let mut stack: Vec<(Node, ChunkId, usize)> = vec![(root, cap.id, 0)];
         while let Some((node, id, next)) = stack.pop() {
+            if next == 0 {
+                report.chunks += 1;
+                report.bytes += node.stored_len() as u64;
+            }
             match &node.entries {
                 Entries::Dir(entries) => {
                     if let (Some(last), Some(first)) = (listing.last(), entries.first()) {
@@ -307,8 +339,10 @@ impl<'s> Reader<'s> {
     }
 
     /// Checks every chunk `cap` reaches. With a read capability every object is decrypted
-    /// and checked against its parent and every data chunk is decrypted; with a verify
-    /// capability every chunk's id and every object's link list are checked.
+    /// and checked against its parent (entries against the kind they claim, names in order
+    /// across directory nodes) and every data chunk is decrypted; with a verify capability
+    /// every chunk's id and every object's link list are checked. Work is linear in the
+    /// distinct (chunk, key, expected shape) combinations, however often a subtree repeats.
     pub fn verify(&self, cap: &Capability) -> Result<VerifyReport, ReadError> {
         match cap {
             Capability::Read(cap) => self.verify_readable(cap),
@@ -318,7 +352,9 @@ impl<'s> Reader<'s> {
 
     fn verify_ids(&self, root: ChunkId) -> Result<VerifyReport, ReadError> {
         let mut report = VerifyReport::default();
-        let mut seen = BTreeSet::from([root]);
+        // Keep (id, kind): an id reached first as data and later as an object must still be
+        // parsed as an object.
+        let mut seen = BTreeSet::from([(root, LinkKind::Object as u8)]);
         let mut stack = vec![(root, LinkKind::Object)];
         while let Some((id, kind)) = stack.pop() {
             let stored = self.store.get(&id)?;
@@ -337,7 +373,7 @@ impl<'s> Reader<'s> {
                 let (links, _) =
                     parse_links(&stored).map_err(|source| ReadError::Object { id, source })?;
                 for link in links {
-                    if seen.insert(link.id) {
+                    if seen.insert((link.id, link.kind as u8)) {
                         stack.push((link.id, link.kind));
                     }
                 }
@@ -348,60 +384,78 @@ impl<'s> Reader<'s> {
 
     fn verify_readable(&self, cap: &ReadCap) -> Result<VerifyReport, ReadError> {
         let mut report = VerifyReport::default();
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<(ChildRef, Option<Expect>)> = vec![(
-            ChildRef {
-                id: cap.id,
-                key: cap.key,
-                covered: 0,
-            },
-            None,
-        )];
-        while let Some((r, expect)) = stack.pop() {
-            if !seen.insert(r.id) {
+        let mut seen = Seen::default();
+        let root = self.root(cap)?;
+        let mut trees: Vec<(ReadCap, NodeKind)> = vec![(*cap, root.kind)];
+        while let Some((tree, kind)) = trees.pop() {
+            if !seen.trees.insert((tree.id, tree.key.0, kind as u8)) {
                 continue;
             }
-            let node = self.node(r.id, &r.key, expect)?;
-            report.chunks += 1;
-            report.bytes += node.stored_len() as u64;
-            match &node.entries {
-                Entries::Refs(refs) if node.kind == NodeKind::File && node.level == 0 => {
-                    let results: Vec<Result<u64, ReadError>> = refs
-                        .par_iter()
-                        .filter(|r| !seen.contains(&r.id))
-                        .map(|r| self.data_chunk(r).map(|_| r.covered))
-                        .collect();
-                    for result in results {
-                        report.chunks += 1;
-                        report.bytes += result? + TAG_BYTES as u64;
+            match kind {
+                NodeKind::File => self.verify_file(&tree, &mut report, &mut seen)?,
+                NodeKind::Directory => {
+                    for entry in self.walk_dir(&tree, &mut report)? {
+                        let node = self.check_entry(&entry)?;
+                        trees.push((entry.cap, node.kind));
                     }
-                    seen.extend(refs.iter().map(|r| r.id));
                 }
-                Entries::Refs(refs) => stack.extend(
-                    refs.iter()
-                        .rev()
-                        .map(|r| (*r, Some(expect_child(&node, r)))),
-                ),
-                Entries::Dir(entries) => stack.extend(entries.iter().rev().map(|e| {
-                    let kind = match e.kind {
-                        EntryKind::File => NodeKind::File,
-                        EntryKind::Directory => NodeKind::Directory,
-                    };
-                    (
-                        ChildRef {
-                            id: e.cap.id,
-                            key: e.cap.key,
-                            covered: 0,
-                        },
-                        Some(Expect {
-                            kind,
-                            level: None,
-                            total: None,
-                        }),
-                    )
-                })),
             }
         }
         Ok(report)
     }
+
+    /// Checks one file tree: its nodes against their parents, its data chunks by
+    /// decryption.
+    fn verify_file(
+        &self,
+        cap: &ReadCap,
+        report: &mut VerifyReport,
+        seen: &mut Seen,
+    ) -> Result<(), ReadError> {
+        let root = self.root_of_kind(cap, NodeKind::File)?;
+        report.chunks += 1;
+        report.bytes += root.stored_len() as u64;
+        let mut stack = vec![root];
+        while let Some(node) = stack.pop() {
+            let Entries::Refs(refs) = &node.entries else {
+                unreachable!("file nodes always hold refs")
+            };
+            if node.level == 0 {
+                let fresh: Vec<ChildRef> = refs
+                    .iter()
+                    .filter(|r| seen.data.insert((r.id, r.key.0, r.covered)))
+                    .copied()
+                    .collect();
+                let results: Vec<Result<u64, ReadError>> = fresh
+                    .par_iter()
+                    .map(|r| self.data_chunk(r).map(|_| r.covered))
+                    .collect();
+                for result in results {
+                    report.chunks += 1;
+                    report.bytes += result? + TAG_BYTES as u64;
+                }
+                continue;
+            }
+            for r in refs {
+                if seen.nodes.insert((r.id, r.key.0, node.level, r.covered)) {
+                    let child = self.child(&node, r)?;
+                    report.chunks += 1;
+                    report.bytes += child.stored_len() as u64;
+                    stack.push(child);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a read-capability verification has already checked.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Trees (root id, key, kind).
+    trees: BTreeSet<(ChunkId, [u8; 32], u8)>,
+    /// File nodes (id, key, parent level, covered).
+    nodes: BTreeSet<(ChunkId, [u8; 32], u8, u64)>,
+    /// Data chunks (id, key, length).
+    data: BTreeSet<(ChunkId, [u8; 32], u64)>,
 }

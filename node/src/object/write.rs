@@ -1,5 +1,5 @@
 //! Writing trees: chunk and encrypt a file's bytes, build its manifest tree, build directory
-//! trees from entries, and hand everything to the store in atomic batches, children before
+//! trees from entries, and hand everything to the store in batches, children before
 //! parents and the pin last (so a crash never leaves a pin over a partial tree).
 //!
 //! Chunks of one batch are sealed in parallel (rayon): sealing is pure computation, and the
@@ -29,7 +29,7 @@ pub struct WriteConfig {
     pub fanout: usize,
     /// Plaintext bytes sealed in parallel before the results are written.
     pub seal_batch_bytes: usize,
-    /// Stored bytes gathered before one atomic store write.
+    /// Stored bytes gathered before one store write.
     pub write_batch_bytes: usize,
 }
 
@@ -262,7 +262,7 @@ impl<'s> Writer<'s> {
         Ok(())
     }
 
-    /// Writes everything still buffered, pins `pin` in the same atomic batch, and syncs.
+    /// Writes everything still buffered and makes it durable, then pins `pin`.
     pub fn finish(mut self, pin: Option<ReadCap>) -> Result<WriteStats, WriteError> {
         let mut batch = std::mem::take(&mut self.batch);
         batch.pins = pin.map(|cap| cap.id).into_iter().collect();

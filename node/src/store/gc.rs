@@ -36,20 +36,23 @@ pub enum GcError {
 /// Every chunk id reachable from the pins.
 pub fn reachable(store: &Store) -> Result<BTreeSet<ChunkId>, GcError> {
     let mut reached = BTreeSet::new();
-    let mut objects: Vec<ChunkId> = Vec::new();
-    for root in store.pins()? {
-        if reached.insert(root) {
-            objects.push(root);
-        }
-    }
+    // Objects already parsed: an id first reached through a data link must still be parsed
+    // when another link says it is an object, or what it keeps alive would be missed.
+    let mut parsed = BTreeSet::new();
+    let mut objects: Vec<ChunkId> = store.pins()?;
     while let Some(id) = objects.pop() {
+        reached.insert(id);
+        if !parsed.insert(id) {
+            continue;
+        }
         let stored = store
             .get(&id)
             .map_err(|source| GcError::Unreadable { id, source })?;
         let (links, _) =
             parse_links(&stored).map_err(|source| GcError::Malformed { id, source })?;
         for link in links {
-            if reached.insert(link.id) && link.kind == LinkKind::Object {
+            reached.insert(link.id);
+            if link.kind == LinkKind::Object && !parsed.contains(&link.id) {
                 objects.push(link.id);
             }
         }

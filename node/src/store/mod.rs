@@ -161,7 +161,9 @@ impl Store {
                 id,
                 "writer produced a chunk under the wrong id"
             );
-            if seen.insert(id) && !self.backend.contains(&id)? {
+            // A chunk already held is skipped only if its bytes still check out, so putting
+            // the same data again repairs a damaged copy.
+            if seen.insert(id) && (!self.backend.contains(&id)? || self.get(&id).is_err()) {
                 fresh.push((id, bytes));
             }
         }

@@ -151,8 +151,9 @@ impl StoreBackend for RocksBackend {
     }
 
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError> {
-        // The store rechecks SHA-256(bytes) == id on every read, which catches everything
-        // RocksDB's CRC would, so that pass is skipped.
+        // RocksDB's checksums are not verified on this path: the store rechecks
+        // SHA-256(bytes) == id on every read, so damage anywhere (value, blob record, index)
+        // can at worst make a chunk missing or wrong, and wrong is reported as corrupt.
         let mut options = ReadOptions::default();
         options.set_verify_checksums(false);
         self.db

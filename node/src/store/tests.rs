@@ -2,7 +2,7 @@
 
 use super::gc::{collect, GcError};
 use super::*;
-use crate::object::format::{DirEntry, EntryKind};
+use crate::object::format::{ChildRef, DirEntry, Entries, EntryKind, Node, NodeKind};
 use crate::object::{Capability, ReadCap, Reader, WriteConfig, Writer};
 
 /// A store on one backend, with a way to reopen it (a fresh process, for RocksDB).
@@ -78,6 +78,8 @@ on_every_backend!(
     pins_survive_reopen,
     gc_keeps_what_pins_reach,
     gc_refuses_when_a_pinned_object_is_unreadable,
+    gc_follows_an_object_also_reached_as_data,
+    putting_again_repairs_a_damaged_chunk,
     scrub_finds_corrupt_chunks,
     verify_cap_checks_without_keys,
 );
@@ -175,14 +177,77 @@ fn gc_keeps_what_pins_reach(h: Harness) {
 
 fn gc_refuses_when_a_pinned_object_is_unreadable(h: Harness) {
     let cap = h.put(&pseudo_random(100_000, 6));
-    h.put(b"unpinned garbage");
-    h.store
-        .unpin(crate::object::crypto::chunk_id(b"nothing"))
+    // Unpinned garbage that a working collection would remove.
+    let mut writer = Writer::new(&h.store, WriteConfig::default(), None);
+    writer
+        .put_file(&b"unpinned garbage"[..], &mut |_| {})
         .unwrap();
+    writer.finish(None).unwrap();
     h.store.backend().delete(&[cap.id]).unwrap();
     let before = h.store.stats().unwrap();
     assert!(matches!(collect(&h.store), Err(GcError::Unreadable { id, .. }) if id == cap.id));
     assert_eq!(h.store.stats().unwrap(), before, "nothing may be deleted");
+}
+
+fn gc_follows_an_object_also_reached_as_data(h: Harness) {
+    // A pinned directory, and a pinned hostile object that calls the directory's
+    // subdirectory a data chunk: the subdirectory's own chunks must survive either way.
+    let file = h.put(&pseudo_random(300_000, 9));
+    let mut writer = Writer::new(&h.store, WriteConfig::default(), None);
+    let entry = |name: &str, kind, cap| DirEntry {
+        name: name.into(),
+        kind,
+        mode: 0o755,
+        cap,
+    };
+    let sub = writer
+        .put_directory(vec![entry("f", EntryKind::File, file)])
+        .unwrap();
+    let top = writer
+        .put_directory(vec![entry("sub", EntryKind::Directory, sub)])
+        .unwrap();
+    writer.finish(Some(top)).unwrap();
+    h.store.unpin(file.id).unwrap();
+    let liar = Node {
+        kind: NodeKind::File,
+        level: 0,
+        total: 1,
+        entries: Entries::Refs(vec![ChildRef {
+            id: sub.id,
+            key: sub.key,
+            covered: 1,
+        }]),
+    }
+    .seal(None);
+    h.store.put_verified(liar.id, liar.stored).unwrap();
+    h.store.pin(liar.id).unwrap();
+    collect(&h.store).unwrap();
+    assert!(
+        h.read(&file).is_ok(),
+        "the pinned directory's file was collected"
+    );
+}
+
+fn putting_again_repairs_a_damaged_chunk(h: Harness) {
+    let content = pseudo_random(700_000, 10);
+    let cap = h.put(&content);
+    let victim = h
+        .store
+        .chunk_ids()
+        .unwrap()
+        .into_iter()
+        .find(|id| *id != cap.id)
+        .unwrap();
+    h.store
+        .backend()
+        .write(WriteBatch {
+            chunks: vec![(victim, vec![0; 40])],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    assert!(h.read(&cap).is_err());
+    assert_eq!(h.put(&content), cap);
+    assert_eq!(h.read(&cap).unwrap(), content);
 }
 
 fn scrub_finds_corrupt_chunks(h: Harness) {
