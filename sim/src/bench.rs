@@ -9,7 +9,6 @@
 // This module measures wall time: it is host code, the one place a clock belongs.
 #![allow(clippy::disallowed_methods)]
 
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
@@ -35,9 +34,32 @@ pub struct BenchResult {
     pub kernel_events_per_s: f64,
 }
 
-/// The bare loop: a heap of (time, sequence, peer) and a xorshift for the reply's target.
+/// One event of the bare loop: when, in what order, and a small message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BareEvent {
+    at: u64,
+    seq: u64,
+    to: u32,
+    from: u32,
+    id: u64,
+    kind: u8,
+}
+
+impl PartialOrd for BareEvent {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for BareEvent {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The bare loop: a `BinaryHeap` of events carrying a small message; handling an event means
+/// answering it with one reply to a random peer (xorshift), as the kernel loop does.
 fn bare(events: u64) -> f64 {
-    let mut heap: BinaryHeap<Reverse<(u64, u64, u32)>> = BinaryHeap::with_capacity(IN_FLIGHT * 2);
+    let mut heap: BinaryHeap<BareEvent> = BinaryHeap::with_capacity(IN_FLIGHT * 2);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = || {
         x ^= x << 13;
@@ -48,18 +70,33 @@ fn bare(events: u64) -> f64 {
     let mut seq = 0;
     for i in 0..IN_FLIGHT as u64 {
         seq += 1;
-        heap.push(Reverse((next() % 1_000, seq, (i % PEERS as u64) as u32)));
+        let (to, from) = ((i % PEERS as u64) as u32, ((i * 7) % PEERS as u64) as u32);
+        heap.push(BareEvent {
+            at: next() % 1_000,
+            seq,
+            to,
+            from,
+            id: i,
+            kind: 1,
+        });
     }
     let mut checksum = 0u64;
     let start = Instant::now();
     for _ in 0..events {
-        let Some(Reverse((at, _, peer))) = heap.pop() else {
-            break;
+        let Some(event) = heap.pop() else { break };
+        checksum = checksum.wrapping_add(u64::from(event.to) ^ event.id);
+        let reply = BareEvent {
+            at: event.at + LATENCY_US + next() % 1_000,
+            seq: {
+                seq += 1;
+                seq
+            },
+            to: (next() % PEERS as u64) as u32,
+            from: event.to,
+            id: event.id,
+            kind: 3 - event.kind,
         };
-        checksum = checksum.wrapping_add(u64::from(peer));
-        let to = (next() % PEERS as u64) as u32;
-        seq += 1;
-        heap.push(Reverse((at + LATENCY_US + next() % 1_000, seq, to)));
+        heap.push(reply);
     }
     let elapsed = start.elapsed().as_secs_f64();
     std::hint::black_box(checksum);

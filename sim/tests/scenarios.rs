@@ -12,7 +12,9 @@ use cryptosphere_sim::world::{RunOutput, World};
 const BIN: &str = env!("CARGO_BIN_EXE_cryptosphere-sim");
 
 fn scenario_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name)
 }
 
 fn run(scenario: &Scenario, seed: u64) -> RunOutput {
@@ -40,24 +42,43 @@ fn two_processes_print_the_same_digest() {
     let out = tempfile::tempdir().unwrap();
     let digest = |dir: &str| {
         let output = Command::new(BIN)
-            .args(["run", scenario_path("smoke.toml").to_str().unwrap(), "--out"])
+            .args([
+                "run",
+                scenario_path("smoke.toml").to_str().unwrap(),
+                "--out",
+            ])
             .arg(out.path().join(dir))
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let stdout = String::from_utf8(output.stdout).unwrap();
         let last = stdout.lines().last().unwrap().to_owned();
         assert!(last.starts_with("trace digest: "), "{last}");
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.path().join(dir).join("summary.json")).unwrap()).unwrap();
-        assert_eq!(format!("trace digest: {}", summary["trace_digest"].as_str().unwrap()), last);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join(dir).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            format!(
+                "trace digest: {}",
+                summary["trace_digest"].as_str().unwrap()
+            ),
+            last
+        );
         let csv = std::fs::read_to_string(out.path().join(dir).join("metrics.csv")).unwrap();
         assert!(csv.lines().count() > 48, "one row per hour and group");
         last
     };
     assert_eq!(digest("a"), digest("b"));
     // And the library run in this process agrees with both.
-    assert_eq!(digest("c"), format!("trace digest: {}", run(&smoke(), 7).summary.trace_digest));
+    assert_eq!(
+        digest("c"),
+        format!("trace digest: {}", run(&smoke(), 7).summary.trace_digest)
+    );
 }
 
 #[test]
@@ -69,7 +90,11 @@ fn both_fidelities_pass_the_same_expectations() {
         let checks = evaluate(&scenario, &output.summary);
         assert!(!checks.is_empty());
         for check in &checks {
-            assert!(check.pass, "{fidelity:?}: {}.{} {} {} measured {:?}", check.group, check.metric, check.op, check.bound, check.measured);
+            assert!(
+                check.pass,
+                "{fidelity:?}: {}.{} {} {} measured {:?}",
+                check.group, check.metric, check.op, check.bound, check.measured
+            );
         }
         assert!(output.summary.groups["all"]["fetches"] > 100.0);
     }
@@ -80,40 +105,93 @@ fn bad_scenario_files_name_line_column_and_key() {
     let good = std::fs::read_to_string(scenario_path("smoke.toml")).unwrap();
     let typo = good.replace("mean_online_hours", "mean_onlin_hours");
     let error = Scenario::parse(&typo, "typo.toml").unwrap_err();
-    let ScenarioError::Syntax { line, column, message, .. } = &error else { panic!("{error}") };
-    let expected_line = good.lines().position(|l| l.starts_with("mean_online_hours")).unwrap() + 1;
+    let ScenarioError::Syntax {
+        line,
+        column,
+        message,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    let expected_line = good
+        .lines()
+        .position(|l| l.starts_with("mean_online_hours"))
+        .unwrap()
+        + 1;
     assert_eq!((*line, *column), (expected_line, 1), "{error}");
     assert!(message.contains("mean_onlin_hours"), "{error}");
-    assert!(error.to_string().starts_with(&format!("typo.toml:{expected_line}:1:")), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("typo.toml:{expected_line}:1:")),
+        "{error}"
+    );
 
     let cases = [
         (good.replace("loss = 0.001", "loss = 1.5"), "network.loss"),
         (good.replace("count = 60", "count = 0"), "group.count"),
-        (good.replace("metric = \"availability_mean\"", "metric = \"availability_average\""), "expect.metric"),
-        (good.replace("latency_ms = [[15.0, 45.0], [45.0, 20.0]]", "latency_ms = [[15.0]]"), "network.latency_ms"),
+        (
+            good.replace(
+                "metric = \"availability_mean\"",
+                "metric = \"availability_average\"",
+            ),
+            "expect.metric",
+        ),
+        (
+            good.replace(
+                "latency_ms = [[15.0, 45.0], [45.0, 20.0]]",
+                "latency_ms = [[15.0]]",
+            ),
+            "network.latency_ms",
+        ),
         (good.replace("seed = 7", "seed = \"seven\""), "seed"),
     ];
     for (text, key) in cases {
         let error = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();
-        assert!(error.contains(key) || error.contains("invalid type"), "{key}: {error}");
+        assert!(
+            error.contains(key) || error.contains("invalid type"),
+            "{key}: {error}"
+        );
     }
 }
 
 #[test]
 fn check_fails_with_the_seed_and_the_replay_command() {
     let dir = tempfile::tempdir().unwrap();
-    let strict = std::fs::read_to_string(scenario_path("smoke.toml")).unwrap().replace("value = 0.95", "value = 1.01");
+    let strict = std::fs::read_to_string(scenario_path("smoke.toml"))
+        .unwrap()
+        .replace("value = 0.95", "value = 1.01");
     let path = dir.path().join("strict.toml");
     std::fs::write(&path, strict).unwrap();
     let output = Command::new(BIN).arg("check").arg(&path).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(stdout.contains("FAIL") && stdout.contains("pass"), "{stdout}");
-    assert!(stdout.contains(&format!("replay: cryptosphere-sim run {} --seed 7", path.display())), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("pass"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "replay: cryptosphere-sim run {} --seed 7",
+            path.display()
+        )),
+        "{stdout}"
+    );
 
-    let output = Command::new(BIN).args(["check", scenario_path("smoke.toml").to_str().unwrap()]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = Command::new(BIN)
+        .args(["check", scenario_path("smoke.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 
-    let output = Command::new(BIN).args(["run", "/nonexistent.toml"]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
