@@ -593,4 +593,10 @@ fn a_zero_group_size_still_chunks_everything() {
     );
     assert_eq!(cap, put(&Store::memory(), &content));
     assert_eq!(read(&store, &cap).unwrap(), content);
+    // Sequential writing (what actors use) gives the very same ids.
+    let sequential = WriteConfig {
+        parallel: false,
+        ..WriteConfig::default()
+    };
+    assert_eq!(put_with(&Store::memory(), &content, sequential, None), cap);
 }

@@ -65,8 +65,8 @@ impl Network {
     }
 
     /// When a `bytes`-long message sent now from `from` reaches `to`, or `None` if it is
-    /// lost. Charges both links whether or not it arrives (a lost message still used the
-    /// sender's uplink; the receiver's downlink is charged on arrival only).
+    /// lost. The sender's uplink is charged whether or not the message arrives; the
+    /// receiver's downlink is booked, when the message is sent, only for one that arrives.
     pub fn send(
         &self,
         now: Time,
@@ -82,7 +82,7 @@ impl Network {
         let cut = self
             .sides
             .as_ref()
-            .is_some_and(|sides| sides[from_index] != sides[to_index]);
+            .is_some_and(|sides| sides.get(from_index) != sides.get(to_index));
         if lost || cut {
             return None;
         }

@@ -345,6 +345,12 @@ impl Scenario {
                 ));
             }
             total += u64::from(group.count) + u64::from(group.arrivals);
+            if group.storage_mib > 1 << 30 {
+                return Err(invalid(
+                    "group.storage_mib",
+                    "must be at most 2^30 MiB".into(),
+                ));
+            }
             positive("group.upload_mbps", group.upload_mbps)?;
             positive("group.download_mbps", group.download_mbps)?;
             positive("group.mean_online_hours", group.mean_online_hours)?;
@@ -413,6 +419,7 @@ impl Scenario {
                     side_a,
                 } => {
                     non_negative("fault.at_hours", *at_hours)?;
+                    non_negative("fault.heal_hours", *heal_hours)?;
                     if heal_hours <= at_hours {
                         return Err(invalid(
                             "fault.heal_hours",
@@ -438,6 +445,15 @@ impl Scenario {
             }
         }
         for probe in &self.probes {
+            if self.probes.iter().filter(|p| p.name == probe.name).count() > 1 {
+                return Err(invalid(
+                    "probe.name",
+                    format!("{:?} is used twice", probe.name),
+                ));
+            }
+            if probe.fetches > 1_000_000 {
+                return Err(invalid("probe.fetches", "must be at most 1,000,000".into()));
+            }
             non_negative("probe.at_hours", probe.at_hours)?;
             non_negative("probe.published_before_hours", probe.published_before_hours)?;
         }

@@ -143,6 +143,8 @@ pub struct World {
     probe_fetches: BTreeMap<(u32, ChunkId, Time), usize>,
     rows: Vec<HourRow>,
     availability: Vec<Vec<f64>>,
+    /// Share of peers on side A of the current (or last) partition.
+    side_a: f64,
 }
 
 fn derive(domain: &[u8], seed: u64, index: u64) -> [u8; 32] {
@@ -215,6 +217,7 @@ impl World {
             probe_fetches: BTreeMap::new(),
             rows: Vec::new(),
             availability: vec![Vec::new(); scenario.groups.len() + 1],
+            side_a: 0.5,
         };
         world.populate();
         world
@@ -309,10 +312,11 @@ impl World {
                 self.schedule(at, SimEvent::Arrive { group: g as u16 });
             }
             let warmup = Time(hours(scenario.workload.warmup_hours));
-            if scenario.workload.publish_per_peer_per_day > 0.0 && group.count > 0 {
+            if scenario.workload.publish_per_peer_per_day > 0.0 && group.count + group.arrivals > 0
+            {
                 self.schedule(warmup, SimEvent::Publish { group: g as u16 });
             }
-            if scenario.workload.fetch_per_peer_per_day > 0.0 && group.count > 0 {
+            if scenario.workload.fetch_per_peer_per_day > 0.0 && group.count + group.arrivals > 0 {
                 self.schedule(warmup, SimEvent::Fetch { group: g as u16 });
             }
         }
@@ -539,28 +543,35 @@ impl World {
         }
         let u: f64 = self.rng.gen_range(0.0..1.0);
         let n = limit as f64;
+        // Inverse of the continuous approximation of the Zipf CDF over ranks 1..=n, so every
+        // rank, the oldest included, can be drawn.
         let rank = match self.scenario.workload.popularity {
             Popularity::Uniform => (u * n) as usize,
-            Popularity::Zipf { s } if (s - 1.0).abs() < 1e-9 => (n.powf(u) - 1.0) as usize,
+            Popularity::Zipf { s } if (s - 1.0).abs() < 1e-9 => ((n + 1.0).powf(u) - 1.0) as usize,
             Popularity::Zipf { s } => {
-                ((((n.powf(1.0 - s) - 1.0) * u + 1.0).powf(1.0 / (1.0 - s))) - 1.0) as usize
+                ((((n + 1.0).powf(1.0 - s) - 1.0) * u + 1.0).powf(1.0 / (1.0 - s)) - 1.0) as usize
             }
         };
         Some(limit - 1 - rank.min(limit - 1))
     }
 
-    fn fetch(&mut self, peer: u32, object: usize) -> Option<(ChunkId, Time)> {
+    /// Asks `peer` to fetch catalog entry `object` (not its own), counting it for `probe`.
+    fn fetch(&mut self, peer: u32, object: usize, probe: Option<usize>) -> bool {
         let object = &self.catalog[object];
         if object.publisher == peer {
-            return None;
+            return false;
         }
         let root = object.root;
+        // Registered first: the fetch may end within the step that starts it.
+        if let Some(probe) = probe {
+            self.probe_fetches.insert((peer, root, self.now), probe);
+        }
         self.step(
             peer,
             ActorKind::Negotiator,
             Input::Command(Command::Fetch { root }),
         );
-        Some((root, self.now))
+        true
     }
 
     fn content(&mut self) -> Content {
@@ -626,6 +637,10 @@ impl World {
             }
             SimEvent::Arrive { group } => {
                 let index = self.add_peer(group);
+                let side = self.rng.gen_bool(self.side_a);
+                if let Some(sides) = self.network.sides.as_mut() {
+                    sides.push(side);
+                }
                 self.rebuild_directory();
                 self.bring_online(index);
             }
@@ -652,7 +667,7 @@ impl World {
                 if let (Some(peer), Some(object)) =
                     (self.random_member(g), self.pick_object(self.catalog.len()))
                 {
-                    self.fetch(peer, object);
+                    self.fetch(peer, object, None);
                 }
                 let rate = self.scenario.workload.fetch_per_peer_per_day
                     * self.groups[g].members.len() as f64;
@@ -663,6 +678,7 @@ impl World {
                 self.schedule(at, SimEvent::Fetch { group });
             }
             SimEvent::PartitionStart { side_a } => {
+                self.side_a = side_a;
                 let sides = (0..self.peers.len())
                     .map(|_| self.rng.gen_bool(side_a))
                     .collect();
@@ -693,16 +709,14 @@ impl World {
                 let groups = self.groups.len();
                 let mut made = 0;
                 let mut attempts = 0;
-                while made < spec.fetches && attempts < spec.fetches * 20 {
+                while made < spec.fetches && attempts < spec.fetches.saturating_mul(20) {
                     attempts += 1;
                     let g = self.rng.gen_range(0..groups);
                     let (Some(peer), true) = (self.random_member(g), eligible > 0) else {
                         continue;
                     };
                     let object = self.rng.gen_range(0..eligible);
-                    if let Some((root, started)) = self.fetch(peer, object) {
-                        // A fetch that finished within the step already reported; count it below.
-                        self.probe_fetches.insert((peer, root, started), probe);
+                    if self.fetch(peer, object, Some(probe)) {
                         made += 1;
                     }
                 }
@@ -904,21 +918,14 @@ impl World {
             m.insert("bytes_sent".to_owned(), counters.bytes_sent as f64);
             summary_groups.insert(name, m);
         }
+        // A probe none of whose fetches ended reports nothing, so an expectation on it fails.
         let probes = self
             .scenario
             .probes
             .iter()
             .zip(&self.probes)
-            .map(|(p, (ok, all))| {
-                (
-                    p.name.clone(),
-                    if *all > 0 {
-                        *ok as f64 / *all as f64
-                    } else {
-                        0.0
-                    },
-                )
-            })
+            .filter(|(_, (_, all))| *all > 0)
+            .map(|(p, (ok, all))| (p.name.clone(), *ok as f64 / *all as f64))
             .collect();
         let digest: [u8; 32] = self.digest.finalize().into();
         let summary = Summary {

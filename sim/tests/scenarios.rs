@@ -195,3 +195,13 @@ fn check_fails_with_the_seed_and_the_replay_command() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn arrivals_during_a_partition_and_crashes_run_cleanly() {
+    let text = std::fs::read_to_string(scenario_path("smoke.toml")).unwrap().replace("departures = 0.05", "departures = 0.05\narrivals = 20")
+        + "\n[[fault]]\nkind = \"partition\"\nat_hours = 2.0\nheal_hours = 30.0\nside_a = 0.4\n\n[[fault]]\nkind = \"crash\"\nat_hours = 10.0\ngroup = \"peers\"\nfraction = 0.3\n";
+    let scenario = Scenario::parse(&text, "stress.toml").unwrap();
+    let output = run(&scenario, 3);
+    assert_eq!(output.summary.groups["all"]["peers"], 80.0);
+    assert!(output.summary.groups["all"]["fetches"] > 100.0);
+}

@@ -86,7 +86,12 @@ pub fn build(content: &Content) -> Result<Built, ContentError> {
 
 fn build_real(bytes: &[u8]) -> Result<Built, ContentError> {
     let scratch = Store::memory();
-    let mut writer = Writer::new(&scratch, WriteConfig::default(), None);
+    // Actors never start threads: build sequentially.
+    let config = WriteConfig {
+        parallel: false,
+        ..WriteConfig::default()
+    };
+    let mut writer = Writer::new(&scratch, config, None);
     let (cap, size) = writer
         .put_file(bytes, &mut |_| {})
         .map_err(|e| ContentError::Write(e.to_string()))?;

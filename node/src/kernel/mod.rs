@@ -144,8 +144,18 @@ pub enum Frame {
 
 /// Bytes of a frame's header: kind (1), request id (8), body length (4).
 pub const FRAME_HEADER_BYTES: u64 = 13;
-/// AES-GCM tag on a stored chunk, charged when its payload travels.
+/// AES-GCM tag a synthetic payload would carry on the wire (real payloads already hold it).
 const PAYLOAD_TAG_BYTES: u64 = 16;
+
+impl Payload {
+    /// Bytes this payload occupies on the wire.
+    fn wire_len(&self) -> u64 {
+        match self {
+            Payload::Bytes(bytes) => bytes.len() as u64,
+            Payload::Synthetic { len, .. } => u64::from(*len) + PAYLOAD_TAG_BYTES,
+        }
+    }
+}
 
 impl Frame {
     /// Encoded size, charged against bandwidth. The layout is documented in
@@ -154,7 +164,7 @@ impl Frame {
         let body = match self {
             Frame::Request { body, .. } => match body {
                 Request::Hello => 1,
-                Request::Store { payload, .. } => 1 + 32 + payload.len() + PAYLOAD_TAG_BYTES,
+                Request::Store { payload, .. } => 1 + 32 + payload.wire_len(),
                 Request::Fetch { .. } => 1 + 32,
                 Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
             },
@@ -162,7 +172,7 @@ impl Frame {
                 Response::Welcome { peers } => 1 + 4 + 32 * peers.len() as u64,
                 Response::Stored | Response::NotFound => 1,
                 Response::Refused(_) => 2,
-                Response::Chunk { payload } => 1 + payload.len() + PAYLOAD_TAG_BYTES,
+                Response::Chunk { payload } => 1 + payload.wire_len(),
                 Response::Holding { missing } => 1 + 4 + 32 * missing.len() as u64,
             },
         };

@@ -199,9 +199,17 @@ impl Negotiator {
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
             Input::Start { .. } => {
-                // Answers to requests made before a restart will never come.
+                // Answers to requests made before a restart will never come: the fetches they
+                // served have failed.
                 self.waiting.clear();
-                self.fetches.clear();
+                for fetch in std::mem::take(&mut self.fetches).into_values() {
+                    ctx.event(Event::FetchDone {
+                        root: fetch.root,
+                        ok: false,
+                        started: fetch.started,
+                        bytes: fetch.bytes,
+                    });
+                }
                 for owned in self.owned.values_mut() {
                     owned.placing = 0;
                     owned.attempts = 0;
@@ -439,7 +447,8 @@ impl Negotiator {
     }
 
     fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
-        if self.fetches.len() >= self.config.fetches_max {
+        let sources = self.candidates(ctx, ring_point(&root), &|_| false);
+        if self.fetches.len() >= self.config.fetches_max || sources.is_empty() {
             ctx.event(Event::FetchDone {
                 root,
                 ok: false,
@@ -450,16 +459,6 @@ impl Negotiator {
         }
         let id = self.next_tag;
         self.next_tag += 1;
-        let sources = self.candidates(ctx, ring_point(&root), &|_| false);
-        if sources.is_empty() {
-            ctx.event(Event::FetchDone {
-                root,
-                ok: false,
-                started: ctx.now(),
-                bytes: 0,
-            });
-            return;
-        }
         // The root is small: ask every candidate at once and keep whoever answers.
         for peer in &sources {
             self.send(

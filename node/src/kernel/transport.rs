@@ -160,8 +160,11 @@ impl Transport {
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
             Input::Start { peers } => {
-                // A restart loses requests in flight; their requesters restarted too.
+                // A restart loses requests in flight; their requesters restarted too. New ids
+                // start at a random point so that answers to the old ones, still on their way,
+                // cannot match the new requests.
                 self.pending.clear();
+                self.next_id = ctx.rng().gen_range(0..1 << 62);
                 self.directory = if peers.windows(2).all(|w| w[0] < w[1]) {
                     peers
                 } else {

@@ -31,6 +31,9 @@ pub struct WriteConfig {
     pub seal_batch_bytes: usize,
     /// Stored bytes gathered before one store write.
     pub write_batch_bytes: usize,
+    /// Use the rayon thread pool (both cores) for sealing and overlap the stages. Actors
+    /// build content with this off: they never start threads.
+    pub parallel: bool,
 }
 
 impl Default for WriteConfig {
@@ -39,6 +42,7 @@ impl Default for WriteConfig {
             fanout: REF_FANOUT_MAX,
             seal_batch_bytes: 16 << 20,
             write_batch_bytes: 4 << 20,
+            parallel: true,
         }
     }
 }
@@ -128,21 +132,23 @@ impl<'s> Writer<'s> {
         let (mut current, mut next) = (Group::default(), Group::default());
         chunker.next_group(&mut current, group_bytes)?;
         while !current.is_empty() {
-            let ((written, read), sealed) = rayon::join(
-                || {
-                    rayon::join(
-                        || in_flight.take().map(|batch| store.write(batch)).transpose(),
-                        || chunker.next_group(&mut next, group_bytes),
-                    )
-                },
-                || {
-                    current
-                        .chunks
-                        .par_iter()
-                        .map(|range| seal_chunk(&current.bytes[range.clone()], secret.as_ref()))
-                        .collect::<Vec<_>>()
-                },
-            );
+            let parallel = self.config.parallel;
+            let mut write = || in_flight.take().map(|batch| store.write(batch)).transpose();
+            let mut read = || chunker.next_group(&mut next, group_bytes);
+            let seal = |range: &std::ops::Range<usize>| {
+                seal_chunk(&current.bytes[range.clone()], secret.as_ref())
+            };
+            let ((written, read), sealed) = if parallel {
+                rayon::join(
+                    || rayon::join(write, read),
+                    || current.chunks.par_iter().map(seal).collect::<Vec<_>>(),
+                )
+            } else {
+                (
+                    (write(), read()),
+                    current.chunks.iter().map(seal).collect::<Vec<_>>(),
+                )
+            };
             self.stats.chunks_new += written?.unwrap_or(0) as u64;
             read?;
             for chunk in sealed {
