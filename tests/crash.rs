@@ -1,6 +1,6 @@
 //! Crash safety with a real process: `kill -9` a `cryptosphere put` at several points and
 //! check that every earlier put stays fully readable and that no stored chunk fails its id.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::fs;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Protocol steps of the four actors, on the small harness (a few peers, a fake clock).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use cryptosphere::kernel::content::{build, Content};
 use cryptosphere::kernel::harness::{peer_id, Harness};

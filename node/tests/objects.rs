@@ -1,7 +1,7 @@
 //! Object-level behaviour through the public API: round trips, manifest splitting, dedup,
 //! tampering and malformed input. Stores here are in memory; the store tests run both
 //! backends.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -1,7 +1,7 @@
 //! The test vectors of docs/object-format.md. The expected values were computed by
 //! docs/object-format-vectors.py, an independent implementation of the documented layout
 //! (Python's hashlib and the `cryptography` package), not by this code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use cryptosphere::object::format::{DirEntry, EntryKind};
 use cryptosphere::object::{crypto, ConvergenceSecret, WriteConfig, Writer};

@@ -1,6 +1,7 @@
 //! `cryptosphere-sim`: run scenarios, check their expectations, benchmark the kernel.
 
-// The command line is host code: it may read the wall clock to report events per second.
+// The command line is host code: it reads the wall clock to report events per second and
+// writes the run's output files.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{IsTerminal, Write};

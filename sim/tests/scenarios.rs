@@ -1,6 +1,6 @@
 //! The simulator as a whole: determinism of the trace digest (within a process, across
 //! processes, across seeds), both payload fidelities, scenario-file errors, and `check`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,9 @@
 //! output formats and exit codes. It calls the library and the local host; it decides
 //! nothing about storage or encoding itself.
 
+// Host code: it reads and writes files on the user's behalf.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
