@@ -21,8 +21,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (and, for check, every expectation held)
   1  an expectation failed (the seed and the command that replays it are printed)
-  2  bad usage or a bad scenario file (the file and key are named, and for a TOML error
-     the line and column)
+  2  bad usage or a bad scenario file (the file, line, column and key are named)
   3  the output directory could not be written";
 
 /// Deterministic simulator of Cryptosphere peers.

@@ -224,12 +224,52 @@ pub enum ScenarioError {
         column: usize,
         message: String,
     },
-    #[error("{path}: {key}: {problem}")]
+    #[error("{path}:{line}:{column}: {key}: {problem}")]
     Invalid {
         path: String,
+        line: usize,
+        column: usize,
         key: String,
         problem: String,
     },
+}
+
+/// Where `key` (dotted, with `[i]` for an element of an array of tables, e.g.
+/// `group[1].departures`) is written in `text`, as line and column; the nearest enclosing
+/// table that is written when the key itself is not (it took its default), else 1:1.
+fn locate(text: &str, key: &str) -> (usize, usize) {
+    use toml::de::{DeTable, DeValue};
+    let Ok(root) = DeTable::parse(text) else {
+        return (1, 1);
+    };
+    let mut table: &DeTable<'_> = root.get_ref();
+    let mut found = 0;
+    for segment in key.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some((name_span, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)
+        else {
+            break;
+        };
+        found = name_span.span().start;
+        let value = match (index, value.get_ref()) {
+            (Some(i), DeValue::Array(items)) => match items.get(i) {
+                Some(item) => {
+                    found = item.span().start;
+                    item
+                }
+                None => break,
+            },
+            _ => value,
+        };
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    line_column(text, found)
 }
 
 /// Line and column (1-based) of byte `offset` in `text`.
@@ -262,15 +302,20 @@ impl Scenario {
                 message: e.message().trim().to_owned(),
             }
         })?;
-        scenario.check(path)?;
+        scenario.check(text, path)?;
         Ok(scenario)
     }
 
-    fn check(&self, path: &str) -> Result<(), ScenarioError> {
-        let invalid = |key: &str, problem: String| ScenarioError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            problem,
+    fn check(&self, text: &str, path: &str) -> Result<(), ScenarioError> {
+        let invalid = |key: &str, problem: String| {
+            let (line, column) = locate(text, key);
+            ScenarioError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: key.to_owned(),
+                problem,
+            }
         };
         let positive = |key: &str, value: f64| {
             if value.is_finite() && value > 0.0 {
@@ -310,8 +355,8 @@ impl Scenario {
                 format!("needs 1 to 64 regions, has {regions}"),
             ));
         }
-        for region in &self.network.regions {
-            positive("network.regions.weight", region.weight)?;
+        for (r, region) in self.network.regions.iter().enumerate() {
+            positive(&format!("network.regions[{r}].weight"), region.weight)?;
         }
         if self.network.latency_ms.len() != regions
             || self
@@ -334,40 +379,49 @@ impl Scenario {
             return Err(invalid("group", "at least one [[group]] is needed".into()));
         }
         let mut total: u64 = 0;
-        for group in &self.groups {
+        for (g, group) in self.groups.iter().enumerate() {
             if group.name.is_empty() || group.name == "all" {
                 return Err(invalid(
-                    "group.name",
+                    &format!("group[{g}].name"),
                     format!("{:?} is not a usable group name", group.name),
                 ));
             }
             if self.groups.iter().filter(|g| g.name == group.name).count() > 1 {
                 return Err(invalid(
-                    "group.name",
+                    &format!("group[{g}].name"),
                     format!("{:?} is used twice", group.name),
                 ));
             }
             total += u64::from(group.count) + u64::from(group.arrivals);
             if group.storage_mib > 1 << 30 {
                 return Err(invalid(
-                    "group.storage_mib",
+                    &format!("group[{g}].storage_mib"),
                     "must be at most 2^30 MiB".into(),
                 ));
             }
-            positive("group.upload_mbps", group.upload_mbps)?;
-            positive("group.download_mbps", group.download_mbps)?;
-            positive("group.mean_online_hours", group.mean_online_hours)?;
-            non_negative("group.mean_offline_hours", group.mean_offline_hours)?;
-            fraction("group.departures", group.departures)?;
+            positive(&format!("group[{g}].upload_mbps"), group.upload_mbps)?;
+            positive(&format!("group[{g}].download_mbps"), group.download_mbps)?;
+            positive(
+                &format!("group[{g}].mean_online_hours"),
+                group.mean_online_hours,
+            )?;
+            non_negative(
+                &format!("group[{g}].mean_offline_hours"),
+                group.mean_offline_hours,
+            )?;
+            fraction(&format!("group[{g}].departures"), group.departures)?;
             if !(1..=16).contains(&group.strategy.replication) {
                 return Err(invalid(
-                    "group.strategy.replication",
+                    &format!("group[{g}].strategy.replication"),
                     format!("must be 1 to 16, not {}", group.strategy.replication),
                 ));
             }
-            positive("group.strategy.check_hours", group.strategy.check_hours)?;
             positive(
-                "group.strategy.holder_dead_after_hours",
+                &format!("group[{g}].strategy.check_hours"),
+                group.strategy.check_hours,
+            )?;
+            positive(
+                &format!("group[{g}].strategy.holder_dead_after_hours"),
                 group.strategy.holder_dead_after_hours,
             )?;
         }
@@ -414,56 +468,62 @@ impl Scenario {
                 "\"full\" is for small runs (at most 2,000 peers)".into(),
             ));
         }
-        for fault in &self.faults {
+        for (f, fault) in self.faults.iter().enumerate() {
             match fault {
                 Fault::Partition {
                     at_hours,
                     heal_hours,
                     side_a,
                 } => {
-                    non_negative("fault.at_hours", *at_hours)?;
-                    non_negative("fault.heal_hours", *heal_hours)?;
+                    non_negative(&format!("fault[{f}].at_hours"), *at_hours)?;
+                    non_negative(&format!("fault[{f}].heal_hours"), *heal_hours)?;
                     if heal_hours <= at_hours {
                         return Err(invalid(
-                            "fault.heal_hours",
+                            &format!("fault[{f}].heal_hours"),
                             "must come after at_hours".into(),
                         ));
                     }
-                    fraction("fault.side_a", *side_a)?;
+                    fraction(&format!("fault[{f}].side_a"), *side_a)?;
                 }
                 Fault::Crash {
                     at_hours,
                     group,
                     fraction: f,
                 } => {
-                    non_negative("fault.at_hours", *at_hours)?;
-                    fraction("fault.fraction", *f)?;
+                    non_negative(&format!("fault[{f}].at_hours"), *at_hours)?;
+                    fraction(&format!("fault[{f}].fraction"), *f)?;
                     if !self.groups.iter().any(|g| &g.name == group) {
                         return Err(invalid(
-                            "fault.group",
+                            &format!("fault[{f}].group"),
                             format!("no group is named {group:?}"),
                         ));
                     }
                 }
             }
         }
-        for probe in &self.probes {
+        for (p, probe) in self.probes.iter().enumerate() {
             if self.probes.iter().filter(|p| p.name == probe.name).count() > 1 {
                 return Err(invalid(
-                    "probe.name",
+                    &format!("probe[{p}].name"),
                     format!("{:?} is used twice", probe.name),
                 ));
             }
             if probe.fetches > 1_000_000 {
-                return Err(invalid("probe.fetches", "must be at most 1,000,000".into()));
+                return Err(invalid(
+                    &format!("probe[{p}].fetches"),
+                    "must be at most 1,000,000".into(),
+                ));
             }
-            non_negative("probe.at_hours", probe.at_hours)?;
-            non_negative("probe.published_before_hours", probe.published_before_hours)?;
+            non_negative(&format!("probe[{p}].at_hours"), probe.at_hours)?;
+            non_negative(
+                &format!("probe[{p}].published_before_hours"),
+                probe.published_before_hours,
+            )?;
         }
-        for expectation in &self.expectations {
+        for (e, expectation) in self.expectations.iter().enumerate() {
             if !crate::expect::known_metric(&expectation.metric) {
                 return Err(invalid(
-                    "expect.metric",
+                    &format!("expect[{e}].metric"),
                     format!(
                         "{:?} is not a metric (see docs/scenario-format.md)",
                         expectation.metric
@@ -477,14 +537,14 @@ impl Scenario {
             {
                 if !self.probes.iter().any(|p| p.name == name) {
                     return Err(invalid(
-                        "expect.metric",
+                        &format!("expect[{e}].metric"),
                         format!("no [[probe]] is named {name:?}"),
                     ));
                 }
             }
             if !["<=", ">=", "<", ">", "=="].contains(&expectation.op.as_str()) {
                 return Err(invalid(
-                    "expect.op",
+                    &format!("expect[{e}].op"),
                     format!("{:?} is not one of <=, >=, <, >, ==", expectation.op),
                 ));
             }
@@ -492,7 +552,7 @@ impl Scenario {
                 && !self.groups.iter().any(|g| g.name == expectation.group)
             {
                 return Err(invalid(
-                    "expect.group",
+                    &format!("expect[{e}].group"),
                     format!("no group is named {:?}", expectation.group),
                 ));
             }

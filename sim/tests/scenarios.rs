@@ -128,15 +128,27 @@ fn bad_scenario_files_name_line_column_and_key() {
         "{error}"
     );
 
+    // Rule errors name the key, with the line and column where it is written.
+    let line_of = |prefix: &str| good.lines().position(|l| l.starts_with(prefix)).unwrap() + 1;
     let cases = [
-        (good.replace("loss = 0.001", "loss = 1.5"), "network.loss"),
-        (good.replace("count = 60", "count = 0"), "group.count"),
+        (
+            good.replace("loss = 0.001", "loss = 1.5"),
+            "network.loss",
+            line_of("loss"),
+        ),
+        (
+            good.replace("departures = 0.05", "departures = 5.0"),
+            "group[0].departures",
+            line_of("departures"),
+        ),
+        (good.replace("count = 60", "count = 0"), "group.count", 1),
         (
             good.replace(
                 "metric = \"availability_mean\"",
                 "metric = \"availability_average\"",
             ),
-            "expect.metric",
+            "expect[1].metric",
+            line_of("metric = \"availability_mean\""),
         ),
         (
             good.replace(
@@ -144,16 +156,31 @@ fn bad_scenario_files_name_line_column_and_key() {
                 "latency_ms = [[15.0]]",
             ),
             "network.latency_ms",
+            line_of("latency_ms"),
         ),
-        (good.replace("seed = 7", "seed = \"seven\""), "seed"),
     ];
-    for (text, key) in cases {
-        let error = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();
-        assert!(
-            error.contains(key) || error.contains("invalid type"),
-            "{key}: {error}"
-        );
+    for (text, key, line) in cases {
+        let error = Scenario::parse(&text, "bad.toml").unwrap_err();
+        match &error {
+            ScenarioError::Invalid {
+                key: named,
+                line: at,
+                ..
+            } => {
+                assert_eq!(named, key, "{error}");
+                if line > 1 {
+                    assert_eq!(*at, line, "{error}");
+                }
+            }
+            other => panic!("{key}: {other}"),
+        }
     }
+    let error =
+        Scenario::parse(&good.replace("seed = 7", "seed = \"seven\""), "bad.toml").unwrap_err();
+    assert!(
+        matches!(error, ScenarioError::Syntax { line: 3, .. }),
+        "{error}"
+    );
 }
 
 #[test]
