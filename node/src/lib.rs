@@ -9,6 +9,7 @@
 //! Rules every module follows: no `unsafe`; anything that came from outside the process is
 //! checked and gives a typed error; limits are named in [`limits`].
 
+pub mod chain;
 pub mod cli;
 pub mod host;
 pub mod ids;

@@ -1,0 +1,247 @@
+//! The rules a chain follows, fork proofs and disagreements between matching halves.
+//!
+//! A chain is valid when its records all belong to one owner, sequence numbers start at 1
+//! (or continue a known record) and increase by one, each `prev` is the hash of the record
+//! before, no record deals with its own owner, and both signatures of every record verify.
+//! Signatures are checked in one ed25519 batch; when the batch fails, the first bad record is
+//! found one by one so the error can name it.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::record::{Record, SignatureFault};
+
+/// What is wrong with a record of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainFault {
+    #[error("it belongs to another owner")]
+    Owner,
+    #[error("its sequence number is {found}, where {expected} belongs")]
+    Sequence { expected: u64, found: u64 },
+    #[error("its previous-record hash does not match the record before it")]
+    Prev,
+    #[error("its counterparty is its own owner")]
+    SelfDealing,
+    #[error("a public key on it is not a valid, strong ed25519 key")]
+    Key,
+    #[error(transparent)]
+    Signature(#[from] SignatureFault),
+}
+
+/// The first bad record of a chain, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {seq} (position {index}) is invalid: {fault}")]
+pub struct ChainError {
+    pub index: usize,
+    pub seq: u64,
+    pub fault: ChainFault,
+}
+
+/// Checks a whole chain (its first record must be number 1).
+pub fn verify_chain(records: &[Record]) -> Result<(), ChainError> {
+    verify_range(None, records)
+}
+
+/// Checks `records` as the continuation of `before` (or as a chain's start if `None`).
+pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), ChainError> {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let owner = before.map_or(first.owner, |b| b.owner);
+    let first_seq = before.map_or(1, |b| b.seq + 1);
+    let mut expected_prev = before.map_or([0u8; 32], Record::hash);
+    let mut keys: BTreeMap<[u8; 32], VerifyingKey> = BTreeMap::new();
+    let fail = |index: usize, record: &Record, fault| ChainError {
+        index,
+        seq: record.seq,
+        fault,
+    };
+    let mut structural: Option<ChainError> = None;
+    let mut checked = records.len();
+    for (expected_seq, (index, record)) in (first_seq..).zip(records.iter().enumerate()) {
+        let fault = if record.owner != owner {
+            Some(ChainFault::Owner)
+        } else if record.seq != expected_seq {
+            Some(ChainFault::Sequence {
+                expected: expected_seq,
+                found: record.seq,
+            })
+        } else if record.prev != expected_prev {
+            Some(ChainFault::Prev)
+        } else if record.counterparty == record.owner {
+            Some(ChainFault::SelfDealing)
+        } else {
+            [record.owner, record.counterparty]
+                .into_iter()
+                .find_map(|key| {
+                    if keys.contains_key(&key) {
+                        return None;
+                    }
+                    match VerifyingKey::from_bytes(&key) {
+                        Ok(parsed) if !parsed.is_weak() => {
+                            keys.insert(key, parsed);
+                            None
+                        }
+                        _ => Some(ChainFault::Key),
+                    }
+                })
+        };
+        if let Some(fault) = fault {
+            structural = Some(fail(index, record, fault));
+            checked = index;
+            break;
+        }
+        expected_prev = record.hash();
+    }
+    // A record altered after signing also breaks the next record's link: check the
+    // signatures of everything before a structural fault, so the first bad record is named.
+    verify_signatures(&records[..checked], &keys)?;
+    structural.map_or(Ok(()), Err)
+}
+
+/// Batch-verifies both signatures of every record; on failure names the first bad one.
+fn verify_signatures(
+    records: &[Record],
+    keys: &BTreeMap<[u8; 32], VerifyingKey>,
+) -> Result<(), ChainError> {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let fail = |index: usize, record: &Record, fault| ChainError {
+        index,
+        seq: record.seq,
+        fault,
+    };
+    // Two signatures per record over the same message.
+    let messages: Vec<Vec<u8>> = records.iter().map(Record::signed_message).collect();
+    let mut message_refs: Vec<&[u8]> = Vec::with_capacity(records.len() * 2);
+    let mut signatures = Vec::with_capacity(records.len() * 2);
+    let mut verifying = Vec::with_capacity(records.len() * 2);
+    for (record, message) in records.iter().zip(&messages) {
+        for (key, signature) in [
+            (&record.owner, &record.owner_sig),
+            (&record.counterparty, &record.counterparty_sig),
+        ] {
+            message_refs.push(message);
+            signatures.push(Signature::from_bytes(signature));
+            verifying.push(keys[key]);
+        }
+    }
+    if ed25519_dalek::verify_batch(&message_refs, &signatures, &verifying).is_ok() {
+        return Ok(());
+    }
+    for (index, record) in records.iter().enumerate() {
+        record
+            .verify_signatures()
+            .map_err(|fault| fail(index, record, fault.into()))?;
+    }
+    // The batch failed but every signature verifies alone (a non-canonical encoding the
+    // batch refuses): blame the first record rather than accept.
+    Err(fail(0, first, ChainFault::Signature(SignatureFault::Owner)))
+}
+
+/// Two different records at the same position of one chain, both signed by its owner:
+/// portable proof that the owner forked its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkProof {
+    pub a: Record,
+    pub b: Record,
+}
+
+/// Why two records are not a fork proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForkError {
+    #[error("the records belong to different owners")]
+    Owners,
+    #[error("the records are at different positions")]
+    Positions,
+    #[error("the records say the same thing")]
+    Same,
+    #[error("the owner's signature on record {0} does not verify")]
+    Signature(u8),
+}
+
+impl ForkProof {
+    /// A proof from two records, if they are one.
+    pub fn new(a: Record, b: Record) -> Result<ForkProof, ForkError> {
+        let proof = ForkProof { a, b };
+        proof.verify()?;
+        Ok(proof)
+    }
+
+    /// Checks the proof from the two records alone.
+    pub fn verify(&self) -> Result<(), ForkError> {
+        if self.a.owner != self.b.owner {
+            return Err(ForkError::Owners);
+        }
+        if self.a.seq != self.b.seq {
+            return Err(ForkError::Positions);
+        }
+        if self.a.body() == self.b.body() {
+            return Err(ForkError::Same);
+        }
+        let key = VerifyingKey::from_bytes(&self.a.owner).map_err(|_| ForkError::Signature(0))?;
+        for (which, record) in [(0u8, &self.a), (1, &self.b)] {
+            key.verify_strict(
+                &record.signed_message(),
+                &Signature::from_bytes(&record.owner_sig),
+            )
+            .map_err(|_| ForkError::Signature(which))?;
+        }
+        Ok(())
+    }
+
+    /// The key that forked.
+    pub fn offender(&self) -> [u8; 32] {
+        self.a.owner
+    }
+}
+
+/// A record and the record its link names on the counterparty's chain, which do not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    pub record: Record,
+    pub other: Record,
+    /// Every party whose valid signature is on both records: each signed two incompatible
+    /// statements.
+    pub responsible: Vec<[u8; 32]>,
+}
+
+/// Compares `record` with `other`, the record at (`record.counterparty`,
+/// `record.counterparty_seq`). `None` if they match or `other` is not at that position.
+pub fn disagreement(record: &Record, other: &Record) -> Option<Disagreement> {
+    if other.owner != record.counterparty
+        || other.seq != record.counterparty_seq
+        || record.matches(other)
+    {
+        return None;
+    }
+    let signed = |party: &[u8; 32], r: &Record| -> bool {
+        let signature = if r.owner == *party {
+            &r.owner_sig
+        } else if r.counterparty == *party {
+            &r.counterparty_sig
+        } else {
+            return false;
+        };
+        VerifyingKey::from_bytes(party)
+            .and_then(|key| {
+                key.verify_strict(&r.signed_message(), &Signature::from_bytes(signature))
+            })
+            .is_ok()
+    };
+    let mut responsible: Vec<[u8; 32]> = [record.owner, record.counterparty, other.counterparty]
+        .into_iter()
+        .filter(|party| signed(party, record) && signed(party, other))
+        .collect();
+    responsible.sort();
+    responsible.dedup();
+    Some(Disagreement {
+        record: record.clone(),
+        other: other.clone(),
+        responsible,
+    })
+}

@@ -1,0 +1,252 @@
+//! Chains: the agreement protocol, the chain rules, fork proofs and disagreements.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cryptosphere::chain::agreement::{accept, complete, finish, propose};
+use cryptosphere::chain::rules::{disagreement, verify_range, ChainFault};
+use cryptosphere::chain::{
+    verify_chain, ForkProof, Outcome, Record, Role, Service, Transaction, RECORD_BYTES,
+};
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn tx(bytes: u64, time: u64) -> Transaction {
+    Transaction {
+        service: Service::ChunkStored,
+        bytes,
+        creds: bytes * 2,
+        seconds: 86_400,
+        time,
+        outcome: Outcome::Delivered,
+        commitment: [0; 32],
+    }
+}
+
+/// Runs the three-message agreement; returns (requester's record, provider's record).
+fn trade(
+    requester: &SigningKey,
+    r_head: Option<&Record>,
+    provider: &SigningKey,
+    p_head: Option<&Record>,
+    t: Transaction,
+) -> (Record, Record) {
+    let proposal = propose(requester, r_head, provider.verifying_key().to_bytes(), t);
+    let (acceptance, pending) = accept(provider, p_head, &proposal).unwrap();
+    let (mine, completion) = complete(requester, &proposal, &acceptance).unwrap();
+    let theirs = finish(pending, &completion).unwrap();
+    (mine, theirs)
+}
+
+/// A chain of `length` records for key 1, trading alternately as requester and provider
+/// with keys 2..=5; also returns the counterparties' chains.
+fn chains(length: usize, seed: u64) -> (Vec<Record>, Vec<Vec<Record>>) {
+    let me = key(1);
+    let others: Vec<SigningKey> = (2..=5).map(key).collect();
+    let mut mine: Vec<Record> = Vec::new();
+    let mut theirs: Vec<Vec<Record>> = vec![Vec::new(); others.len()];
+    for i in 0..length {
+        let o = (seed as usize + i * 7) % others.len();
+        let t = tx(1000 + i as u64 + seed, i as u64);
+        let (a, b) = if (seed + i as u64) % 2 == 0 {
+            trade(&me, mine.last(), &others[o], theirs[o].last(), t)
+        } else {
+            let (b, a) = trade(&others[o], theirs[o].last(), &me, mine.last(), t);
+            (a, b)
+        };
+        mine.push(a);
+        theirs[o].push(b);
+    }
+    (mine, theirs)
+}
+
+#[test]
+fn agreement_gives_matching_doubly_signed_halves() {
+    let (a, b) = trade(&key(1), None, &key(2), None, tx(10, 5));
+    assert!(a.matches(&b) && b.matches(&a));
+    assert_eq!((a.role, b.role), (Role::Requester, Role::Provider));
+    a.verify_signatures().unwrap();
+    b.verify_signatures().unwrap();
+    assert_eq!(Record::from_bytes(&a.to_bytes()).unwrap(), a);
+    assert!(disagreement(&a, &b).is_none());
+}
+
+#[test]
+fn each_rule_has_its_own_failure() {
+    let (chain, _) = chains(6, 1);
+    verify_chain(&chain).unwrap();
+    // Sequence numbers start at 1 and increase by one.
+    let fault = |records: &[Record]| verify_chain(records).unwrap_err().fault;
+    assert_eq!(
+        fault(&chain[1..]),
+        ChainFault::Sequence {
+            expected: 1,
+            found: 2
+        }
+    );
+    let mut skipped = chain.clone();
+    skipped.remove(2);
+    assert!(matches!(
+        fault(&skipped),
+        ChainFault::Sequence {
+            expected: 3,
+            found: 4
+        }
+    ));
+    // The previous hash links each record to the one before.
+    let mut relinked = chain.clone();
+    relinked[3].prev[0] ^= 1;
+    assert_eq!(fault(&relinked), ChainFault::Prev);
+    // Both signatures verify.
+    let mut forged = chain.clone();
+    forged[4].counterparty_sig[3] ^= 1;
+    let error = verify_chain(&forged).unwrap_err();
+    assert_eq!(
+        (error.seq, error.fault.clone()),
+        (
+            5,
+            ChainFault::Signature(cryptosphere::chain::record::SignatureFault::Counterparty)
+        )
+    );
+    assert!(error.to_string().contains("record 5"), "{error}");
+    // A record of another owner does not belong.
+    let (other, _) = chains(2, 2);
+    let mut mixed = chain[..1].to_vec();
+    mixed.push(Record {
+        owner: key(9).verifying_key().to_bytes(),
+        ..other[1].clone()
+    });
+    assert_eq!(fault(&mixed), ChainFault::Owner);
+}
+
+#[test]
+fn counterparty_halves_agree_and_disagreements_are_attributed() {
+    let (chain, theirs) = chains(8, 3);
+    for record in &chain {
+        let other = theirs
+            .iter()
+            .flatten()
+            .find(|r| r.owner == record.counterparty && r.seq == record.counterparty_seq)
+            .unwrap();
+        assert!(record.matches(other));
+        assert!(disagreement(record, other).is_none());
+    }
+    // Both parties sign both halves of a dishonest pair: both are responsible.
+    let (me, them) = (key(1), key(2));
+    let (mut a, mut b) = trade(&me, None, &them, None, tx(100, 1));
+    b.tx.bytes = 999;
+    b.owner_sig = b.sign(&them);
+    b.counterparty_sig = b.sign(&me);
+    let found = disagreement(&a, &b).unwrap();
+    let mut both = vec![
+        me.verifying_key().to_bytes(),
+        them.verifying_key().to_bytes(),
+    ];
+    both.sort();
+    assert_eq!(found.responsible, both);
+    // A counterparty that countersigned our half but filled its own position with a trade
+    // with someone else is the one responsible.
+    let (third_half, _) = trade(&them, None, &key(3), None, tx(7, 2));
+    a.counterparty_seq = third_half.seq;
+    a.owner_sig = a.sign(&me);
+    a.counterparty_sig = a.sign(&them);
+    let found = disagreement(&a, &third_half).unwrap();
+    assert_eq!(found.responsible, vec![them.verifying_key().to_bytes()]);
+}
+
+#[test]
+fn agreement_refuses_bad_signatures_and_strangers() {
+    let proposal = propose(&key(1), None, key(2).verifying_key().to_bytes(), tx(1, 1));
+    assert!(
+        accept(&key(3), None, &proposal).is_err(),
+        "addressed to another provider"
+    );
+    let (mut acceptance, _) = accept(&key(2), None, &proposal).unwrap();
+    acceptance.on_requester_half[0] ^= 1;
+    assert!(complete(&key(1), &proposal, &acceptance).is_err());
+    let self_proposal = propose(&key(2), None, key(2).verifying_key().to_bytes(), tx(1, 1));
+    assert!(accept(&key(2), None, &self_proposal).is_err());
+}
+
+#[test]
+fn a_fork_proof_needs_two_signed_records() {
+    let me = key(1);
+    let (a, _) = trade(&me, None, &key(2), None, tx(1, 1));
+    let (b, _) = trade(&me, None, &key(3), None, tx(2, 2));
+    let proof = ForkProof::new(a.clone(), b.clone()).unwrap();
+    assert_eq!(proof.offender(), me.verifying_key().to_bytes());
+    // One record cannot pose as a fork, nor can a record with a forged owner signature.
+    assert!(ForkProof::new(a.clone(), a.clone()).is_err());
+    let mut forged = b.clone();
+    forged.owner_sig = forged.sign(&key(9));
+    assert!(ForkProof::new(a.clone(), forged).is_err());
+    let (later, _) = trade(&me, Some(&a), &key(2), None, tx(3, 3));
+    assert!(ForkProof::new(a, later).is_err(), "different positions");
+}
+
+fn to_bytes(chain: &[Record]) -> Vec<u8> {
+    chain.iter().flat_map(|r| r.to_bytes()).collect()
+}
+
+fn from_bytes(bytes: &[u8]) -> Option<Vec<Record>> {
+    bytes
+        .chunks(RECORD_BYTES)
+        .map(|c| Record::from_bytes(c).ok())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_valid_chains_verify(length in 1usize..24, seed in any::<u64>()) {
+        let (chain, theirs) = chains(length, seed);
+        prop_assert!(verify_chain(&chain).is_ok());
+        for other in &theirs {
+            prop_assert!(verify_chain(other).is_ok());
+        }
+    }
+
+    #[test]
+    fn any_single_bit_change_is_rejected(length in 1usize..8, seed in any::<u64>(), pick in any::<prop::sample::Index>()) {
+        let (chain, _) = chains(length, seed);
+        let mut bytes = to_bytes(&chain);
+        let bit = pick.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        if let Some(decoded) = from_bytes(&bytes) {
+            prop_assert!(verify_chain(&decoded).is_err(), "bit {} accepted", bit);
+        }
+    }
+
+    #[test]
+    fn conflicting_records_make_a_proof(seed in any::<u64>(), length in 1usize..6) {
+        let (chain, _) = chains(length, seed);
+        let last = chain.last().unwrap();
+        let head = if chain.len() > 1 { Some(&chain[chain.len() - 2]) } else { None };
+        let (conflict, _) = trade(&key(1), head, &key(7), None, tx(seed, seed));
+        let proof = ForkProof::new(last.clone(), conflict).unwrap();
+        prop_assert!(proof.verify().is_ok());
+    }
+
+    #[test]
+    fn truncated_or_reordered_chains_are_prefixes_or_rejected(length in 2usize..12, seed in any::<u64>(), cut in any::<prop::sample::Index>(), swap in any::<prop::sample::Index>()) {
+        let (chain, _) = chains(length, seed);
+        let n = cut.index(chain.len()) + 1;
+        // A prefix is a valid chain in its own right, and the rest continues it.
+        prop_assert!(verify_chain(&chain[..n]).is_ok());
+        prop_assert!(verify_range(chain.get(n.wrapping_sub(1)), &chain[n..]).is_ok());
+        // Without its start it is not a chain; reordered it is rejected.
+        prop_assert!(verify_chain(&chain[1..]).is_err());
+        let i = swap.index(chain.len() - 1);
+        let mut reordered = chain.clone();
+        reordered.swap(i, i + 1);
+        prop_assert!(verify_chain(&reordered).is_err());
+    }
+
+    #[test]
+    fn the_record_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = Record::from_bytes(&bytes);
+    }
+}
