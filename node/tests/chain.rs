@@ -48,9 +48,9 @@ fn chains(length: usize, seed: u64) -> (Vec<Record>, Vec<Vec<Record>>) {
     let mut mine: Vec<Record> = Vec::new();
     let mut theirs: Vec<Vec<Record>> = vec![Vec::new(); others.len()];
     for i in 0..length {
-        let o = (seed as usize + i * 7) % others.len();
-        let t = tx(1000 + i as u64 + seed, i as u64);
-        let (a, b) = if (seed + i as u64) % 2 == 0 {
+        let o = (seed as usize).wrapping_add(i * 7) % others.len();
+        let t = tx(seed.wrapping_add(1000 + i as u64), i as u64);
+        let (a, b) = if seed.wrapping_add(i as u64).is_multiple_of(2) {
             trade(&me, mine.last(), &others[o], theirs[o].last(), t)
         } else {
             let (b, a) = trade(&others[o], theirs[o].last(), &me, mine.last(), t);
