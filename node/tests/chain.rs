@@ -17,7 +17,7 @@ fn tx(bytes: u64, time: u64) -> Transaction {
     Transaction {
         service: Service::ChunkStored,
         bytes,
-        creds: bytes * 2,
+        creds: bytes.wrapping_mul(2),
         seconds: 86_400,
         time,
         outcome: Outcome::Delivered,
