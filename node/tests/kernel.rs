@@ -11,6 +11,7 @@ fn config() -> KernelConfig {
     KernelConfig {
         check_interval_us: Time::HOUR,
         holder_dead_after_us: 3 * Time::HOUR,
+        synthetic_payloads: true,
         ..KernelConfig::default()
     }
 }
@@ -207,4 +208,81 @@ fn quota_limits_what_a_peer_keeps_for_others() {
             "peer {i} over quota"
         );
     }
+}
+
+#[test]
+fn a_real_node_refuses_synthetic_payloads_and_oversized_requests() {
+    let strict = KernelConfig {
+        synthetic_payloads: false,
+        check_chunks_max: 4,
+        ..config()
+    };
+    let mut h = Harness::new(3, strict, LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(7)).unwrap();
+    let (chunk, payload) = built.chunks[1].clone();
+    h.inject(
+        1,
+        peer_id(2),
+        Frame::Request {
+            id: 1,
+            body: Request::Store { chunk, payload },
+        },
+    );
+    assert!(
+        !h.peer(1).store.holds(&chunk),
+        "a descriptor without bytes was kept"
+    );
+    assert_eq!(h.peer(1).reputation.record(&peer_id(2)).misbehaved, 1);
+    // A frame over the size limit is dropped unread and its sender marked.
+    let huge = Frame::Request {
+        id: 2,
+        body: Request::Check {
+            chunks: vec![chunk; 100_000],
+        },
+    };
+    h.inject(1, peer_id(0), huge);
+    assert_eq!(h.peer(1).reputation.record(&peer_id(0)).misbehaved, 1);
+}
+
+#[test]
+fn a_misbehaving_peer_gets_no_more_replicas() {
+    let mut h = Harness::new(8, config(), LATENCY_US);
+    h.start_all();
+    // Peer 3 sends peer 0 garbage five times: its score falls below the placement floor.
+    let built = build(&synthetic(8)).unwrap();
+    for id in 0..5 {
+        let (chunk, _) = built.chunks[1].clone();
+        h.inject(
+            0,
+            peer_id(3),
+            Frame::Request {
+                id,
+                body: Request::Store {
+                    chunk,
+                    payload: Payload::Synthetic { len: 1, seed: id },
+                },
+            },
+        );
+    }
+    assert!(h.peer(0).reputation.score(&peer_id(3)) < 0.2);
+    for seed in 10..30 {
+        h.command(
+            0,
+            Command::Publish {
+                content: synthetic(seed),
+            },
+        );
+    }
+    h.run_for(Time::SECOND * 60);
+    for seed in 10..30 {
+        for (chunk, _) in build(&synthetic(seed)).unwrap().chunks {
+            assert!(
+                !h.peer(3).store.holds(&chunk),
+                "the marked peer was given a replica"
+            );
+        }
+    }
+    // The others did get them.
+    assert!(h.peer(0).negotiator.replica_counts().all(|(_, n)| n == 3));
 }

@@ -58,7 +58,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Bench {
         /// Events per measurement.
-        #[arg(long, default_value_t = 5_000_000)]
+        #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
         events: u64,
     },
 }
@@ -168,7 +168,7 @@ fn print_checks(path: &Path, seed: u64, checks: &[Check]) {
     }
     if checks.iter().any(|c| !c.pass) {
         println!(
-            "  failed with seed {seed}; replay: cryptosphere-sim run {} --seed {seed}",
+            "  failed with seed {seed}; replay: cryptosphere-sim check {} --seed {seed}",
             path.display()
         );
     }

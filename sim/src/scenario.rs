@@ -357,6 +357,12 @@ impl Scenario {
         }
         for (r, region) in self.network.regions.iter().enumerate() {
             positive(&format!("network.regions[{r}].weight"), region.weight)?;
+            if region.weight > 1e6 {
+                return Err(invalid(
+                    &format!("network.regions[{r}].weight"),
+                    "must be at most 1,000,000".into(),
+                ));
+            }
         }
         if self.network.latency_ms.len() != regions
             || self
@@ -416,14 +422,33 @@ impl Scenario {
                     format!("must be 1 to 16, not {}", group.strategy.replication),
                 ));
             }
-            positive(
-                &format!("group[{g}].strategy.check_hours"),
-                group.strategy.check_hours,
-            )?;
-            positive(
-                &format!("group[{g}].strategy.holder_dead_after_hours"),
-                group.strategy.holder_dead_after_hours,
-            )?;
+            for (key, hours) in [
+                ("check_hours", group.strategy.check_hours),
+                (
+                    "holder_dead_after_hours",
+                    group.strategy.holder_dead_after_hours,
+                ),
+            ] {
+                if !(0.01..=87_600.0).contains(&hours) {
+                    return Err(invalid(
+                        &format!("group[{g}].strategy.{key}"),
+                        format!("must be between 0.01 and 87,600 hours, not {hours}"),
+                    ));
+                }
+            }
+            for (key, value) in [
+                ("upload_mbps", group.upload_mbps),
+                ("download_mbps", group.download_mbps),
+                ("mean_online_hours", group.mean_online_hours),
+                ("mean_offline_hours", group.mean_offline_hours),
+            ] {
+                if value > 1e9 {
+                    return Err(invalid(
+                        &format!("group[{g}].{key}"),
+                        format!("must be at most 1e9, not {value}"),
+                    ));
+                }
+            }
         }
         if total == 0 || total > 100_000 {
             return Err(invalid(
@@ -488,10 +513,10 @@ impl Scenario {
                 Fault::Crash {
                     at_hours,
                     group,
-                    fraction: f,
+                    fraction: share,
                 } => {
                     non_negative(&format!("fault[{f}].at_hours"), *at_hours)?;
-                    fraction(&format!("fault[{f}].fraction"), *f)?;
+                    fraction(&format!("fault[{f}].fraction"), *share)?;
                     if !self.groups.iter().any(|g| &g.name == group) {
                         return Err(invalid(
                             &format!("fault[{f}].group"),

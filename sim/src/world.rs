@@ -140,7 +140,8 @@ pub struct World {
     catalog: Vec<Object>,
     holders: BTreeMap<ChunkId, Vec<u32>>,
     probes: Vec<(u64, u64)>,
-    probe_fetches: BTreeMap<(u32, ChunkId, Time), usize>,
+    /// Probe fetches in flight: (fetcher, root, start) → the probes they count for.
+    probe_fetches: BTreeMap<(u32, ChunkId, Time), Vec<usize>>,
     rows: Vec<HourRow>,
     availability: Vec<Vec<f64>>,
     /// Share of peers on side A of the current (or last) partition.
@@ -156,10 +157,12 @@ fn derive(domain: &[u8], seed: u64, index: u64) -> [u8; 32] {
         .into()
 }
 
-/// An exponential delay with the given mean, in microseconds (at least 1).
+/// An exponential delay with the given mean, in microseconds (at least 1). Logarithms and
+/// powers come from `libm` (pure Rust), not the platform's maths library, so every machine
+/// draws the same numbers.
 fn exponential(rng: &mut ChaCha8Rng, mean_us: f64) -> u64 {
     let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-    ((-u.ln() * mean_us) as u64).max(1)
+    ((-libm::log(u) * mean_us) as u64).max(1)
 }
 
 fn hours(h: f64) -> u64 {
@@ -179,6 +182,7 @@ impl World {
             .map(|g| GroupState {
                 name: g.name.clone(),
                 config: KernelConfig {
+                    synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
                     storage_for_others_bytes: g.storage_mib << 20,
                     check_interval_us: hours(g.strategy.check_hours),
@@ -396,6 +400,28 @@ impl World {
         peer.incarnation += 1;
     }
 
+    /// A peer that departs or crashes takes its fetches in flight with it: they failed.
+    fn abandon_fetches(&mut self, index: u32) {
+        let group = usize::from(self.peers[index as usize].group);
+        let lost = self.peers[index as usize]
+            .peer
+            .negotiator
+            .fetches_in_flight() as u64;
+        self.groups[group].hour.fetches_failed += lost;
+        let keys: Vec<(u32, ChunkId, Time)> = self
+            .probe_fetches
+            .range(
+                (index, ChunkId([0; 32]), Time(0))..=(index, ChunkId([0xff; 32]), Time(u64::MAX)),
+            )
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            for probe in self.probe_fetches.remove(&key).unwrap_or_default() {
+                self.probes[probe].1 += 1;
+            }
+        }
+    }
+
     fn forget_disk(&mut self, index: u32) {
         let held = std::mem::take(&mut self.peers[index as usize].held);
         for chunk in held {
@@ -517,9 +543,14 @@ impl World {
                 } else {
                     counters.fetches_failed += 1;
                 }
-                if let Some(probe) = self.probe_fetches.remove(&(index, root, started)) {
-                    self.probes[probe].0 += u64::from(ok);
-                    self.probes[probe].1 += 1;
+                if let Some(waiting) = self.probe_fetches.get_mut(&(index, root, started)) {
+                    if let Some(probe) = waiting.pop() {
+                        self.probes[probe].0 += u64::from(ok);
+                        self.probes[probe].1 += 1;
+                    }
+                    if waiting.is_empty() {
+                        self.probe_fetches.remove(&(index, root, started));
+                    }
                 }
             }
             Event::ReplicaPlaced { .. } => {}
@@ -547,9 +578,14 @@ impl World {
         // rank, the oldest included, can be drawn.
         let rank = match self.scenario.workload.popularity {
             Popularity::Uniform => (u * n) as usize,
-            Popularity::Zipf { s } if (s - 1.0).abs() < 1e-9 => ((n + 1.0).powf(u) - 1.0) as usize,
+            Popularity::Zipf { s } if (s - 1.0).abs() < 1e-9 => {
+                (libm::pow(n + 1.0, u) - 1.0) as usize
+            }
             Popularity::Zipf { s } => {
-                ((((n + 1.0).powf(1.0 - s) - 1.0) * u + 1.0).powf(1.0 / (1.0 - s)) - 1.0) as usize
+                (libm::pow(
+                    (libm::pow(n + 1.0, 1.0 - s) - 1.0) * u + 1.0,
+                    1.0 / (1.0 - s),
+                ) - 1.0) as usize
             }
         };
         Some(limit - 1 - rank.min(limit - 1))
@@ -564,7 +600,10 @@ impl World {
         let root = object.root;
         // Registered first: the fetch may end within the step that starts it.
         if let Some(probe) = probe {
-            self.probe_fetches.insert((peer, root, self.now), probe);
+            self.probe_fetches
+                .entry((peer, root, self.now))
+                .or_default()
+                .push(probe);
         }
         self.step(
             peer,
@@ -631,6 +670,7 @@ impl World {
                 }
             }
             SimEvent::Depart { peer } => {
+                self.abandon_fetches(peer);
                 self.take_offline(peer);
                 self.peers[peer as usize].departed = true;
                 self.forget_disk(peer);
@@ -694,6 +734,7 @@ impl World {
                     }
                     let (id, config) =
                         (p.peer.id(), self.groups[usize::from(group)].config.clone());
+                    self.abandon_fetches(index);
                     self.forget_disk(index);
                     self.peers[index as usize].peer = Peer::new(id, config, Store::memory());
                     if self.peers[index as usize].online {

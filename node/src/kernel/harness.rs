@@ -23,6 +23,7 @@ enum Delivery {
     },
     Timer {
         peer: usize,
+        incarnation: u32,
         actor: ActorKind,
         token: u64,
     },
@@ -39,6 +40,8 @@ pub struct Harness {
     seq: u64,
     latency_us: u64,
     offline: BTreeSet<usize>,
+    /// Bumped at every restart, so timers of an earlier run of a peer never fire.
+    incarnations: Vec<u32>,
     /// Events every peer emitted, with the peer's index.
     pub events: Vec<(usize, Event)>,
     /// Frames sent, counting those dropped on the way.
@@ -75,6 +78,7 @@ impl Harness {
             seq: 0,
             latency_us,
             offline: BTreeSet::new(),
+            incarnations: vec![0; count],
             events: Vec::new(),
             frames_sent: 0,
             outbox: Outbox::default(),
@@ -104,6 +108,7 @@ impl Harness {
     /// (restarted, as a process would be).
     pub fn set_online(&mut self, index: usize, online: bool) {
         if online && self.offline.remove(&index) {
+            self.incarnations[index] += 1;
             let all = self.directory();
             self.outbox.clear();
             self.peers[index].start(self.now, all, &mut self.rngs[index], &mut self.outbox);
@@ -167,6 +172,7 @@ impl Harness {
                 at,
                 Delivery::Timer {
                     peer: index,
+                    incarnation: self.incarnations[index],
                     actor,
                     token,
                 },
@@ -188,8 +194,15 @@ impl Harness {
                 Delivery::Wire { to, from, frame } => {
                     self.input(to, ActorKind::Transport, Input::Wire { from, frame })
                 }
-                Delivery::Timer { peer, actor, token } => {
-                    self.input(peer, actor, Input::Timer { token })
+                Delivery::Timer {
+                    peer,
+                    incarnation,
+                    actor,
+                    token,
+                } => {
+                    if incarnation == self.incarnations[peer] {
+                        self.input(peer, actor, Input::Timer { token });
+                    }
                 }
             }
         }

@@ -109,6 +109,8 @@ pub enum Refusal {
     BadChunk,
     /// The peer's own store failed.
     Unavailable,
+    /// The request asks about more than the peer answers at once.
+    TooLarge,
 }
 
 /// A request one peer makes of another.
@@ -466,6 +468,10 @@ pub struct KernelConfig {
     pub fetches_max: usize,
     /// Chunks in one tree we accept to fetch.
     pub fetch_chunks_max: usize,
+    /// Largest frame accepted from a peer; a larger one is dropped and its sender marked.
+    pub frame_bytes_max: u64,
+    /// Accept synthetic payloads (descriptors without bytes): the simulator only.
+    pub synthetic_payloads: bool,
 }
 
 impl Default for KernelConfig {
@@ -487,6 +493,8 @@ impl Default for KernelConfig {
             fetch_parallel_max: 4,
             fetches_max: 64,
             fetch_chunks_max: 1 << 16,
+            frame_bytes_max: 2 << 20,
+            synthetic_payloads: false,
         }
     }
 }

@@ -95,7 +95,8 @@ pub struct Negotiator {
     directory: Directory,
     ring: BTreeSet<PeerId>,
     scores: BTreeMap<PeerId, f64>,
-    unreachable_since: BTreeMap<PeerId, Time>,
+    /// Holders that missed a check: when they first did, and when they last did.
+    unreachable_since: BTreeMap<PeerId, (Time, Time)>,
     owned: BTreeMap<ChunkId, Owned>,
     waiting: BTreeMap<u64, Purpose>,
     fetches: BTreeMap<u64, Fetch>,
@@ -152,6 +153,14 @@ impl Negotiator {
         );
     }
 
+    /// A peer that missed a check within the last check interval is not offered work; after
+    /// that it is tried again (it may have come back).
+    fn recently_unreachable(&self, now: Time, peer: &PeerId) -> bool {
+        self.unreachable_since
+            .get(peer)
+            .is_some_and(|(_, last)| now.since(*last) < self.config.check_interval_us)
+    }
+
     fn score(&self, peer: &PeerId) -> f64 {
         self.scores.get(peer).copied().unwrap_or(0.5)
     }
@@ -169,7 +178,7 @@ impl Negotiator {
             **peer != ctx.me()
                 && !skip(peer)
                 && self.score(peer) >= SCORE_MIN
-                && !self.unreachable_since.contains_key(peer)
+                && !self.recently_unreachable(ctx.now(), peer)
         };
         // The first `wanted` usable peers of each sorted set, clockwise from `point`, then
         // the first `wanted` of their union in ring order.
@@ -215,9 +224,10 @@ impl Negotiator {
                     owned.attempts = 0;
                     owned.tried.clear();
                 }
+                let interval = self.config.check_interval_us.max(Time::SECOND);
                 let first = ctx
                     .rng()
-                    .gen_range(Time::HOUR..Time::HOUR + self.config.check_interval_us.max(1));
+                    .gen_range(Time::HOUR..Time::HOUR.saturating_add(interval));
                 ctx.timer(first, CHECK_TOKEN);
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
@@ -240,7 +250,7 @@ impl Negotiator {
             Input::Local(Local::Done { tag, from, outcome }) => self.done(ctx, tag, from, outcome),
             Input::Timer { token: CHECK_TOKEN } => {
                 self.check_round(ctx);
-                ctx.timer(self.config.check_interval_us, CHECK_TOKEN);
+                ctx.timer(self.config.check_interval_us.max(Time::SECOND), CHECK_TOKEN);
             }
             _ => {}
         }
@@ -431,7 +441,12 @@ impl Negotiator {
                 Vec::new()
             }
             Outcome::TimedOut => {
-                let since = *self.unreachable_since.entry(holder).or_insert(ctx.now());
+                let entry = self
+                    .unreachable_since
+                    .entry(holder)
+                    .or_insert((ctx.now(), ctx.now()));
+                entry.1 = ctx.now();
+                let since = entry.0;
                 if ctx.now().since(since) < self.config.holder_dead_after_us {
                     return;
                 }

@@ -40,7 +40,12 @@ impl Peer {
         Peer {
             id,
             transport: Transport::new(config.clone()),
-            store: StoreActor::new(store, config.storage_for_others_bytes),
+            store: StoreActor::new(
+                store,
+                config.storage_for_others_bytes,
+                config.check_chunks_max,
+                config.synthetic_payloads,
+            ),
             negotiator: Negotiator::new(config.clone()),
             reputation: Reputation::default(),
         }

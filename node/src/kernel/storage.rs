@@ -15,6 +15,8 @@ use crate::store::Store;
 /// The store actor.
 #[derive(Debug)]
 pub struct StoreActor {
+    check_chunks_max: usize,
+    synthetic_payloads: bool,
     store: Store,
     synthetic: BTreeMap<ChunkId, (u32, u64)>,
     /// Chunks held for other peers, with their sizes.
@@ -24,8 +26,16 @@ pub struct StoreActor {
 }
 
 impl StoreActor {
-    pub fn new(store: Store, quota_bytes: u64) -> StoreActor {
+    /// `synthetic_payloads`: accept payloads that are descriptors (simulator only).
+    pub fn new(
+        store: Store,
+        quota_bytes: u64,
+        check_chunks_max: usize,
+        synthetic_payloads: bool,
+    ) -> StoreActor {
         StoreActor {
+            check_chunks_max,
+            synthetic_payloads,
             store,
             synthetic: BTreeMap::new(),
             for_others: BTreeMap::new(),
@@ -84,7 +94,9 @@ impl StoreActor {
             Request::Store { chunk, payload } => {
                 if self.holds(&chunk) {
                     Response::Stored
-                } else if !payload_matches(&chunk, &payload) {
+                } else if !payload_matches(&chunk, &payload)
+                    || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
+                {
                     ctx.local(
                         ActorKind::Reputation,
                         Local::Observe {
@@ -111,6 +123,9 @@ impl StoreActor {
                 Some(payload) => Response::Chunk { payload },
                 None => Response::NotFound,
             },
+            Request::Check { chunks } if chunks.len() > self.check_chunks_max => {
+                Response::Refused(Refusal::TooLarge)
+            }
             Request::Check { chunks } => Response::Holding {
                 missing: chunks.into_iter().filter(|c| !self.holds(c)).collect(),
             },

@@ -195,6 +195,17 @@ impl Transport {
                 ctx.wire(to, Frame::Response { id, body })
             }
             Input::Wire { from, frame } => {
+                if frame.encoded_len() > self.config.frame_bytes_max {
+                    // Oversized: dropped unread, and the sender is marked.
+                    ctx.local(
+                        ActorKind::Reputation,
+                        Local::Observe {
+                            peer: from,
+                            observation: Observation::Misbehaved,
+                        },
+                    );
+                    return;
+                }
                 self.learn(ctx, from);
                 match frame {
                     Frame::Request {
