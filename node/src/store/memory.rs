@@ -11,6 +11,7 @@ use crate::ids::ChunkId;
 struct Inner {
     chunks: BTreeMap<ChunkId, Vec<u8>>,
     pins: BTreeSet<ChunkId>,
+    chains: BTreeMap<([u8; 32], u64), Vec<u8>>,
 }
 
 /// Chunks and pins held in memory; clones share the same maps.
@@ -100,5 +101,34 @@ impl StoreBackend for MemoryBackend {
 
     fn compact(&self) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
+        self.lock().chains.insert((*owner, seq), record.to_vec());
+        Ok(())
+    }
+
+    fn chain_range(
+        &self,
+        owner: &[u8; 32],
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
+        let inner = self.lock();
+        Ok(inner
+            .chains
+            .range((*owner, from_seq)..=(*owner, u64::MAX))
+            .take(limit)
+            .map(|((_, seq), r)| (*seq, r.clone()))
+            .collect())
+    }
+
+    fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError> {
+        let inner = self.lock();
+        Ok(inner
+            .chains
+            .range((*owner, 0)..=(*owner, u64::MAX))
+            .next_back()
+            .map(|((_, seq), r)| (*seq, r.clone())))
     }
 }

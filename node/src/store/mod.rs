@@ -68,6 +68,17 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
     fn pins(&self) -> Result<Vec<ChunkId>, BackendError>;
     /// Reclaims space freed by deletes, if the backend needs that.
     fn compact(&self) -> Result<(), BackendError>;
+    /// Stores record `seq` of `owner`'s chain, atomically (whole or not at all).
+    fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError>;
+    /// Up to `limit` stored records of `owner`'s chain from `from_seq` on, in order.
+    fn chain_range(
+        &self,
+        owner: &[u8; 32],
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError>;
+    /// The record of `owner`'s chain with the highest sequence number.
+    fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError>;
 }
 
 /// Why a store operation failed.

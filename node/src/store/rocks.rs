@@ -6,7 +6,7 @@
 //!   so listing and stats never touch a blob;
 //! - `pins`: root id → empty;
 //! - `meta`: `store_format` → version (u32 LE);
-//! - `chain`: reserved for the long-chain certificate (a later issue).
+//! - `chain`: chain records, owner ‖ sequence number (big-endian) → record.
 //!
 //! Crash safety. Chunks are written without the WAL: each batch goes to the `chunks`
 //! memtable, which a flush persists as a whole or not at all, and a chunk and its index entry
@@ -62,6 +62,20 @@ fn key(prefix: u8, id: &ChunkId) -> [u8; 33] {
     let mut key = [prefix; 33];
     key[1..].copy_from_slice(&id.0);
     key
+}
+
+/// Key of a chain record: owner, then the sequence number big-endian (so keys sort by it).
+fn chain_key(owner: &[u8; 32], seq: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(owner);
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn parse_chain_key(key: &[u8]) -> Option<([u8; 32], u64)> {
+    let owner: [u8; 32] = key.get(..32)?.try_into().ok()?;
+    let seq: [u8; 8] = key.get(32..40)?.try_into().ok()?;
+    Some((owner, u64::from_be_bytes(seq)))
 }
 
 fn id_of(key: &[u8]) -> Result<ChunkId, BackendError> {
@@ -269,5 +283,48 @@ impl StoreBackend for RocksBackend {
         self.db
             .set_options_cf(chunks, &[("enable_blob_garbage_collection", "false")])
             .map_err(rocks("disable blob garbage collection"))
+    }
+    fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
+        // One put: logged to the WAL before it is applied, so after a crash a chain ends at
+        // its last complete record.
+        self.db
+            .put_cf(self.cf(CF_CHAIN), chain_key(owner, seq), record)
+            .map_err(rocks("append to a chain"))
+    }
+
+    fn chain_range(
+        &self,
+        owner: &[u8; 32],
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
+        let start = chain_key(owner, from_seq);
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_CHAIN), mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(rocks("read a chain"))?;
+            match parse_chain_key(&key) {
+                Some((key_owner, seq)) if key_owner == *owner => out.push((seq, value.to_vec())),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError> {
+        let end = chain_key(owner, u64::MAX);
+        let mode = IteratorMode::From(&end, Direction::Reverse);
+        match self.db.iterator_cf(self.cf(CF_CHAIN), mode).next() {
+            Some(item) => {
+                let (key, value) = item.map_err(rocks("read a chain"))?;
+                Ok(parse_chain_key(&key)
+                    .filter(|(o, _)| o == owner)
+                    .map(|(_, seq)| (seq, value.to_vec())))
+            }
+            None => Ok(None),
+        }
     }
 }

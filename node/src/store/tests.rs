@@ -80,6 +80,7 @@ on_every_backend!(
     gc_refuses_when_a_pinned_object_is_unreadable,
     gc_follows_an_object_also_reached_as_data,
     putting_again_repairs_a_damaged_chunk,
+    chains_append_in_order_and_survive_reopen,
     scrub_finds_corrupt_chunks,
     verify_cap_checks_without_keys,
 );
@@ -286,4 +287,46 @@ fn verify_cap_checks_without_keys(h: Harness) {
         assert_eq!(error.chunk(), Some(victim), "{error}");
         assert!(error.to_string().contains(&victim.to_string()), "{error}");
     }
+}
+
+fn chains_append_in_order_and_survive_reopen(mut h: Harness) {
+    use crate::chain::agreement::{accept, complete, finish, propose};
+    use crate::chain::{log, verify_chain, Outcome, Service, Transaction};
+    use ed25519_dalek::SigningKey;
+    let (me, other) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+    );
+    let owner = me.verifying_key().to_bytes();
+    let mut theirs = None;
+    for i in 0..5u64 {
+        let tx = Transaction {
+            service: Service::ChunkServed,
+            bytes: i,
+            creds: i,
+            seconds: 0,
+            time: i,
+            outcome: Outcome::Delivered,
+            commitment: [0; 32],
+        };
+        let proposal = propose(
+            &me,
+            log::head(&h.store, &owner).unwrap().as_ref(),
+            other.verifying_key().to_bytes(),
+            tx,
+        );
+        let (acceptance, pending) = accept(&other, theirs.as_ref(), &proposal).unwrap();
+        let (mine, completion) = complete(&me, &proposal, &acceptance).unwrap();
+        theirs = Some(finish(pending, &completion).unwrap());
+        log::append(&h.store, &mine).unwrap();
+        // The same record again, or one out of place, is refused.
+        assert!(log::append(&h.store, &mine).is_err());
+    }
+    h.reopen();
+    let chain = log::read(&h.store, &owner, 1, 100).unwrap();
+    assert_eq!(chain.len(), 5);
+    verify_chain(&chain).unwrap();
+    assert_eq!(log::read(&h.store, &owner, 4, 100).unwrap().len(), 2);
+    assert_eq!(log::head(&h.store, &owner).unwrap().map(|r| r.seq), Some(5));
+    assert!(log::head(&h.store, &[9; 32]).unwrap().is_none());
 }
