@@ -503,3 +503,119 @@ fn large_puts_show_progress_only_on_a_terminal() {
         "no progress bar drawn: {screen:?}"
     );
 }
+
+/// `n` records of the chain of `owner`, trading with a second key, through the agreement.
+fn chain_of(owner: &ed25519_dalek::SigningKey, n: u64) -> Vec<cryptosphere::chain::Record> {
+    use cryptosphere::chain::agreement::{accept, complete, finish, propose};
+    use cryptosphere::chain::{Outcome, Service, Transaction};
+    let other = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let (mut mine, mut theirs): (
+        Vec<cryptosphere::chain::Record>,
+        Vec<cryptosphere::chain::Record>,
+    ) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let tx = Transaction {
+            service: Service::ChunkServed,
+            bytes: 1000 + i,
+            creds: i,
+            seconds: 0,
+            time: i,
+            outcome: Outcome::Delivered,
+            commitment: [0; 32],
+        };
+        let proposal = propose(owner, mine.last(), other.verifying_key().to_bytes(), tx);
+        let (acceptance, pending) = accept(&other, theirs.last(), &proposal).unwrap();
+        let (record, completion) = complete(owner, &proposal, &acceptance).unwrap();
+        theirs.push(finish(pending, &completion).unwrap());
+        mine.push(record);
+    }
+    mine
+}
+
+#[test]
+fn chains_show_export_and_verify() {
+    use cryptosphere::chain::log;
+    let env = Env::new();
+    // A fresh node has an identity and an empty chain; the identity persists.
+    let first: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    assert_eq!(first["owner"], again["owner"]);
+    assert_eq!(first["records"].as_array().unwrap().len(), 0);
+
+    // Give this node five records, then export and verify them.
+    let store = Store::open_rocks(&env.data_dir()).unwrap();
+    let seed: [u8; 32] = store
+        .backend()
+        .meta_get(b"identity_seed")
+        .unwrap()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let me = ed25519_dalek::SigningKey::from_bytes(&seed);
+    for record in chain_of(&me, 5) {
+        log::append(&store, &record).unwrap();
+    }
+    drop(store);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    assert_eq!(shown["records"].as_array().unwrap().len(), 5);
+    assert_eq!(shown["records"][4]["seq"], 5);
+    let file = env.path("chain.bin");
+    env.ok(&["chain", "export", file.to_str().unwrap()]);
+    let stdout = env.ok(&["chain", "verify", file.to_str().unwrap()]);
+    assert!(stdout.starts_with("ok: 5 records"), "{stdout}");
+    let output = env.run(&["chain", "export", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "export refuses to overwrite");
+
+    // Another peer's chain, by id.
+    let peer = cryptosphere::ids::encode_base32(&me.verifying_key().to_bytes());
+    let text = env.ok(&["chain", "show", "--peer", &peer]);
+    assert!(text.contains("(5 records)"), "{text}");
+
+    // Damaged files: exit 1, naming the first bad record and why.
+    let bytes = fs::read(&file).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[5 + 2 * 308 + 200] ^= 1; // inside record 3's owner signature
+    fs::write(env.path("flipped.bin"), &flipped).unwrap();
+    let output = env.run(&["chain", "verify", env.path("flipped.bin").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("record 3") && stderr(&output).contains("signature"),
+        "{}",
+        stderr(&output)
+    );
+    fs::write(env.path("short.bin"), &bytes[..bytes.len() - 10]).unwrap();
+    let output = env.run(&["chain", "verify", env.path("short.bin").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("ends inside record 4"),
+        "{}",
+        stderr(&output)
+    );
+    let mut reordered = bytes[..5].to_vec();
+    reordered.extend_from_slice(&bytes[5 + 308..5 + 616]);
+    reordered.extend_from_slice(&bytes[5..5 + 308]);
+    fs::write(env.path("reordered.bin"), &reordered).unwrap();
+    let output = env.run(&[
+        "chain",
+        "verify",
+        env.path("reordered.bin").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("sequence number is 2, where 1 belongs"),
+        "{}",
+        stderr(&output)
+    );
+    fs::write(env.path("junk.bin"), b"not a chain").unwrap();
+    let output = env.run(&["chain", "verify", env.path("junk.bin").to_str().unwrap()]);
+    assert!(
+        stderr(&output).contains("chain file header"),
+        "{}",
+        stderr(&output)
+    );
+    let output = env.run(&["chain", "show", "--peer", "nonsense"]);
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -69,6 +69,9 @@ pub enum Command {
     /// Let garbage collection take a tree that nothing else pins.
     #[command(after_help = EXIT_CODES)]
     Unpin(CapArg),
+    /// Show, export or verify long-chain certificates.
+    #[command(after_help = EXIT_CODES)]
+    Chain(chain::ChainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,8 @@ impl Failure {
 const INTEGRITY: u8 = 1;
 const USAGE: u8 = 2;
 const ENVIRONMENT: u8 = 3;
+
+pub mod chain;
 
 fn store_code(error: &StoreError) -> u8 {
     match error {
@@ -367,6 +372,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .unpin(args.cap.id())
                 .map_err(|e| Failure::new(store_code(&e), "cannot unpin", e))?;
         }
+        Command::Chain(args) => chain::run(&store, args, &mut stdout)?,
     }
     Ok(())
 }

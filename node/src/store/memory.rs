@@ -12,6 +12,7 @@ struct Inner {
     chunks: BTreeMap<ChunkId, Vec<u8>>,
     pins: BTreeSet<ChunkId>,
     chains: BTreeMap<([u8; 32], u64), Vec<u8>>,
+    meta: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// Chunks and pins held in memory; clones share the same maps.
@@ -100,6 +101,15 @@ impl StoreBackend for MemoryBackend {
     }
 
     fn compact(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+
+    fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        self.lock().meta.insert(key.to_vec(), value.to_vec());
         Ok(())
     }
 

@@ -77,6 +77,9 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, BackendError>;
+    /// A small value of the store's own (identity, settings).
+    fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     /// The record of `owner`'s chain with the highest sequence number.
     fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError>;
 }

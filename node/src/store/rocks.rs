@@ -284,6 +284,20 @@ impl StoreBackend for RocksBackend {
             .set_options_cf(chunks, &[("enable_blob_garbage_collection", "false")])
             .map_err(rocks("disable blob garbage collection"))
     }
+    fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.db
+            .get_cf(self.cf(CF_META), key)
+            .map_err(rocks("read store metadata"))
+    }
+
+    fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_META), key, value, &options)
+            .map_err(rocks("write store metadata"))
+    }
+
     fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
         // One put: logged to the WAL before it is applied, so after a crash a chain ends at
         // its last complete record.
