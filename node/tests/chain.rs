@@ -250,3 +250,108 @@ proptest! {
         let _ = Record::from_bytes(&bytes);
     }
 }
+
+mod exchange {
+    use super::*;
+    use cryptosphere::chain::exchange::{ChainBook, ExchangeError, RangeRequest};
+
+    fn owner() -> [u8; 32] {
+        key(1).verifying_key().to_bytes()
+    }
+
+    #[test]
+    fn chains_are_fetched_incrementally_within_limits() {
+        let (chain, _) = chains(50, 4);
+        let mut book = ChainBook::default();
+        let mut rounds = 0;
+        loop {
+            let mut request = book.next_request(owner());
+            request.max = 20;
+            let answer = ChainBook::serve(&chain, &request);
+            if answer.is_empty() {
+                break;
+            }
+            assert!(answer.len() <= 20);
+            assert_eq!(book.receive(&request, answer).unwrap().fork, None);
+            rounds += 1;
+        }
+        assert_eq!(rounds, 3);
+        assert_eq!(book.chain(&owner()), &chain[..]);
+    }
+
+    #[test]
+    fn invalid_answers_are_not_believed() {
+        let (chain, _) = chains(10, 5);
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        let mut bad = chain.clone();
+        bad[6].owner_sig[9] ^= 1;
+        assert!(
+            matches!(book.receive(&request, bad), Err(ExchangeError::Invalid(e)) if e.seq == 7)
+        );
+        assert!(
+            book.chain(&owner()).is_empty(),
+            "nothing of a bad answer is kept"
+        );
+        let too_many = RangeRequest { max: 3, ..request };
+        assert!(matches!(
+            book.receive(&too_many, chain.clone()),
+            Err(ExchangeError::TooMany { .. })
+        ));
+        let later = RangeRequest {
+            from_seq: 2,
+            ..request
+        };
+        assert!(matches!(
+            book.receive(&later, chain.clone()),
+            Err(ExchangeError::WrongStart { .. })
+        ));
+        let (stranger, _) = chains(3, 6);
+        let stranger: Vec<Record> = stranger
+            .into_iter()
+            .map(|r| Record {
+                owner: [7; 32],
+                ..r
+            })
+            .collect();
+        assert!(book.receive(&request, stranger).is_err());
+        assert_eq!(book.receive(&request, chain.clone()).unwrap().added, 10);
+    }
+
+    #[test]
+    fn two_peers_serving_different_histories_reveal_a_fork() {
+        let me = key(1);
+        let (honest, _) = chains(5, 7);
+        // The owner rewrites its history from record 3 on, one record longer.
+        let mut forked = honest[..2].to_vec();
+        for i in 0..4u64 {
+            let (record, _) = trade(&me, forked.last(), &key(6), None, tx(500 + i, 90 + i));
+            forked.push(record);
+        }
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        book.receive(&request, ChainBook::serve(&honest, &request))
+            .unwrap();
+        let again = RangeRequest {
+            from_seq: 1,
+            ..request
+        };
+        let received = book
+            .receive(&again, ChainBook::serve(&forked, &again))
+            .unwrap();
+        let proof = received.fork.expect("a fork proof");
+        proof.verify().unwrap();
+        assert_eq!(proof.a.seq, 3);
+        assert!(book.disqualified(&owner()));
+        // Longest chain wins: the longer valid history is the one kept.
+        assert_eq!(book.chain(&owner()), &forked[..]);
+        // Another peer can be told of the fork with the proof alone.
+        let mut other = ChainBook::default();
+        assert!(other.learn_fork(proof.clone()));
+        assert!(other.disqualified(&owner()));
+        assert!(!other.learn_fork(ForkProof {
+            a: proof.a.clone(),
+            b: proof.a.clone()
+        }));
+    }
+}

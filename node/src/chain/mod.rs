@@ -7,6 +7,7 @@
 //! pair of matching records. It does no I/O: chains are stored through the store backends.
 
 pub mod agreement;
+pub mod exchange;
 pub mod log;
 pub mod record;
 pub mod rules;
