@@ -148,7 +148,10 @@ fn counterparty_halves_agree_and_disagreements_are_attributed() {
     assert_eq!(found.responsible, both);
     // A counterparty that countersigned our half but filled its own position with a trade
     // with someone else is the one responsible.
-    let (third_half, _) = trade(&them, None, &key(3), None, tx(7, 2));
+    // (Its position 2 holds a trade with a third key, while our half says position 2.)
+    let (_, their_first) = trade(&key(4), None, &them, None, tx(6, 0));
+    let (third_half, _) = trade(&them, Some(&their_first), &key(3), None, tx(7, 2));
+    assert_eq!(third_half.seq, 2);
     a.counterparty_seq = third_half.seq;
     a.owner_sig = a.sign(&me);
     a.counterparty_sig = a.sign(&them);

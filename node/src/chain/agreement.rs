@@ -8,9 +8,9 @@
 //!
 //! Each step is a pure function of keys, chain heads and the message received.
 
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
-use super::record::{Record, Role, Transaction};
+use super::record::{signature_ok, Record, Role, Transaction};
 
 /// Step 1, requester to provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub enum AgreementError {
 }
 
 fn head_position(head: Option<&Record>) -> (u64, [u8; 32]) {
-    head.map_or((1, [0u8; 32]), |h| (h.seq + 1, h.hash()))
+    head.map_or((1, [0u8; 32]), |h| (h.seq.saturating_add(1), h.hash()))
 }
 
 fn halves(proposal: &Proposal, provider_seq: u64, provider_prev: [u8; 32]) -> (Record, Record) {
@@ -85,8 +85,14 @@ fn halves(proposal: &Proposal, provider_seq: u64, provider_prev: [u8; 32]) -> (R
 
 fn check(key: &[u8; 32], record: &Record, signature: &[u8; 64]) -> Result<(), AgreementError> {
     let key = VerifyingKey::from_bytes(key).map_err(|_| AgreementError::BadKey)?;
-    key.verify_strict(&record.signed_message(), &Signature::from_bytes(signature))
-        .map_err(|_| AgreementError::BadSignature)
+    if key.is_weak() {
+        return Err(AgreementError::BadKey);
+    }
+    if signature_ok(&key, &record.signed_message(), signature) {
+        Ok(())
+    } else {
+        Err(AgreementError::BadSignature)
+    }
 }
 
 /// Step 1: the requester, whose chain ends at `head`, proposes `tx` to `provider`.
@@ -123,6 +129,9 @@ pub fn accept(
     }
     if proposal.requester == proposal.provider {
         return Err(AgreementError::SelfDealing);
+    }
+    if VerifyingKey::from_bytes(&proposal.requester).map_or(true, |key| key.is_weak()) {
+        return Err(AgreementError::BadKey);
     }
     let (provider_seq, provider_prev) = head_position(head);
     let (requester_half, mut provider_half) = halves(proposal, provider_seq, provider_prev);

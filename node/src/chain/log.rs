@@ -2,6 +2,11 @@
 //! reading decodes and hands records back in order. A record's signatures are checked before
 //! it gets here (by the agreement that produced it, or by `verify_range` for records received
 //! from others); a chain read back is checked again by whoever relies on it.
+//!
+//! One writer per chain: the head check and the write are not one atomic step, so only the
+//! chain's owner (one actor) may append to it. Appends go through the WAL without fsync; a
+//! caller that is about to countersign on the strength of its own new record must make the
+//! store durable first (the agreement wiring of a later issue does).
 
 use super::record::{Record, RecordError};
 use crate::store::{Store, StoreError};
@@ -14,17 +19,16 @@ pub enum LogError {
     Position { seq: u64, why: &'static str },
     #[error("stored record {seq} is unreadable: {source}")]
     Corrupt { seq: u64, source: RecordError },
+    #[error("the record stored as number {seq} of this chain is another record")]
+    Misfiled { seq: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-fn decode(seq: u64, bytes: &[u8]) -> Result<Record, LogError> {
+fn decode(owner: &[u8; 32], seq: u64, bytes: &[u8]) -> Result<Record, LogError> {
     let record = Record::from_bytes(bytes).map_err(|source| LogError::Corrupt { seq, source })?;
-    if record.seq != seq {
-        return Err(LogError::Corrupt {
-            seq,
-            source: RecordError::Length(bytes.len()),
-        });
+    if record.seq != seq || record.owner != *owner {
+        return Err(LogError::Misfiled { seq });
     }
     Ok(record)
 }
@@ -36,7 +40,7 @@ pub fn head(store: &Store, owner: &[u8; 32]) -> Result<Option<Record>, LogError>
         .chain_last(owner)
         .map_err(StoreError::from)?
     {
-        Some((seq, bytes)) => decode(seq, &bytes).map(Some),
+        Some((seq, bytes)) => decode(owner, seq, &bytes).map(Some),
         None => Ok(None),
     }
 }
@@ -78,6 +82,6 @@ pub fn read(
         .chain_range(owner, from_seq, limit)
         .map_err(StoreError::from)?
         .into_iter()
-        .map(|(seq, bytes)| decode(seq, &bytes))
+        .map(|(seq, bytes)| decode(owner, seq, &bytes))
         .collect()
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::record::{Record, SignatureFault};
+use super::record::{signature_ok, Record, SignatureFault};
 
 /// What is wrong with a record of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +50,7 @@ pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), C
         return Ok(());
     };
     let owner = before.map_or(first.owner, |b| b.owner);
-    let first_seq = before.map_or(1, |b| b.seq + 1);
+    let first_seq = before.map_or(1, |b| b.seq.saturating_add(1));
     let mut expected_prev = before.map_or([0u8; 32], Record::hash);
     let mut keys: BTreeMap<[u8; 32], VerifyingKey> = BTreeMap::new();
     let fail = |index: usize, record: &Record, fault| ChainError {
@@ -137,8 +137,8 @@ fn verify_signatures(
             .verify_signatures()
             .map_err(|fault| fail(index, record, fault.into()))?;
     }
-    // The batch failed but every signature verifies alone (a non-canonical encoding the
-    // batch refuses): blame the first record rather than accept.
+    // The batch failed although every signature verifies alone: with the same acceptance
+    // rule on both paths this cannot happen; refuse rather than accept.
     Err(fail(0, first, ChainFault::Signature(SignatureFault::Owner)))
 }
 
@@ -185,11 +185,9 @@ impl ForkProof {
         }
         let key = VerifyingKey::from_bytes(&self.a.owner).map_err(|_| ForkError::Signature(0))?;
         for (which, record) in [(0u8, &self.a), (1, &self.b)] {
-            key.verify_strict(
-                &record.signed_message(),
-                &Signature::from_bytes(&record.owner_sig),
-            )
-            .map_err(|_| ForkError::Signature(which))?;
+            if !signature_ok(&key, &record.signed_message(), &record.owner_sig) {
+                return Err(ForkError::Signature(which));
+            }
         }
         Ok(())
     }
@@ -228,10 +226,7 @@ pub fn disagreement(record: &Record, other: &Record) -> Option<Disagreement> {
             return false;
         };
         VerifyingKey::from_bytes(party)
-            .and_then(|key| {
-                key.verify_strict(&r.signed_message(), &Signature::from_bytes(signature))
-            })
-            .is_ok()
+            .is_ok_and(|key| signature_ok(&key, &r.signed_message(), signature))
     };
     let mut responsible: Vec<[u8; 32]> = [record.owner, record.counterparty, other.counterparty]
         .into_iter()
