@@ -16,6 +16,9 @@ pub struct GroupCounters {
     pub messages_sent: u64,
     pub bytes_sent: u64,
     pub publishes: u64,
+    pub chain_records: u64,
+    pub chain_verified: u64,
+    pub forks_detected: u64,
 }
 
 impl GroupCounters {
@@ -26,6 +29,9 @@ impl GroupCounters {
         self.messages_sent += other.messages_sent;
         self.bytes_sent += other.bytes_sent;
         self.publishes += other.publishes;
+        self.chain_records += other.chain_records;
+        self.chain_verified += other.chain_verified;
+        self.forks_detected += other.forks_detected;
     }
 }
 
@@ -96,6 +102,10 @@ pub const GROUP_METRICS: &[&str] = &[
     "bytes_for_others",
     "messages_sent",
     "bytes_sent",
+    "chain_records",
+    "chain_records_verified",
+    "forks_detected",
+    "fork_learn_hours_max",
 ];
 
 /// The result of a run, written to `summary.json`.

@@ -30,6 +30,19 @@ pub struct Scenario {
     pub probes: Vec<Probe>,
     #[serde(default, rename = "expect")]
     pub expectations: Vec<Expectation>,
+    /// Long-chain certificates: off unless this table is present.
+    #[serde(default)]
+    pub chains: Option<ChainsConfig>,
+}
+
+/// How peers keep and read long-chain certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainsConfig {
+    /// Services owed to one counterparty are recorded at most this often, minutes.
+    pub record_every_minutes: f64,
+    /// Each peer reads another peer's chain this often, minutes.
+    pub exchange_every_minutes: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -102,6 +115,9 @@ pub struct Strategy {
     /// Hours a holder may stay unreachable before it is replaced.
     #[serde(default = "default_dead_after_hours")]
     pub holder_dead_after_hours: f64,
+    /// Adversary: fork the peer's own chain at this hour.
+    #[serde(default)]
+    pub fork_at_hours: Option<f64>,
 }
 
 fn default_replication() -> u32 {
@@ -120,6 +136,7 @@ impl Default for Strategy {
             replication: default_replication(),
             check_hours: default_check_hours(),
             holder_dead_after_hours: default_dead_after_hours(),
+            fork_at_hours: None,
         }
     }
 }
@@ -492,6 +509,33 @@ impl Scenario {
                 "fidelity",
                 "\"full\" is for small runs (at most 2,000 peers)".into(),
             ));
+        }
+        if let Some(chains) = &self.chains {
+            for (key, minutes) in [
+                ("chains.record_every_minutes", chains.record_every_minutes),
+                (
+                    "chains.exchange_every_minutes",
+                    chains.exchange_every_minutes,
+                ),
+            ] {
+                if !(0.1..=100_000.0).contains(&minutes) {
+                    return Err(invalid(
+                        key,
+                        format!("must be between 0.1 and 100,000 minutes, not {minutes}"),
+                    ));
+                }
+            }
+        }
+        for group in &self.groups {
+            if let Some(at) = group.strategy.fork_at_hours {
+                non_negative("group.strategy.fork_at_hours", at)?;
+                if self.chains.is_none() {
+                    return Err(invalid(
+                        "group.strategy.fork_at_hours",
+                        "needs a [chains] table".into(),
+                    ));
+                }
+            }
         }
         for (f, fault) in self.faults.iter().enumerate() {
             match fault {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -146,6 +147,9 @@ pub struct World {
     availability: Vec<Vec<f64>>,
     /// Share of peers on side A of the current (or last) partition.
     side_a: f64,
+    /// Forks made (offender → when) and when each peer learned of each.
+    forks: BTreeMap<PeerId, Time>,
+    fork_learned: BTreeMap<(PeerId, u32), Time>,
 }
 
 fn derive(domain: &[u8], seed: u64, index: u64) -> [u8; 32] {
@@ -165,6 +169,10 @@ fn exponential(rng: &mut ChaCha8Rng, mean_us: f64) -> u64 {
     ((-libm::log(u) * mean_us) as u64).max(1)
 }
 
+fn minutes(m: f64) -> u64 {
+    (m * 60.0 * Time::SECOND as f64) as u64
+}
+
 fn hours(h: f64) -> u64 {
     (h * Time::HOUR as f64) as u64
 }
@@ -182,6 +190,15 @@ impl World {
             .map(|g| GroupState {
                 name: g.name.clone(),
                 config: KernelConfig {
+                    chain_record_interval_us: scenario
+                        .chains
+                        .as_ref()
+                        .map(|c| minutes(c.record_every_minutes)),
+                    chain_exchange_interval_us: scenario
+                        .chains
+                        .as_ref()
+                        .map_or(Time::HOUR, |c| minutes(c.exchange_every_minutes)),
+                    chain_fork_at_us: g.strategy.fork_at_hours.map(hours),
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
                     storage_for_others_bytes: g.storage_mib << 20,
@@ -222,9 +239,20 @@ impl World {
             rows: Vec::new(),
             availability: vec![Vec::new(); scenario.groups.len() + 1],
             side_a: 0.5,
+            forks: BTreeMap::new(),
+            fork_learned: BTreeMap::new(),
         };
         world.populate();
         world
+    }
+
+    /// Peer `index`'s identity key (its id is the public key), derived from the seed.
+    fn peer_key(&self, index: u32) -> SigningKey {
+        SigningKey::from_bytes(&derive(
+            b"cryptosphere/sim/key",
+            self.seed,
+            u64::from(index),
+        ))
     }
 
     fn schedule(&mut self, at: Time, event: SimEvent) {
@@ -233,11 +261,8 @@ impl World {
 
     fn add_peer(&mut self, group: u16) -> u32 {
         let index = self.peers.len() as u32;
-        let id = PeerId(derive(
-            b"cryptosphere/sim/peer",
-            self.seed,
-            u64::from(index),
-        ));
+        let key = self.peer_key(index);
+        let id = PeerId(key.verifying_key().to_bytes());
         let weights: Vec<f64> = self
             .scenario
             .network
@@ -254,7 +279,7 @@ impl World {
         let state = &mut self.groups[usize::from(group)];
         state.members.push(index);
         self.peers.push(SimPeer {
-            peer: Peer::new(id, state.config.clone(), Store::memory()),
+            peer: Peer::new(key, state.config.clone(), Store::memory()),
             group,
             online: false,
             departed: false,
@@ -554,6 +579,18 @@ impl World {
                 }
             }
             Event::ReplicaPlaced { .. } => {}
+            Event::ChainAppended { .. } => self.groups[group].hour.chain_records += 1,
+            Event::ChainVerified { records } => self.groups[group].hour.chain_verified += records,
+            Event::ForkLearned { offender } => {
+                self.groups[group].hour.forks_detected += 1;
+                self.fork_learned
+                    .entry((offender, index))
+                    .or_insert(self.now);
+            }
+            Event::Forked => {
+                let id = self.peers[index as usize].peer.id();
+                self.forks.entry(id).or_insert(self.now);
+            }
         }
     }
 
@@ -732,11 +769,11 @@ impl World {
                     if p.departed || !self.rng.gen_bool(fraction) {
                         continue;
                     }
-                    let (id, config) =
-                        (p.peer.id(), self.groups[usize::from(group)].config.clone());
+                    let config = self.groups[usize::from(group)].config.clone();
                     self.abandon_fetches(index);
                     self.forget_disk(index);
-                    self.peers[index as usize].peer = Peer::new(id, config, Store::memory());
+                    let key = self.peer_key(index);
+                    self.peers[index as usize].peer = Peer::new(key, config, Store::memory());
                     if self.peers[index as usize].online {
                         self.take_offline(index);
                         self.bring_online(index);
@@ -882,6 +919,27 @@ impl World {
         self.finish()
     }
 
+    /// For every fork made, the longest any honest, present member of `members` took to
+    /// learn of it, in hours; a peer that never learned counts as taking until the end.
+    fn fork_learn_hours_max(&self, members: &[u32]) -> f64 {
+        let mut worst: u64 = 0;
+        for (offender, made) in &self.forks {
+            for index in members {
+                let peer = &self.peers[*index as usize];
+                if peer.departed || self.forks.contains_key(&peer.peer.id()) {
+                    continue;
+                }
+                let learned = self
+                    .fork_learned
+                    .get(&(*offender, *index))
+                    .copied()
+                    .unwrap_or(self.end);
+                worst = worst.max(learned.since(*made));
+            }
+        }
+        worst as f64 / Time::HOUR as f64
+    }
+
     fn finish(mut self) -> RunOutput {
         let groups = self.groups.len();
         let mut summary_groups = BTreeMap::new();
@@ -957,6 +1015,16 @@ impl World {
             );
             m.insert("messages_sent".to_owned(), counters.messages_sent as f64);
             m.insert("bytes_sent".to_owned(), counters.bytes_sent as f64);
+            m.insert("chain_records".to_owned(), counters.chain_records as f64);
+            m.insert(
+                "chain_records_verified".to_owned(),
+                counters.chain_verified as f64,
+            );
+            m.insert("forks_detected".to_owned(), counters.forks_detected as f64);
+            m.insert(
+                "fork_learn_hours_max".to_owned(),
+                self.fork_learn_hours_max(&members),
+            );
             summary_groups.insert(name, m);
         }
         // A probe none of whose fetches ended reports nothing, so an expectation on it fails.

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use super::record::Record;
 use super::rules::{verify_range, ChainError, ForkProof};
 
+/// Records already held that every request asks for again, to catch rewritten history.
+pub const OVERLAP_RECORDS: u64 = 8;
+
 /// Most records one answer may carry (about 300 KiB).
 pub const RANGE_RECORDS_MAX: u32 = 1024;
 
@@ -66,11 +69,13 @@ impl ChainBook {
         self.forks.contains_key(owner)
     }
 
-    /// The next request for `owner`'s chain: from the first record not held yet.
+    /// The next request for `owner`'s chain: the last [`OVERLAP_RECORDS`] records held again
+    /// (so that a rewritten recent history shows up as a fork), then whatever follows.
     pub fn next_request(&self, owner: [u8; 32]) -> RangeRequest {
+        let held = self.chain(&owner).len() as u64;
         RangeRequest {
             owner,
-            from_seq: self.chain(&owner).len() as u64 + 1,
+            from_seq: held.saturating_sub(OVERLAP_RECORDS - 1).max(1),
             max: RANGE_RECORDS_MAX,
         }
     }

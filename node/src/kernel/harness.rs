@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ed25519_dalek::SigningKey;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -49,22 +50,26 @@ pub struct Harness {
     outbox: Outbox,
 }
 
+/// The identity key of harness peer `index`.
+pub fn peer_key(index: usize) -> SigningKey {
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(b"harness peer")
+        .chain_update((index as u64).to_le_bytes())
+        .finalize()
+        .into();
+    SigningKey::from_bytes(&seed)
+}
+
 /// The id of harness peer `index`.
 pub fn peer_id(index: usize) -> PeerId {
-    PeerId(
-        Sha256::new()
-            .chain_update(b"harness peer")
-            .chain_update((index as u64).to_le_bytes())
-            .finalize()
-            .into(),
-    )
+    PeerId(peer_key(index).verifying_key().to_bytes())
 }
 
 impl Harness {
     /// `count` peers with in-memory stores, each knowing all the others once started.
     pub fn new(count: usize, config: KernelConfig, latency_us: u64) -> Harness {
         let peers: Vec<Peer> = (0..count)
-            .map(|i| Peer::new(peer_id(i), config.clone(), Store::memory()))
+            .map(|i| Peer::new(peer_key(i), config.clone(), Store::memory()))
             .collect();
         let index = peers.iter().enumerate().map(|(i, p)| (p.id(), i)).collect();
         Harness {
@@ -121,8 +126,7 @@ impl Harness {
     /// Replaces peer `index` by a fresh one with the same identity and an empty disk, and
     /// starts it.
     pub fn crash_with_disk_loss(&mut self, index: usize, config: KernelConfig) {
-        let id = self.peers[index].id();
-        self.peers[index] = Peer::new(id, config, Store::memory());
+        self.peers[index] = Peer::new(peer_key(index), config, Store::memory());
         self.offline.insert(index);
         self.set_online(index, true);
     }

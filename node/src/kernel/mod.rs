@@ -10,6 +10,7 @@
 //! Every actor has the same shape: `handle(&mut self, ctx, input)` for input, getters for
 //! state the host may observe, and nothing else.
 
+pub mod chains;
 pub mod content;
 pub mod harness;
 pub mod negotiator;
@@ -124,17 +125,38 @@ pub enum Request {
     Fetch { chunk: ChunkId },
     /// Do you still hold these chunks?
     Check { chunks: Vec<ChunkId> },
+    /// Let us record a service on both our chains (step 1 of the chain agreement).
+    Agree(Box<crate::chain::agreement::Proposal>),
+    /// My signature on your half (step 3 of the chain agreement).
+    Countersign { on_provider_half: [u8; 64] },
+    /// Send me these records of this owner's chain.
+    ChainRange(crate::chain::exchange::RangeRequest),
+    /// Proof that a key forked its chain.
+    Fork(Box<crate::chain::ForkProof>),
 }
 
 /// The answer to a [`Request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    Welcome { peers: Vec<PeerId> },
+    Welcome {
+        peers: Vec<PeerId>,
+    },
     Stored,
     Refused(Refusal),
-    Chunk { payload: Payload },
+    Chunk {
+        payload: Payload,
+    },
     NotFound,
-    Holding { missing: Vec<ChunkId> },
+    Holding {
+        missing: Vec<ChunkId>,
+    },
+    /// Step 2 of the chain agreement.
+    Accepted(Box<crate::chain::agreement::Acceptance>),
+    /// Another agreement is in progress; ask again later.
+    Busy,
+    Records(Vec<crate::chain::Record>),
+    /// Done (a countersignature or a fork proof taken in).
+    Noted,
 }
 
 /// What travels between peers.
@@ -169,6 +191,12 @@ impl Frame {
                 Request::Store { payload, .. } => 1 + 32 + payload.wire_len(),
                 Request::Fetch { .. } => 1 + 32,
                 Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
+                // Keys, positions and the transaction (kind, quantities, time, outcome,
+                // commitment).
+                Request::Agree(_) => 1 + 32 + 8 + 32 + 32 + (1 + 8 * 4 + 1 + 32),
+                Request::Countersign { .. } => 1 + 64,
+                Request::ChainRange(_) => 1 + 32 + 8 + 4,
+                Request::Fork(_) => 1 + 2 * crate::chain::RECORD_BYTES as u64,
             },
             Frame::Response { body, .. } => match body {
                 Response::Welcome { peers } => 1 + 4 + 32 * peers.len() as u64,
@@ -176,6 +204,11 @@ impl Frame {
                 Response::Refused(_) => 2,
                 Response::Chunk { payload } => 1 + payload.wire_len(),
                 Response::Holding { missing } => 1 + 4 + 32 * missing.len() as u64,
+                Response::Accepted(_) => 1 + 8 + 32 + 64 + 64,
+                Response::Busy | Response::Noted => 1,
+                Response::Records(records) => {
+                    1 + 4 + crate::chain::RECORD_BYTES as u64 * records.len() as u64
+                }
             },
         };
         FRAME_HEADER_BYTES + body
@@ -189,6 +222,10 @@ impl Frame {
                 Request::Store { .. } => 2,
                 Request::Fetch { .. } => 3,
                 Request::Check { .. } => 4,
+                Request::Agree(_) => 5,
+                Request::Countersign { .. } => 6,
+                Request::ChainRange(_) => 7,
+                Request::Fork(_) => 8,
             },
             Frame::Response { body, .. } => match body {
                 Response::Welcome { .. } => 11,
@@ -197,6 +234,10 @@ impl Frame {
                 Response::Chunk { .. } => 14,
                 Response::NotFound => 15,
                 Response::Holding { .. } => 16,
+                Response::Accepted(_) => 17,
+                Response::Busy => 18,
+                Response::Records(_) => 19,
+                Response::Noted => 20,
             },
         }
     }
@@ -258,6 +299,13 @@ pub enum Local {
     Standing { peer: PeerId, score: f64 },
     /// To the store: keep this chunk as our own (not held for others).
     KeepOwn { chunk: ChunkId, payload: Payload },
+    /// To the reputation filter: we were served (as requester) by `peer`; to be recorded on
+    /// both chains.
+    Served {
+        peer: PeerId,
+        service: crate::chain::Service,
+        bytes: u64,
+    },
     /// To the store: send back chunk `chunk` under `tag`.
     Read { chunk: ChunkId, tag: u64 },
     /// From the store: the answer to a [`Local::Read`].
@@ -283,6 +331,7 @@ impl Local {
             Local::KeepOwn { .. } => 38,
             Local::Read { .. } => 39,
             Local::ReadDone { .. } => 40,
+            Local::Served { .. } => 42,
         }
     }
 }
@@ -313,6 +362,14 @@ pub enum Event {
         started: Time,
         bytes: u64,
     },
+    /// A record was appended to this peer's own chain.
+    ChainAppended { seq: u64 },
+    /// Records of other peers' chains checked and believed.
+    ChainVerified { records: u64 },
+    /// This peer learned that `offender` forked its chain.
+    ForkLearned { offender: PeerId },
+    /// This peer forked its own chain (an adversary's strategy).
+    Forked,
     /// A replica of one of our chunks was placed on `holder`.
     ReplicaPlaced {
         chunk: ChunkId,
@@ -472,6 +529,15 @@ pub struct KernelConfig {
     pub frame_bytes_max: u64,
     /// Accept synthetic payloads (descriptors without bytes): the simulator only.
     pub synthetic_payloads: bool,
+    /// Record services on long-chain certificates, one agreement per counterparty and
+    /// service kind at most this often; `None`: chains are off.
+    pub chain_record_interval_us: Option<u64>,
+    /// How often to fetch another peer's chain (checking it for forks).
+    pub chain_exchange_interval_us: u64,
+    /// An agreement this peer provides and the requester never finishes is dropped after this.
+    pub agreement_timeout_us: u64,
+    /// Adversary: fork this peer's own chain at this time.
+    pub chain_fork_at_us: Option<u64>,
 }
 
 impl Default for KernelConfig {
@@ -495,6 +561,10 @@ impl Default for KernelConfig {
             fetch_chunks_max: 1 << 16,
             frame_bytes_max: 2 << 20,
             synthetic_payloads: false,
+            chain_record_interval_us: None,
+            chain_exchange_interval_us: 10 * 60 * Time::SECOND,
+            agreement_timeout_us: 60 * Time::SECOND,
+            chain_fork_at_us: None,
         }
     }
 }

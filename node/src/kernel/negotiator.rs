@@ -21,6 +21,7 @@ use super::{
     ActorKind, Command, Context, Directory, Event, Input, KernelConfig, Local, Observation,
     Outcome, Payload, PeerId, Request, Response, Time,
 };
+use crate::chain::Service;
 use crate::ids::ChunkId;
 use crate::object::format::{parse_links, LinkKind};
 
@@ -54,6 +55,7 @@ enum Purpose {
     Place {
         chunk: ChunkId,
         repair: bool,
+        bytes: u64,
     },
     Check {
         chunks: Vec<ChunkId>,
@@ -334,7 +336,11 @@ impl Negotiator {
                     chunk,
                     payload: payload.clone(),
                 },
-                Purpose::Place { chunk, repair },
+                Purpose::Place {
+                    chunk,
+                    repair,
+                    bytes: payload.len(),
+                },
             );
         }
     }
@@ -347,13 +353,26 @@ impl Negotiator {
             self.unreachable_since.remove(&from);
         }
         match purpose {
-            Purpose::Place { chunk, repair } => {
+            Purpose::Place {
+                chunk,
+                repair,
+                bytes,
+            } => {
                 let Some(owned) = self.owned.get_mut(&chunk) else {
                     return;
                 };
                 owned.placing = owned.placing.saturating_sub(1);
                 if outcome == Outcome::Answered(Response::Stored) {
                     owned.holders.insert(from);
+                    let service = Service::ChunkStored;
+                    ctx.local(
+                        ActorKind::Reputation,
+                        Local::Served {
+                            peer: from,
+                            service,
+                            bytes,
+                        },
+                    );
                     ctx.event(Event::ReplicaPlaced {
                         chunk,
                         holder: from,
@@ -563,6 +582,12 @@ impl Negotiator {
             return self.finish_fetch(ctx, id, false);
         };
         fetch.bytes += payload.len();
+        let served = Local::Served {
+            peer: from,
+            service: Service::ChunkServed,
+            bytes: payload.len(),
+        };
+        ctx.local(ActorKind::Reputation, served);
         fetch.chunks += children.len();
         if fetch.chunks > self.config.fetch_chunks_max {
             return self.finish_fetch(ctx, id, false);
@@ -664,6 +689,12 @@ impl Negotiator {
         };
         fetch.in_flight -= 1;
         fetch.bytes += payload.len();
+        let served = Local::Served {
+            peer: from,
+            service: Service::ChunkServed,
+            bytes: payload.len(),
+        };
+        ctx.local(ActorKind::Reputation, served);
         fetch.chunks += children.len();
         if fetch.chunks > limit {
             return self.finish_fetch(ctx, id, false);

@@ -2,8 +2,10 @@
 //! input at a time; the messages its actors send each other are delivered within the same
 //! step, in order, and every delivery is recorded in the outbox's trace.
 
+use ed25519_dalek::SigningKey;
 use rand_chacha::ChaCha8Rng;
 
+use super::chains::Chains;
 use super::negotiator::Negotiator;
 use super::reputation::Reputation;
 use super::storage::StoreActor;
@@ -36,7 +38,12 @@ fn input_code(input: &Input) -> u8 {
 }
 
 impl Peer {
-    pub fn new(id: PeerId, config: KernelConfig, store: Store) -> Peer {
+    /// A peer whose identity is `key` (its id is the public key).
+    pub fn new(key: SigningKey, config: KernelConfig, store: Store) -> Peer {
+        let id = PeerId(key.verifying_key().to_bytes());
+        let chains = config
+            .chain_record_interval_us
+            .map(|interval| Chains::new(key, &config, interval));
         Peer {
             id,
             transport: Transport::new(config.clone()),
@@ -47,7 +54,7 @@ impl Peer {
                 config.synthetic_payloads,
             ),
             negotiator: Negotiator::new(config.clone()),
-            reputation: Reputation::default(),
+            reputation: Reputation::new(chains),
         }
     }
 
@@ -67,6 +74,10 @@ impl Peer {
             out,
         );
         self.step(ActorKind::Transport, Input::Start { peers }, now, rng, out);
+        let restart = Input::Start {
+            peers: Directory::from(Vec::new()),
+        };
+        self.step(ActorKind::Reputation, restart, now, rng, out);
     }
 
     /// Delivers `input` to `actor`, then every local message that follows from it.

@@ -1,6 +1,8 @@
 //! The reputation filter: what this peer has seen each other peer do, and the ranking the
-//! negotiator places replicas and fetches by. For now it counts answers, timeouts and
-//! misbehaviour; reading other peers' chains comes with the chain issue.
+//! negotiator places replicas and fetches by. It counts answers, timeouts and misbehaviour,
+//! and (when chains are on, see [`chains`](super::chains)) keeps this peer's long-chain
+//! certificate, records services on it, reads other peers' chains and disqualifies any key
+//! proven to have forked.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +34,8 @@ impl Record {
 #[derive(Debug, Default)]
 pub struct Reputation {
     records: BTreeMap<PeerId, Record>,
+    /// This peer's chain and the chains it reads; `None` when chains are off.
+    pub chains: Option<super::chains::Chains>,
 }
 
 /// Scores are reported to the negotiator when they move to another tenth.
@@ -40,6 +44,13 @@ fn bucket(score: f64) -> u8 {
 }
 
 impl Reputation {
+    pub fn new(chains: Option<super::chains::Chains>) -> Reputation {
+        Reputation {
+            records: BTreeMap::new(),
+            chains,
+        }
+    }
+
     pub fn record(&self, peer: &PeerId) -> Record {
         self.records.get(peer).copied().unwrap_or_default()
     }
@@ -57,9 +68,21 @@ impl Reputation {
     }
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
-        let Input::Local(Local::Observe { peer, observation }) = input else {
-            return;
+        let (peer, observation) = match input {
+            Input::Local(Local::Observe { peer, observation }) => (peer, observation),
+            other => {
+                if let Some(chains) = self.chains.as_mut() {
+                    let peers: Vec<PeerId> = self.records.keys().copied().collect();
+                    chains.handle(ctx, other, &peers);
+                }
+                return;
+            }
         };
+        self.observe(ctx, peer, observation);
+    }
+
+    /// Counts what `peer` did and tells the negotiator when its score moves.
+    fn observe(&mut self, ctx: &mut Context<'_>, peer: PeerId, observation: Observation) {
         let record = self.records.entry(peer).or_default();
         let before = bucket(record.score());
         match observation {

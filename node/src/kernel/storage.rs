@@ -129,7 +129,11 @@ impl StoreActor {
             Request::Check { chunks } => Response::Holding {
                 missing: chunks.into_iter().filter(|c| !self.holds(c)).collect(),
             },
-            Request::Hello => return None,
+            Request::Hello
+            | Request::Agree(_)
+            | Request::Countersign { .. }
+            | Request::ChainRange(_)
+            | Request::Fork(_) => return None,
         })
     }
 

@@ -228,7 +228,15 @@ impl Transport {
                         );
                     }
                     Frame::Request { id, body } => {
-                        ctx.local(ActorKind::Store, Local::Incoming { from, id, body });
+                        // Chain business goes to the reputation filter, chunks to the store.
+                        let to = match body {
+                            Request::Agree(_)
+                            | Request::Countersign { .. }
+                            | Request::ChainRange(_)
+                            | Request::Fork(_) => ActorKind::Reputation,
+                            _ => ActorKind::Store,
+                        };
+                        ctx.local(to, Local::Incoming { from, id, body });
                     }
                     Frame::Response { id, body } => self.answered(ctx, from, id, body),
                 }

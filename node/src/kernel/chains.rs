@@ -1,0 +1,402 @@
+//! The chain side of the reputation filter: this peer's own long-chain certificate, the
+//! agreements that put services on it (as requester and as provider, one at a time, since
+//! each takes the next position), periodic reading of other peers' chains, and fork proofs,
+//! which disqualify a key for good and are passed on to every peer known.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use rand::Rng;
+
+use super::{
+    ActorKind, Context, Event, Input, KernelConfig, Local, Observation, Outcome, PeerId, Request,
+    Response, Time,
+};
+use crate::chain::agreement::{
+    accept, complete, finish, propose, Completion, PendingHalf, Proposal,
+};
+use crate::chain::exchange::{ChainBook, RangeRequest};
+use crate::chain::{ForkProof, Outcome as ServiceOutcome, Record, Role, Service, Transaction};
+
+const RECORD_TOKEN: u64 = 1;
+const EXCHANGE_TOKEN: u64 = 2;
+const FORK_TOKEN: u64 = 3;
+
+/// What a request we sent was for.
+#[derive(Debug)]
+enum Waiting {
+    Agreement {
+        peer: PeerId,
+        service: Service,
+        bytes: u64,
+        proposal: Box<Proposal>,
+    },
+    Range(RangeRequest),
+    Other,
+}
+
+/// This peer's chain business.
+#[derive(Debug)]
+pub struct Chains {
+    key: SigningKey,
+    /// Only an adversary has one: the accomplice that countersigns its fork.
+    accomplice: SigningKey,
+    record_interval_us: u64,
+    exchange_interval_us: u64,
+    agreement_timeout_us: u64,
+    fork_at_us: Option<u64>,
+    own: Vec<Record>,
+    book: ChainBook,
+    /// Services not recorded yet: (counterparty, kind) → bytes.
+    owed: BTreeMap<(PeerId, Service), u64>,
+    proposing: bool,
+    providing: Option<(PeerId, Time, PendingHalf)>,
+    waiting: BTreeMap<u64, Waiting>,
+    next_tag: u64,
+}
+
+impl Chains {
+    pub fn new(key: SigningKey, config: &KernelConfig, record_interval_us: u64) -> Chains {
+        let mut accomplice_seed = key.to_bytes();
+        accomplice_seed[0] ^= 0xa5;
+        Chains {
+            accomplice: SigningKey::from_bytes(&accomplice_seed),
+            key,
+            record_interval_us: record_interval_us.max(Time::SECOND),
+            exchange_interval_us: config.chain_exchange_interval_us.max(Time::SECOND),
+            agreement_timeout_us: config.agreement_timeout_us,
+            fork_at_us: config.chain_fork_at_us,
+            own: Vec::new(),
+            book: ChainBook::default(),
+            owed: BTreeMap::new(),
+            proposing: false,
+            providing: None,
+            waiting: BTreeMap::new(),
+            next_tag: 1,
+        }
+    }
+
+    pub fn own(&self) -> &[Record] {
+        &self.own
+    }
+
+    pub fn book(&self) -> &ChainBook {
+        &self.book
+    }
+
+    fn me(&self) -> PeerId {
+        PeerId(self.key.verifying_key().to_bytes())
+    }
+
+    fn send(&mut self, ctx: &mut Context<'_>, to: PeerId, body: Request, waiting: Waiting) {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.waiting.insert(tag, waiting);
+        ctx.local(
+            ActorKind::Transport,
+            Local::Send {
+                to,
+                body,
+                reply_to: ActorKind::Reputation,
+                tag,
+            },
+        );
+    }
+
+    fn append(&mut self, ctx: &mut Context<'_>, record: Record) {
+        let fits = record.seq == self.own.len() as u64 + 1
+            && record.prev == self.own.last().map_or([0; 32], Record::hash);
+        assert!(fits, "the agreement was built on this chain's head");
+        ctx.event(Event::ChainAppended { seq: record.seq });
+        self.own.push(record);
+    }
+
+    fn busy(&self) -> bool {
+        self.proposing || self.providing.is_some()
+    }
+
+    /// A key proven to have forked is disqualified here and named to the negotiator.
+    fn learned(&mut self, ctx: &mut Context<'_>, proof: ForkProof, peers: &[PeerId]) {
+        let offender = PeerId(proof.offender());
+        ctx.event(Event::ForkLearned { offender });
+        ctx.local(
+            ActorKind::Negotiator,
+            Local::Standing {
+                peer: offender,
+                score: 0.0,
+            },
+        );
+        for peer in peers.iter().filter(|p| **p != offender) {
+            self.send(
+                ctx,
+                *peer,
+                Request::Fork(Box::new(proof.clone())),
+                Waiting::Other,
+            );
+        }
+    }
+
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input, peers: &[PeerId]) {
+        match input {
+            Input::Start { .. } => {
+                // Answers to what was asked before a restart will not come.
+                self.waiting.clear();
+                self.proposing = false;
+                self.providing = None;
+                let first = ctx.rng().gen_range(0..self.record_interval_us);
+                ctx.timer(first, RECORD_TOKEN);
+                let first = ctx.rng().gen_range(0..self.exchange_interval_us);
+                ctx.timer(first, EXCHANGE_TOKEN);
+                if let Some(at) = self.fork_at_us {
+                    ctx.timer(at.saturating_sub(ctx.now().micros()), FORK_TOKEN);
+                }
+            }
+            Input::Local(Local::Served {
+                peer,
+                service,
+                bytes,
+            }) => {
+                *self.owed.entry((peer, service)).or_default() += bytes;
+            }
+            Input::Timer {
+                token: RECORD_TOKEN,
+            } => {
+                self.record_next(ctx);
+                ctx.timer(self.record_interval_us, RECORD_TOKEN);
+            }
+            Input::Timer {
+                token: EXCHANGE_TOKEN,
+            } => {
+                if !peers.is_empty() {
+                    let peer = peers[ctx.rng().gen_range(0..peers.len())];
+                    let request = self.book.next_request(peer.0);
+                    self.send(
+                        ctx,
+                        peer,
+                        Request::ChainRange(request),
+                        Waiting::Range(request),
+                    );
+                }
+                ctx.timer(self.exchange_interval_us, EXCHANGE_TOKEN);
+            }
+            Input::Timer { token: FORK_TOKEN } => self.fork(ctx),
+            Input::Local(Local::Incoming { from, id, body }) => {
+                let answer = self.serve(ctx, from, body, peers);
+                ctx.local(
+                    ActorKind::Transport,
+                    Local::Respond {
+                        to: from,
+                        id,
+                        body: answer,
+                    },
+                );
+            }
+            Input::Local(Local::Done { tag, from, outcome }) => {
+                self.done(ctx, tag, from, outcome, peers)
+            }
+            _ => {}
+        }
+    }
+
+    /// Proposes to record the oldest service owed, if no agreement is in progress.
+    fn record_next(&mut self, ctx: &mut Context<'_>) {
+        if let Some((peer, since, _)) = &self.providing {
+            if ctx.now().since(*since) > self.agreement_timeout_us {
+                // The requester never finished: release our position.
+                let _ = peer;
+                self.providing = None;
+            }
+        }
+        if self.busy() {
+            return;
+        }
+        let Some(((peer, service), bytes)) = self.owed.pop_first() else {
+            return;
+        };
+        let tx = Transaction {
+            service,
+            bytes,
+            creds: 0,
+            seconds: 0,
+            time: ctx.now().micros(),
+            outcome: ServiceOutcome::Delivered,
+            commitment: [0; 32],
+        };
+        let proposal = propose(&self.key, self.own.last(), peer.0, tx);
+        self.proposing = true;
+        self.send(
+            ctx,
+            peer,
+            Request::Agree(Box::new(proposal.clone())),
+            Waiting::Agreement {
+                peer,
+                service,
+                bytes,
+                proposal: Box::new(proposal),
+            },
+        );
+    }
+
+    fn serve(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        request: Request,
+        peers: &[PeerId],
+    ) -> Response {
+        match request {
+            Request::Agree(proposal) => {
+                if proposal.requester != from.0 {
+                    ctx.local(
+                        ActorKind::Reputation,
+                        Local::Observe {
+                            peer: from,
+                            observation: Observation::Misbehaved,
+                        },
+                    );
+                    return Response::Busy;
+                }
+                if self.busy() {
+                    return Response::Busy;
+                }
+                match accept(&self.key, self.own.last(), &proposal) {
+                    Ok((acceptance, pending)) => {
+                        self.providing = Some((from, ctx.now(), pending));
+                        Response::Accepted(Box::new(acceptance))
+                    }
+                    Err(_) => Response::Busy,
+                }
+            }
+            Request::Countersign { on_provider_half } => match self.providing.take() {
+                Some((peer, _, pending)) if peer == from => {
+                    match finish(pending, &Completion { on_provider_half }) {
+                        Ok(record) => {
+                            self.append(ctx, record);
+                            Response::Noted
+                        }
+                        Err(_) => {
+                            ctx.local(
+                                ActorKind::Reputation,
+                                Local::Observe {
+                                    peer: from,
+                                    observation: Observation::Misbehaved,
+                                },
+                            );
+                            Response::Busy
+                        }
+                    }
+                }
+                other => {
+                    self.providing = other;
+                    Response::Busy
+                }
+            },
+            Request::ChainRange(request) => {
+                let records = if request.owner == self.me().0 {
+                    ChainBook::serve(&self.own, &request)
+                } else {
+                    ChainBook::serve(self.book.chain(&request.owner), &request)
+                };
+                Response::Records(records)
+            }
+            Request::Fork(proof) => {
+                if self.book.learn_fork((*proof).clone()) {
+                    self.learned(ctx, *proof, peers);
+                }
+                Response::Noted
+            }
+            _ => Response::Busy,
+        }
+    }
+
+    fn done(
+        &mut self,
+        ctx: &mut Context<'_>,
+        tag: u64,
+        from: PeerId,
+        outcome: Outcome,
+        peers: &[PeerId],
+    ) {
+        let Some(waiting) = self.waiting.remove(&tag) else {
+            return;
+        };
+        match waiting {
+            Waiting::Agreement {
+                peer,
+                service,
+                bytes,
+                proposal,
+            } => {
+                self.proposing = false;
+                let finished = match outcome {
+                    Outcome::Answered(Response::Accepted(acceptance)) => {
+                        complete(&self.key, &proposal, &acceptance).ok()
+                    }
+                    _ => None,
+                };
+                match finished {
+                    // Our head may have moved while we waited (we never provide while
+                    // proposing, so it has not): append, then countersign their half.
+                    Some((record, completion)) => {
+                        self.append(ctx, record);
+                        let body = Request::Countersign {
+                            on_provider_half: completion.on_provider_half,
+                        };
+                        self.send(ctx, peer, body, Waiting::Other);
+                    }
+                    // Busy, refused or silent: owe it still, and try later.
+                    None => *self.owed.entry((peer, service)).or_default() += bytes,
+                }
+            }
+            Waiting::Range(request) => {
+                let Outcome::Answered(Response::Records(records)) = outcome else {
+                    return;
+                };
+                match self.book.receive(&request, records) {
+                    Ok(received) => {
+                        ctx.event(Event::ChainVerified {
+                            records: received.added as u64,
+                        });
+                        if let Some(proof) = received.fork {
+                            self.learned(ctx, proof, peers);
+                        }
+                    }
+                    Err(_) => ctx.local(
+                        ActorKind::Reputation,
+                        Local::Observe {
+                            peer: from,
+                            observation: Observation::Misbehaved,
+                        },
+                    ),
+                }
+            }
+            Waiting::Other => {}
+        }
+    }
+
+    /// The adversary's move: rewrite its recent history. It drops its last three records
+    /// (it cannot re-sign its counterparties' halves), replaces the one before with a record
+    /// an accomplice countersigned, and serves that history from now on.
+    fn fork(&mut self, ctx: &mut Context<'_>) {
+        let keep = self.own.len().saturating_sub(3).max(1);
+        self.own.truncate(keep);
+        let Some(last) = self.own.last().cloned() else {
+            return;
+        };
+        let mut forged = Record {
+            counterparty: self.accomplice.verifying_key().to_bytes(),
+            counterparty_seq: 1,
+            role: Role::Requester,
+            tx: Transaction {
+                bytes: last.tx.bytes.wrapping_add(1),
+                ..last.tx
+            },
+            ..last
+        };
+        forged.owner_sig = forged.sign(&self.key);
+        forged.counterparty_sig = forged.sign(&self.accomplice);
+        self.own.pop();
+        self.own.push(forged);
+        ctx.event(Event::Forked);
+    }
+}
