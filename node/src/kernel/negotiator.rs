@@ -581,15 +581,33 @@ impl Negotiator {
         let Some(children) = Self::children(&payload) else {
             return self.finish_fetch(ctx, id, false);
         };
-        fetch.bytes += payload.len();
-        let served = Local::Served {
-            peer: from,
-            service: Service::ChunkServed,
-            bytes: payload.len(),
+        self.take_in(ctx, id, from, payload.len(), children);
+    }
+
+    /// Counts a chunk `from` served us, queues its children, and goes on fetching.
+    fn take_in(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: u64,
+        from: PeerId,
+        bytes: u64,
+        children: Vec<(ChunkId, LinkKind)>,
+    ) {
+        ctx.local(
+            ActorKind::Reputation,
+            Local::Served {
+                peer: from,
+                service: Service::ChunkServed,
+                bytes,
+            },
+        );
+        let limit = self.config.fetch_chunks_max;
+        let Some(fetch) = self.fetches.get_mut(&id) else {
+            return;
         };
-        ctx.local(ActorKind::Reputation, served);
+        fetch.bytes += bytes;
         fetch.chunks += children.len();
-        if fetch.chunks > self.config.fetch_chunks_max {
+        if fetch.chunks > limit {
             return self.finish_fetch(ctx, id, false);
         }
         fetch.queue.extend(children.into_iter().rev());
@@ -683,23 +701,10 @@ impl Negotiator {
                 None => return self.finish_fetch(ctx, id, false),
             },
         };
-        let limit = self.config.fetch_chunks_max;
         let Some(fetch) = self.fetches.get_mut(&id) else {
             return;
         };
         fetch.in_flight -= 1;
-        fetch.bytes += payload.len();
-        let served = Local::Served {
-            peer: from,
-            service: Service::ChunkServed,
-            bytes: payload.len(),
-        };
-        ctx.local(ActorKind::Reputation, served);
-        fetch.chunks += children.len();
-        if fetch.chunks > limit {
-            return self.finish_fetch(ctx, id, false);
-        }
-        fetch.queue.extend(children.into_iter().rev());
-        self.pump(ctx, id);
+        self.take_in(ctx, id, from, payload.len(), children);
     }
 }
