@@ -303,12 +303,9 @@ mod exchange {
             book.receive(&too_many, chain.clone()),
             Err(ExchangeError::TooMany { .. })
         ));
-        let later = RangeRequest {
-            from_seq: 2,
-            ..request
-        };
+        // An answer may start before the position asked for, never after it.
         assert!(matches!(
-            book.receive(&later, chain.clone()),
+            book.receive(&request, chain[1..].to_vec()),
             Err(ExchangeError::WrongStart { .. })
         ));
         let (stranger, _) = chains(3, 6);
@@ -358,5 +355,35 @@ mod exchange {
             a: proof.a.clone(),
             b: proof.a.clone()
         }));
+    }
+
+    #[test]
+    fn a_history_cut_back_and_rewritten_is_caught() {
+        let me = key(1);
+        let (honest, _) = chains(20, 8);
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        book.receive(&request, ChainBook::serve(&honest, &request))
+            .unwrap();
+        // The owner keeps its first 9 records and rewrites the 10th.
+        let mut rewritten = honest[..9].to_vec();
+        let (forged, _) = trade(&me, rewritten.last(), &key(6), None, tx(777, 777));
+        rewritten.push(forged);
+        let request = book.next_request(owner());
+        assert!(
+            request.from_seq > 10,
+            "the request starts past the rewritten record"
+        );
+        let answer = ChainBook::serve(&rewritten, &request);
+        assert_eq!(
+            answer.first().map(|r| r.seq),
+            Some(3),
+            "a shorter chain sends its last 8 records"
+        );
+        let received = book.receive(&request, answer).unwrap();
+        assert_eq!(received.fork.map(|p| p.a.seq), Some(10));
+        assert!(book.disqualified(&owner()));
+        // The longer, valid history is kept.
+        assert_eq!(book.chain(&owner()), &honest[..]);
     }
 }

@@ -32,7 +32,7 @@ pub struct RangeRequest {
 pub enum ExchangeError {
     #[error("the answer holds {found} records, more than the {asked} asked for")]
     TooMany { asked: u32, found: usize },
-    #[error("the answer starts at record {found}, not at the {asked} asked for")]
+    #[error("the answer starts at record {found}, after the {asked} asked for")]
     WrongStart { asked: u64, found: u64 },
     #[error("the answer is not a valid continuation: {0}")]
     Invalid(ChainError),
@@ -43,7 +43,7 @@ pub enum ExchangeError {
 pub struct Received {
     /// Records added to the held chain.
     pub added: usize,
-    /// A fork the answer revealed, if any.
+    /// A fork the answer revealed that was not known before, if any.
     pub fork: Option<ForkProof>,
 }
 
@@ -58,6 +58,15 @@ impl ChainBook {
     /// The longest valid chain of `owner` shown so far.
     pub fn chain(&self, owner: &[u8; 32]) -> &[Record] {
         self.chains.get(owner).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every owner whose chain is held, in order.
+    pub fn owners(&self) -> Vec<[u8; 32]> {
+        self.chains
+            .iter()
+            .filter(|(_, chain)| !chain.is_empty())
+            .map(|(owner, _)| *owner)
+            .collect()
     }
 
     pub fn fork(&self, owner: &[u8; 32]) -> Option<&ForkProof> {
@@ -80,9 +89,12 @@ impl ChainBook {
         }
     }
 
-    /// Answers a request from `chain` (the owner's chain as this side holds it).
+    /// Answers a request from `chain` (the owner's chain as this side holds it). When the
+    /// chain is shorter than `from_seq`, its last [`OVERLAP_RECORDS`] records are sent, so a
+    /// history that was cut back shows where it now differs.
     pub fn serve(chain: &[Record], request: &RangeRequest) -> Vec<Record> {
-        let start = usize::try_from(request.from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        let asked = usize::try_from(request.from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        let start = asked.min(chain.len().saturating_sub(OVERLAP_RECORDS as usize));
         let max = request.max.min(RANGE_RECORDS_MAX) as usize;
         chain.iter().skip(start).take(max).cloned().collect()
     }
@@ -111,24 +123,14 @@ impl ChainBook {
         let Some(first) = records.first() else {
             return Ok(Received::default());
         };
-        if first.seq != request.from_seq {
+        // An answer may start before the position asked for (more overlap), never after.
+        if first.seq > request.from_seq || first.seq == 0 {
             return Err(ExchangeError::WrongStart {
                 asked: request.from_seq,
                 found: first.seq,
             });
         }
-        let held = self.chains.entry(request.owner).or_default();
-        // Records at positions already held: identical ones confirm, a different one signed
-        // by the owner is a fork.
-        let overlap = held
-            .len()
-            .saturating_sub(first.seq as usize - 1)
-            .min(records.len());
-        let before = (first.seq as usize)
-            .checked_sub(2)
-            .and_then(|i| held.get(i));
-        // Every record must be the owner's, and the whole answer a valid continuation of what
-        // precedes it.
+        // Every record must be the owner's.
         if let Some(index) = records.iter().position(|r| r.owner != request.owner) {
             let fault = super::rules::ChainFault::Owner;
             return Err(ExchangeError::Invalid(ChainError {
@@ -137,24 +139,54 @@ impl ChainBook {
                 fault,
             }));
         }
+        let held = self.chains.entry(request.owner).or_default();
+        let overlap = held
+            .len()
+            .saturating_sub(first.seq as usize - 1)
+            .min(records.len());
+        // A record at a position already held that differs from it, both signed by the owner,
+        // proves a fork by itself, however far back the branches split.
+        let conflict = records
+            .iter()
+            .take(overlap)
+            .enumerate()
+            .find_map(|(offset, record)| {
+                let held_record = &held[first.seq as usize - 1 + offset];
+                (held_record != record)
+                    .then(|| (offset, ForkProof::new(held_record.clone(), record.clone())))
+            });
+        if let Some((_, Ok(proof))) = &conflict {
+            let new = !self.forks.contains_key(&proof.offender());
+            self.forks
+                .entry(proof.offender())
+                .or_insert_with(|| proof.clone());
+            let mut received = Received {
+                added: 0,
+                fork: new.then(|| proof.clone()),
+            };
+            // Longest chain wins: a longer valid history replaces the shorter one.
+            let before = (first.seq as usize)
+                .checked_sub(2)
+                .and_then(|i| held.get(i));
+            let longer = first.seq as usize - 1 + records.len() > held.len();
+            if longer && verify_range(before, &records).is_ok() {
+                let offset = conflict.as_ref().map_or(0, |(offset, _)| *offset);
+                held.truncate(first.seq as usize - 1 + offset);
+                held.extend(records[offset..].iter().cloned());
+                received.added = records.len() - offset;
+            }
+            return Ok(received);
+        }
+        // Otherwise the whole answer must be a valid continuation of what precedes it.
+        let before = (first.seq as usize)
+            .checked_sub(2)
+            .and_then(|i| held.get(i));
         verify_range(before, &records).map_err(ExchangeError::Invalid)?;
         let mut received = Received::default();
-        for (offset, record) in records.iter().take(overlap).enumerate() {
-            let position = first.seq as usize - 1 + offset;
-            if held[position] != *record {
-                let proof = ForkProof::new(held[position].clone(), record.clone()).ok();
-                if let Some(proof) = proof.clone() {
-                    self.forks.entry(proof.offender()).or_insert(proof);
-                }
-                received.fork = proof;
-                // Longest chain wins: a longer valid history replaces the shorter one.
-                if first.seq as usize - 1 + records.len() > held.len() {
-                    held.truncate(position);
-                    held.extend(records[offset..].iter().cloned());
-                    received.added = records.len() - offset;
-                }
-                return Ok(received);
-            }
+        if conflict.is_some() {
+            // A differing record that is valid in sequence but not owner-signed twice cannot
+            // happen (verify_range checked the owner's signatures); keep what is held.
+            return Ok(received);
         }
         received.added = records.len() - overlap;
         held.extend(records.into_iter().skip(overlap));

@@ -16,7 +16,8 @@ use crate::chain::agreement::{
     accept, complete, finish, propose, Completion, PendingHalf, Proposal,
 };
 use crate::chain::exchange::{ChainBook, RangeRequest};
-use crate::chain::{ForkProof, Outcome as ServiceOutcome, Record, Role, Service, Transaction};
+use crate::chain::{log, ForkProof, Outcome as ServiceOutcome, Record, Role, Service, Transaction};
+use crate::store::Store;
 
 const RECORD_TOKEN: u64 = 1;
 const EXCHANGE_TOKEN: u64 = 2;
@@ -32,18 +33,22 @@ enum Waiting {
         proposal: Box<Proposal>,
     },
     Range(RangeRequest),
+    Countersign {
+        peer: PeerId,
+        on_provider_half: [u8; 64],
+    },
     Other,
 }
 
 /// This peer's chain business.
 #[derive(Debug)]
 pub struct Chains {
+    store: Store,
     key: SigningKey,
     /// Only an adversary has one: the accomplice that countersigns its fork.
     accomplice: SigningKey,
     record_interval_us: u64,
     exchange_interval_us: u64,
-    agreement_timeout_us: u64,
     fork_at_us: Option<u64>,
     own: Vec<Record>,
     book: ChainBook,
@@ -52,26 +57,41 @@ pub struct Chains {
     proposing: bool,
     providing: Option<(PeerId, Time, PendingHalf)>,
     waiting: BTreeMap<u64, Waiting>,
+    /// Countersignatures not yet taken in by their providers, resent every record round.
+    pending_countersigns: Vec<(PeerId, [u8; 64])>,
     next_tag: u64,
 }
 
 impl Chains {
-    pub fn new(key: SigningKey, config: &KernelConfig, record_interval_us: u64) -> Chains {
+    /// `store` keeps this peer's chain (so a restarted node goes on with it).
+    pub fn new(
+        key: SigningKey,
+        config: &KernelConfig,
+        record_interval_us: u64,
+        store: Store,
+    ) -> Chains {
         let mut accomplice_seed = key.to_bytes();
         accomplice_seed[0] ^= 0xa5;
+        let owner = key.verifying_key().to_bytes();
+        // A stored chain that does not read back whole is started afresh rather than trusted.
+        let own = log::read(&store, &owner, 1, usize::MAX)
+            .ok()
+            .filter(|records| crate::chain::verify_chain(records).is_ok())
+            .unwrap_or_default();
         Chains {
+            store,
             accomplice: SigningKey::from_bytes(&accomplice_seed),
             key,
             record_interval_us: record_interval_us.max(Time::SECOND),
             exchange_interval_us: config.chain_exchange_interval_us.max(Time::SECOND),
-            agreement_timeout_us: config.agreement_timeout_us,
             fork_at_us: config.chain_fork_at_us,
-            own: Vec::new(),
+            own,
             book: ChainBook::default(),
             owed: BTreeMap::new(),
             proposing: false,
             providing: None,
             waiting: BTreeMap::new(),
+            pending_countersigns: Vec::new(),
             next_tag: 1,
         }
     }
@@ -107,8 +127,24 @@ impl Chains {
         let fits = record.seq == self.own.len() as u64 + 1
             && record.prev == self.own.last().map_or([0; 32], Record::hash);
         assert!(fits, "the agreement was built on this chain's head");
+        // A store that fails to take the record leaves the chain in memory ahead of the disk;
+        // the next start reads back the valid prefix.
+        let _ = log::append(&self.store, &record);
         ctx.event(Event::ChainAppended { seq: record.seq });
         self.own.push(record);
+    }
+
+    fn countersign(&mut self, ctx: &mut Context<'_>, peer: PeerId, on_provider_half: [u8; 64]) {
+        let body = Request::Countersign { on_provider_half };
+        self.send(
+            ctx,
+            peer,
+            body,
+            Waiting::Countersign {
+                peer,
+                on_provider_half,
+            },
+        );
     }
 
     fn busy(&self) -> bool {
@@ -161,6 +197,9 @@ impl Chains {
             Input::Timer {
                 token: RECORD_TOKEN,
             } => {
+                for (peer, signature) in std::mem::take(&mut self.pending_countersigns) {
+                    self.countersign(ctx, peer, signature);
+                }
                 self.record_next(ctx);
                 ctx.timer(self.record_interval_us, RECORD_TOKEN);
             }
@@ -168,14 +207,25 @@ impl Chains {
                 token: EXCHANGE_TOKEN,
             } => {
                 if !peers.is_empty() {
+                    // Ask a peer for its own chain, or (half the time) for the chain of another
+                    // owner we have read, so a forker that shows each peer a different branch
+                    // is caught when the branches meet.
                     let peer = peers[ctx.rng().gen_range(0..peers.len())];
-                    let request = self.book.next_request(peer.0);
-                    self.send(
-                        ctx,
-                        peer,
-                        Request::ChainRange(request),
-                        Waiting::Range(request),
-                    );
+                    let owners = self.book.owners();
+                    let owner = if !owners.is_empty() && ctx.rng().gen_bool(0.5) {
+                        owners[ctx.rng().gen_range(0..owners.len())]
+                    } else {
+                        peer.0
+                    };
+                    if owner != peer.0 || owner != self.me().0 {
+                        let request = self.book.next_request(owner);
+                        self.send(
+                            ctx,
+                            peer,
+                            Request::ChainRange(request),
+                            Waiting::Range(request),
+                        );
+                    }
                 }
                 ctx.timer(self.exchange_interval_us, EXCHANGE_TOKEN);
             }
@@ -200,13 +250,9 @@ impl Chains {
 
     /// Proposes to record the oldest service owed, if no agreement is in progress.
     fn record_next(&mut self, ctx: &mut Context<'_>) {
-        if let Some((peer, since, _)) = &self.providing {
-            if ctx.now().since(*since) > self.agreement_timeout_us {
-                // The requester never finished: release our position.
-                let _ = peer;
-                self.providing = None;
-            }
-        }
+        // A position promised to a requester (we signed its half, which names it) is never
+        // given to anyone else: the requester's countersignature is awaited for as long as it
+        // takes (it retries), so an honest provider never signs two records for one position.
         if self.busy() {
             return;
         }
@@ -288,7 +334,15 @@ impl Chains {
                 }
                 other => {
                     self.providing = other;
-                    Response::Busy
+                    // A resent countersignature we already took in (our answer was lost).
+                    let known = self.own.iter().rev().take(4).any(|r| {
+                        r.counterparty == from.0 && r.counterparty_sig == on_provider_half
+                    });
+                    if known {
+                        Response::Noted
+                    } else {
+                        Response::Busy
+                    }
                 }
             },
             Request::ChainRange(request) => {
@@ -339,10 +393,7 @@ impl Chains {
                     // proposing, so it has not): append, then countersign their half.
                     Some((record, completion)) => {
                         self.append(ctx, record);
-                        let body = Request::Countersign {
-                            on_provider_half: completion.on_provider_half,
-                        };
-                        self.send(ctx, peer, body, Waiting::Other);
+                        self.countersign(ctx, peer, completion.on_provider_half);
                     }
                     // Busy, refused or silent: owe it still, and try later.
                     None => *self.owed.entry((peer, service)).or_default() += bytes,
@@ -370,15 +421,24 @@ impl Chains {
                     ),
                 }
             }
+            Waiting::Countersign {
+                peer,
+                on_provider_half,
+            } => {
+                // Until the provider has it, keep sending: it keeps our half's position for us.
+                if !matches!(outcome, Outcome::Answered(Response::Noted)) {
+                    self.pending_countersigns.push((peer, on_provider_half));
+                }
+            }
             Waiting::Other => {}
         }
     }
 
-    /// The adversary's move: rewrite its recent history. It drops its last three records
-    /// (it cannot re-sign its counterparties' halves), replaces the one before with a record
-    /// an accomplice countersigned, and serves that history from now on.
+    /// The adversary's move: rewrite its history from the middle on. It drops the second
+    /// half of its chain (it cannot re-sign its counterparties' halves), replaces the record
+    /// before with one an accomplice countersigned, and serves that history from now on.
     fn fork(&mut self, ctx: &mut Context<'_>) {
-        let keep = self.own.len().saturating_sub(3).max(1);
+        let keep = (self.own.len() / 2).max(1);
         self.own.truncate(keep);
         let Some(last) = self.own.last().cloned() else {
             return;

@@ -534,8 +534,6 @@ pub struct KernelConfig {
     pub chain_record_interval_us: Option<u64>,
     /// How often to fetch another peer's chain (checking it for forks).
     pub chain_exchange_interval_us: u64,
-    /// An agreement this peer provides and the requester never finishes is dropped after this.
-    pub agreement_timeout_us: u64,
     /// Adversary: fork this peer's own chain at this time.
     pub chain_fork_at_us: Option<u64>,
 }
@@ -563,7 +561,6 @@ impl Default for KernelConfig {
             synthetic_payloads: false,
             chain_record_interval_us: None,
             chain_exchange_interval_us: 10 * 60 * Time::SECOND,
-            agreement_timeout_us: 60 * Time::SECOND,
             chain_fork_at_us: None,
         }
     }

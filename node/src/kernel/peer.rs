@@ -43,7 +43,7 @@ impl Peer {
         let id = PeerId(key.verifying_key().to_bytes());
         let chains = config
             .chain_record_interval_us
-            .map(|interval| Chains::new(key, &config, interval));
+            .map(|interval| Chains::new(key, &config, interval, store.clone()));
         Peer {
             id,
             transport: Transport::new(config.clone()),

@@ -55,8 +55,18 @@ impl Reputation {
         self.records.get(peer).copied().unwrap_or_default()
     }
 
+    /// A peer's score; 0 for a key proven to have forked its chain.
     pub fn score(&self, peer: &PeerId) -> f64 {
+        if self.disqualified(peer) {
+            return 0.0;
+        }
         self.record(peer).score()
+    }
+
+    fn disqualified(&self, peer: &PeerId) -> bool {
+        self.chains
+            .as_ref()
+            .is_some_and(|chains| chains.book().disqualified(&peer.0))
     }
 
     /// Every known peer, best first (ties by id).
@@ -91,7 +101,8 @@ impl Reputation {
             Observation::Misbehaved => record.misbehaved += 1,
         }
         let score = record.score();
-        if bucket(score) != before {
+        // A disqualified key stays at 0 for the negotiator, whatever it does next.
+        if bucket(score) != before && !self.disqualified(&peer) {
             ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
         }
     }
