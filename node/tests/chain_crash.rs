@@ -57,7 +57,7 @@ fn kill_9_while_appending_leaves_a_valid_chain() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("data");
     let mut lengths = Vec::new();
-    for delay_ms in [150u64, 300, 450] {
+    for delay_ms in [400u64, 800, 1200] {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
