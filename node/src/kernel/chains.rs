@@ -293,13 +293,7 @@ impl Chains {
         match request {
             Request::Agree(proposal) => {
                 if proposal.requester != from.0 {
-                    ctx.local(
-                        ActorKind::Reputation,
-                        Local::Observe {
-                            peer: from,
-                            observation: Observation::Misbehaved,
-                        },
-                    );
+                    ctx.observe(from, Observation::Misbehaved);
                     return Response::Busy;
                 }
                 if self.busy() {
@@ -321,13 +315,7 @@ impl Chains {
                             Response::Noted
                         }
                         Err(_) => {
-                            ctx.local(
-                                ActorKind::Reputation,
-                                Local::Observe {
-                                    peer: from,
-                                    observation: Observation::Misbehaved,
-                                },
-                            );
+                            ctx.observe(from, Observation::Misbehaved);
                             Response::Busy
                         }
                     }
@@ -412,13 +400,7 @@ impl Chains {
                             self.learned(ctx, proof, peers);
                         }
                     }
-                    Err(_) => ctx.local(
-                        ActorKind::Reputation,
-                        Local::Observe {
-                            peer: from,
-                            observation: Observation::Misbehaved,
-                        },
-                    ),
+                    Err(_) => ctx.observe(from, Observation::Misbehaved),
                 }
             }
             Waiting::Countersign {

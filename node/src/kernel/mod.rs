@@ -488,6 +488,11 @@ impl<'a> Context<'a> {
             .push((self.actor, self.now.plus(after), token));
     }
 
+    /// Tells this peer's reputation filter what `peer` did.
+    pub fn observe(&mut self, peer: PeerId, observation: Observation) {
+        self.local(ActorKind::Reputation, Local::Observe { peer, observation });
+    }
+
     pub fn event(&mut self, event: Event) {
         self.out.events.push(event);
     }

@@ -439,24 +439,12 @@ impl Negotiator {
                 let missing: Vec<ChunkId> =
                     missing.into_iter().filter(|c| asked.contains(c)).collect();
                 if !missing.is_empty() {
-                    ctx.local(
-                        ActorKind::Reputation,
-                        Local::Observe {
-                            peer: holder,
-                            observation: Observation::Misbehaved,
-                        },
-                    );
+                    ctx.observe(holder, Observation::Misbehaved);
                 }
                 missing
             }
             Outcome::Answered(_) => {
-                ctx.local(
-                    ActorKind::Reputation,
-                    Local::Observe {
-                        peer: holder,
-                        observation: Observation::Misbehaved,
-                    },
-                );
+                ctx.observe(holder, Observation::Misbehaved);
                 Vec::new()
             }
             Outcome::TimedOut => {
@@ -550,13 +538,7 @@ impl Negotiator {
                 Some(payload)
             }
             Outcome::Answered(Response::Chunk { .. }) => {
-                ctx.local(
-                    ActorKind::Reputation,
-                    Local::Observe {
-                        peer: from,
-                        observation: Observation::Misbehaved,
-                    },
-                );
+                ctx.observe(from, Observation::Misbehaved);
                 None
             }
             _ => None,
@@ -683,13 +665,7 @@ impl Negotiator {
                 payload
             }
             Outcome::Answered(Response::Chunk { .. }) => {
-                ctx.local(
-                    ActorKind::Reputation,
-                    Local::Observe {
-                        peer: from,
-                        observation: Observation::Misbehaved,
-                    },
-                );
+                ctx.observe(from, Observation::Misbehaved);
                 return self.ask(ctx, id, (chunk, kind), (start, tries + 1));
             }
             _ => return self.ask(ctx, id, (chunk, kind), (start, tries + 1)),

@@ -97,13 +97,7 @@ impl StoreActor {
                 } else if !payload_matches(&chunk, &payload)
                     || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
                 {
-                    ctx.local(
-                        ActorKind::Reputation,
-                        Local::Observe {
-                            peer: from,
-                            observation: Observation::Misbehaved,
-                        },
-                    );
+                    ctx.observe(from, Observation::Misbehaved);
                     Response::Refused(Refusal::BadChunk)
                 } else if self.for_others_bytes + payload.len() > self.quota_bytes {
                     Response::Refused(Refusal::QuotaFull)

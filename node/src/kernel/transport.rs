@@ -197,13 +197,7 @@ impl Transport {
             Input::Wire { from, frame } => {
                 if frame.encoded_len() > self.config.frame_bytes_max {
                     // Oversized: dropped unread, and the sender is marked.
-                    ctx.local(
-                        ActorKind::Reputation,
-                        Local::Observe {
-                            peer: from,
-                            observation: Observation::Misbehaved,
-                        },
-                    );
+                    ctx.observe(from, Observation::Misbehaved);
                     return;
                 }
                 self.learn(ctx, from);
@@ -260,13 +254,7 @@ impl Transport {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
-        ctx.local(
-            ActorKind::Reputation,
-            Local::Observe {
-                peer: from,
-                observation: Observation::Answered,
-            },
-        );
+        ctx.observe(from, Observation::Answered);
         if let Response::Welcome { peers } = &body {
             for peer in peers.iter().take(self.config.welcome_peers_max) {
                 self.learn(ctx, *peer);
@@ -296,13 +284,7 @@ impl Transport {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
-        ctx.local(
-            ActorKind::Reputation,
-            Local::Observe {
-                peer: pending.to,
-                observation: Observation::TimedOut,
-            },
-        );
+        ctx.observe(pending.to, Observation::TimedOut);
         if pending.reply_to != ActorKind::Transport {
             ctx.local(
                 pending.reply_to,
