@@ -7,7 +7,9 @@ use data_encoding::BASE32_NOPAD;
 
 /// SHA-256 of a stored chunk's bytes (its ciphertext). Knowing it lets you find, store,
 /// serve and verify the chunk, never read it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ChunkId(pub [u8; 32]);
 
 /// The AES-256 key of one chunk: SHA-256 (or HMAC-SHA-256) of its plaintext.

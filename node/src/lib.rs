@@ -17,5 +17,6 @@ pub mod kernel;
 pub mod limits;
 pub mod object;
 pub mod store;
+pub mod wire;
 
 pub use ids::{ChunkId, ChunkKey};

@@ -126,7 +126,7 @@ impl Echo {
                 from,
                 Frame::Request {
                     id,
-                    body: Request::Hello,
+                    body: Request::Hello { listen: None },
                 },
             ),
             _ => {}
@@ -165,7 +165,7 @@ fn kernel(events: u64) -> f64 {
                 from,
                 frame: Frame::Request {
                     id: i as u64,
-                    body: Request::Hello,
+                    body: Request::Hello { listen: None },
                 },
             },
         );

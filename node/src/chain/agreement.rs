@@ -13,7 +13,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use super::record::{signature_ok, Record, Role, Transaction};
 
 /// Step 1, requester to provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Proposal {
     pub requester: [u8; 32],
     pub requester_seq: u64,
@@ -23,13 +23,15 @@ pub struct Proposal {
 }
 
 /// Step 2, provider to requester.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Acceptance {
     pub provider_seq: u64,
     pub provider_prev: [u8; 32],
     /// The provider's signature on the requester's half.
+    #[serde(with = "crate::wire::fixed::bytes64")]
     pub on_requester_half: [u8; 64],
     /// The provider's signature on its own half.
+    #[serde(with = "crate::wire::fixed::bytes64")]
     pub on_provider_half: [u8; 64],
 }
 

@@ -19,7 +19,7 @@ pub const OVERLAP_RECORDS: u64 = 8;
 pub const RANGE_RECORDS_MAX: u32 = 1024;
 
 /// "Send me `owner`'s records from `from_seq` on, at most `max` of them."
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     pub owner: [u8; 32],
     pub from_seq: u64,

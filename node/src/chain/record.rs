@@ -13,7 +13,9 @@ pub const RECORD_BODY_BYTES: usize = 1 + 32 + 8 + 32 + 32 + 8 + 1 + 1 + 8 + 8 + 
 pub const RECORD_BYTES: usize = RECORD_BODY_BYTES + 64 + 64;
 
 /// What was provided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum Service {
     /// A chunk kept for a term (`seconds`), `bytes` long, worth `creds`.
@@ -29,7 +31,9 @@ pub enum Service {
 }
 
 /// Which side of the service the record's owner was on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum Role {
     Requester = 1,
@@ -46,7 +50,9 @@ impl Role {
 }
 
 /// How the service went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum Outcome {
     Delivered = 1,
@@ -55,7 +61,7 @@ pub enum Outcome {
 }
 
 /// The fields both halves of a matching pair share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transaction {
     pub service: Service,
     pub bytes: u64,

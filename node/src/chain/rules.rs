@@ -144,7 +144,7 @@ fn verify_signatures(
 
 /// Two different records at the same position of one chain, both signed by its owner:
 /// portable proof that the owner forked its chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForkProof {
     pub a: Record,
     pub b: Record,

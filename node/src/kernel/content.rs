@@ -29,6 +29,13 @@ pub enum Content {
         seed: u64,
         chunk_bytes: u32,
     },
+    /// A tree already in this peer's store (the node writes it there first): its root and
+    /// every chunk id it reaches.
+    Stored {
+        root: ChunkId,
+        chunks: Vec<ChunkId>,
+        bytes: u64,
+    },
 }
 
 /// The chunks of a published tree, root first.
@@ -50,6 +57,8 @@ pub enum ContentError {
     TooLarge(u64),
     #[error("building the tree failed: {0}")]
     Write(String),
+    #[error("a stored tree is already built")]
+    AlreadyStored,
 }
 
 /// The id of a synthetic chunk.
@@ -81,6 +90,7 @@ pub fn build(content: &Content) -> Result<Built, ContentError> {
             seed,
             chunk_bytes,
         } => build_synthetic(*size, *seed, *chunk_bytes),
+        Content::Stored { .. } => Err(ContentError::AlreadyStored),
     }
 }
 

@@ -20,8 +20,10 @@ pub mod storage;
 pub mod transport;
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::ChunkId;
 
@@ -54,10 +56,18 @@ impl fmt::Debug for Time {
     }
 }
 
-/// A peer's identity on the network: 32 bytes (later, the hash of its ed25519 key). Peers
-/// are placed on a ring by this value.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A peer's identity on the network: its ed25519 public key. Peers are placed on a ring by
+/// this value.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);
+
+/// A peer and, when it listens for connections, the address it listens on. (Simulated peers
+/// have no addresses: the simulator routes by id.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: PeerId,
+    pub addr: Option<SocketAddr>,
+}
 
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,7 +112,7 @@ impl Payload {
 }
 
 /// Why a peer refused to store a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
     /// Storing it would exceed what the peer gives to others.
     QuotaFull,
@@ -115,10 +125,11 @@ pub enum Refusal {
 }
 
 /// A request one peer makes of another.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Introduce yourself; the answer carries some of the peers the other side knows.
-    Hello,
+    /// Introduce yourself (and where you listen); the answer carries some of the peers the
+    /// other side knows.
+    Hello { listen: Option<SocketAddr> },
     /// Keep this chunk for me.
     Store { chunk: ChunkId, payload: Payload },
     /// Send me this chunk.
@@ -128,7 +139,10 @@ pub enum Request {
     /// Let us record a service on both our chains (step 1 of the chain agreement).
     Agree(Box<crate::chain::agreement::Proposal>),
     /// My signature on your half (step 3 of the chain agreement).
-    Countersign { on_provider_half: [u8; 64] },
+    Countersign {
+        #[serde(with = "crate::wire::fixed::bytes64")]
+        on_provider_half: [u8; 64],
+    },
     /// Send me these records of this owner's chain.
     ChainRange(crate::chain::exchange::RangeRequest),
     /// Proof that a key forked its chain.
@@ -136,10 +150,10 @@ pub enum Request {
 }
 
 /// The answer to a [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Welcome {
-        peers: Vec<PeerId>,
+        peers: Vec<Contact>,
     },
     Stored,
     Refused(Refusal),
@@ -160,7 +174,7 @@ pub enum Response {
 }
 
 /// What travels between peers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     Request { id: u64, body: Request },
     Response { id: u64, body: Response },
@@ -187,7 +201,7 @@ impl Frame {
     pub fn encoded_len(&self) -> u64 {
         let body = match self {
             Frame::Request { body, .. } => match body {
-                Request::Hello => 1,
+                Request::Hello { .. } => 1,
                 Request::Store { payload, .. } => 1 + 32 + payload.wire_len(),
                 Request::Fetch { .. } => 1 + 32,
                 Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
@@ -199,7 +213,7 @@ impl Frame {
                 Request::Fork(_) => 1 + 2 * crate::chain::RECORD_BYTES as u64,
             },
             Frame::Response { body, .. } => match body {
-                Response::Welcome { peers } => 1 + 4 + 32 * peers.len() as u64,
+                Response::Welcome { peers } => 1 + 4 + 33 * peers.len() as u64,
                 Response::Stored | Response::NotFound => 1,
                 Response::Refused(_) => 2,
                 Response::Chunk { payload } => 1 + payload.wire_len(),
@@ -218,7 +232,7 @@ impl Frame {
     pub fn kind_code(&self) -> u8 {
         match self {
             Frame::Request { body, .. } => match body {
-                Request::Hello => 1,
+                Request::Hello { .. } => 1,
                 Request::Store { .. } => 2,
                 Request::Fetch { .. } => 3,
                 Request::Check { .. } => 4,
@@ -239,6 +253,27 @@ impl Frame {
                 Response::Records(_) => 19,
                 Response::Noted => 20,
             },
+        }
+    }
+}
+
+impl Request {
+    /// Is `response` a possible answer to this request? Anything else is a message of the
+    /// wrong kind, and its sender is marked.
+    pub fn admits(&self, response: &Response) -> bool {
+        use Response as A;
+        match self {
+            Request::Hello { .. } => matches!(response, A::Welcome { .. }),
+            Request::Store { .. } => matches!(response, A::Stored | A::Refused(_)),
+            Request::Fetch { .. } => {
+                matches!(response, A::Chunk { .. } | A::NotFound | A::Refused(_))
+            }
+            Request::Check { .. } => matches!(response, A::Holding { .. } | A::Refused(_)),
+            Request::Agree(_) => matches!(response, A::Accepted(_) | A::Busy | A::Refused(_)),
+            Request::Countersign { .. } | Request::Fork(_) => {
+                matches!(response, A::Noted | A::Refused(_))
+            }
+            Request::ChainRange(_) => matches!(response, A::Records(_) | A::Refused(_)),
         }
     }
 }
@@ -401,6 +436,32 @@ pub enum Input {
     },
     /// A user's command (negotiator only).
     Command(Command),
+    /// A host with real connections reports on one (transport only).
+    Link(Link),
+}
+
+/// What a host with real connections tells the transport about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// An authenticated connection to `peer` is up; `dialed` is the address we dialed (it is
+    /// where the peer listens), `None` when the peer dialed us.
+    Up {
+        peer: PeerId,
+        dialed: Option<SocketAddr>,
+    },
+    /// The connection to `peer` closed.
+    Down { peer: PeerId },
+    /// `peer` broke the protocol (an oversized, truncated or undecodable frame); the host
+    /// dropped the connection.
+    Broken { peer: PeerId, fault: WireFault },
+}
+
+/// How a peer broke the wire protocol, as the host's codec saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFault {
+    Oversized,
+    Truncated,
+    Undecodable,
 }
 
 /// What actors emit; the host drains it after each step.
@@ -415,6 +476,12 @@ pub struct Outbox {
     pub trace: Vec<(ActorKind, u8)>,
     /// Messages for sibling actors, delivered by [`peer::Peer`] within the same step.
     pub(crate) local: std::collections::VecDeque<(ActorKind, Local)>,
+    /// Addresses to connect to whose peer is not known yet (bootstrap).
+    pub dials: Vec<SocketAddr>,
+    /// Where peers listen, as learned (hosts with real connections dial these).
+    pub addresses: Vec<(PeerId, SocketAddr)>,
+    /// Peers whose connection should be dropped (they broke the protocol).
+    pub disconnects: Vec<PeerId>,
 }
 
 impl Outbox {
@@ -424,6 +491,9 @@ impl Outbox {
         self.events.clear();
         self.trace.clear();
         self.local.clear();
+        self.dials.clear();
+        self.addresses.clear();
+        self.disconnects.clear();
     }
 }
 
@@ -488,6 +558,24 @@ impl<'a> Context<'a> {
             .push((self.actor, self.now.plus(after), token));
     }
 
+    /// Asks the host to connect to `addr` (the transport's privilege).
+    pub fn dial(&mut self, addr: SocketAddr) {
+        debug_assert_eq!(self.actor, ActorKind::Transport);
+        self.out.dials.push(addr);
+    }
+
+    /// Tells the host where `peer` listens.
+    pub fn address(&mut self, peer: PeerId, addr: SocketAddr) {
+        debug_assert_eq!(self.actor, ActorKind::Transport);
+        self.out.addresses.push((peer, addr));
+    }
+
+    /// Asks the host to drop the connection to `peer`.
+    pub fn disconnect(&mut self, peer: PeerId) {
+        debug_assert_eq!(self.actor, ActorKind::Transport);
+        self.out.disconnects.push(peer);
+    }
+
     /// Tells this peer's reputation filter what `peer` did.
     pub fn observe(&mut self, peer: PeerId, observation: Observation) {
         self.local(ActorKind::Reputation, Local::Observe { peer, observation });
@@ -541,6 +629,14 @@ pub struct KernelConfig {
     pub chain_exchange_interval_us: u64,
     /// Adversary: fork this peer's own chain at this time.
     pub chain_fork_at_us: Option<u64>,
+    /// Where this peer listens for connections (announced in Hello); `None` in the simulator.
+    pub listen: Option<SocketAddr>,
+    /// Addresses dialed at start to find the first peers (real hosts).
+    pub bootstrap: Vec<SocketAddr>,
+    /// Keep the chunks of fetched trees in our store (the node; the simulator only counts).
+    pub keep_fetched: bool,
+    /// Store requests in flight over all our chunks; more wait their turn (bounds memory).
+    pub placements_in_flight_max: usize,
 }
 
 impl Default for KernelConfig {
@@ -567,6 +663,10 @@ impl Default for KernelConfig {
             chain_record_interval_us: None,
             chain_exchange_interval_us: 10 * 60 * Time::SECOND,
             chain_fork_at_us: None,
+            listen: None,
+            bootstrap: Vec::new(),
+            keep_fetched: false,
+            placements_in_flight_max: 1 << 16,
         }
     }
 }

@@ -103,6 +103,10 @@ pub struct Negotiator {
     waiting: BTreeMap<u64, Purpose>,
     fetches: BTreeMap<u64, Fetch>,
     next_tag: u64,
+    /// Store requests (and reads for them) in flight, over all chunks.
+    placing_total: usize,
+    /// Chunks waiting for `placing_total` to drop below its limit, and whether for repair.
+    deferred: BTreeMap<ChunkId, bool>,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -121,6 +125,8 @@ impl Negotiator {
             waiting: BTreeMap::new(),
             fetches: BTreeMap::new(),
             next_tag: 1,
+            placing_total: 0,
+            deferred: BTreeMap::new(),
         }
     }
 
@@ -221,6 +227,8 @@ impl Negotiator {
                         bytes: fetch.bytes,
                     });
                 }
+                self.placing_total = 0;
+                self.deferred.clear();
                 for owned in self.owned.values_mut() {
                     owned.placing = 0;
                     owned.attempts = 0;
@@ -259,13 +267,25 @@ impl Negotiator {
     }
 
     fn publish(&mut self, ctx: &mut Context<'_>, content: &super::content::Content) {
-        let Ok(built) = build(content) else {
-            return;
+        let (root, chunks, bytes) = match content {
+            super::content::Content::Stored {
+                root,
+                chunks,
+                bytes,
+            } => (*root, chunks.clone(), *bytes),
+            content => {
+                let Ok(built) = build(content) else {
+                    return;
+                };
+                let chunks = built.chunks.iter().map(|(chunk, _)| *chunk).collect();
+                for (chunk, payload) in built.chunks {
+                    ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
+                }
+                (built.root, chunks, built.bytes)
+            }
         };
-        let point = ring_point(&built.root);
-        let chunks: Vec<ChunkId> = built.chunks.iter().map(|(chunk, _)| *chunk).collect();
-        for (chunk, payload) in built.chunks {
-            ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
+        let point = ring_point(&root);
+        for &chunk in &chunks {
             self.owned.entry(chunk).or_insert_with(|| Owned {
                 point,
                 holders: BTreeSet::new(),
@@ -276,10 +296,21 @@ impl Negotiator {
             self.place(ctx, chunk, false);
         }
         ctx.event(Event::Published {
-            root: built.root,
+            root,
             chunks,
-            bytes: built.bytes,
+            bytes,
         });
+    }
+
+    /// One placement (or the read for it) ended: start deferred ones.
+    fn placed_one(&mut self, ctx: &mut Context<'_>, count: usize) {
+        self.placing_total = self.placing_total.saturating_sub(count);
+        while self.placing_total < self.config.placements_in_flight_max {
+            let Some((chunk, repair)) = self.deferred.pop_first() else {
+                return;
+            };
+            self.place(ctx, chunk, repair);
+        }
     }
 
     /// Starts placements for `chunk` until it has (or is getting) enough holders.
@@ -289,6 +320,10 @@ impl Negotiator {
         };
         let have = owned.holders.len() + owned.placing as usize;
         if have >= self.config.replication || owned.attempts >= PLACE_ATTEMPTS_MAX {
+            return;
+        }
+        if self.placing_total >= self.config.placements_in_flight_max {
+            self.deferred.insert(chunk, repair);
             return;
         }
         let need = self.config.replication - have;
@@ -303,6 +338,7 @@ impl Negotiator {
             return;
         }
         if let Some(owned) = self.owned.get_mut(&chunk) {
+            self.placing_total += peers.len();
             owned.placing += peers.len() as u32;
             owned.attempts += 1;
             owned.tried.extend(peers.iter().copied());
@@ -326,7 +362,7 @@ impl Negotiator {
             if let Some(owned) = self.owned.get_mut(&chunk) {
                 owned.placing = owned.placing.saturating_sub(peers.len() as u32);
             }
-            return;
+            return self.placed_one(ctx, peers.len());
         };
         for peer in peers {
             self.send(
@@ -358,6 +394,7 @@ impl Negotiator {
                 repair,
                 bytes,
             } => {
+                self.placed_one(ctx, 1);
                 let Some(owned) = self.owned.get_mut(&chunk) else {
                     return;
                 };
@@ -563,18 +600,24 @@ impl Negotiator {
         let Some(children) = Self::children(&payload) else {
             return self.finish_fetch(ctx, id, false);
         };
-        self.take_in(ctx, id, from, payload.len(), children);
+        let root = fetch.root;
+        self.take_in(ctx, id, from, (root, payload), children);
     }
 
-    /// Counts a chunk `from` served us, queues its children, and goes on fetching.
+    /// Counts a chunk `from` served us (and keeps it, if so configured), queues its
+    /// children, and goes on fetching.
     fn take_in(
         &mut self,
         ctx: &mut Context<'_>,
         id: u64,
         from: PeerId,
-        bytes: u64,
+        (chunk, payload): (ChunkId, Payload),
         children: Vec<(ChunkId, LinkKind)>,
     ) {
+        let bytes = payload.len();
+        if self.config.keep_fetched {
+            ctx.local(ActorKind::Store, Local::KeepOwn { chunk, payload });
+        }
         ctx.local(
             ActorKind::Reputation,
             Local::Served {
@@ -681,6 +724,6 @@ impl Negotiator {
             return;
         };
         fetch.in_flight -= 1;
-        self.take_in(ctx, id, from, payload.len(), children);
+        self.take_in(ctx, id, from, (chunk, payload), children);
     }
 }

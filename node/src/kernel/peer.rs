@@ -34,6 +34,7 @@ fn input_code(input: &Input) -> u8 {
         Input::Wire { frame, .. } => frame.kind_code(),
         Input::Timer { .. } => 51,
         Input::Command(_) => 52,
+        Input::Link(_) => 53,
     }
 }
 

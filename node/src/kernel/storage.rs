@@ -123,7 +123,7 @@ impl StoreActor {
             Request::Check { chunks } => Response::Holding {
                 missing: chunks.into_iter().filter(|c| !self.holds(c)).collect(),
             },
-            Request::Hello
+            Request::Hello { .. }
             | Request::Agree(_)
             | Request::Countersign { .. }
             | Request::ChainRange(_)

@@ -3,13 +3,14 @@
 //! that emits frames; the host moves them (over TCP + Noise in the node, through the
 //! modelled network in the simulator).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 use rand::Rng;
 
 use super::{
-    ActorKind, Context, Directory, Frame, Input, KernelConfig, Local, Observation, Outcome, PeerId,
-    Request, Response, Time,
+    ActorKind, Contact, Context, Directory, Frame, Input, KernelConfig, Link, Local, Observation,
+    Outcome, PeerId, Request, Response, Time,
 };
 use crate::limits::CHUNK_STORED_BYTES_MAX;
 
@@ -39,6 +40,10 @@ pub struct Transport {
     peers: BTreeMap<PeerId, Time>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// Where peers listen (real hosts only).
+    addrs: BTreeMap<PeerId, SocketAddr>,
+    /// Bootstrap addresses dialed and not yet answered with a connection.
+    bootstrapping: BTreeSet<SocketAddr>,
 }
 
 impl Transport {
@@ -50,6 +55,8 @@ impl Transport {
             peers: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
+            addrs: BTreeMap::new(),
+            bootstrapping: BTreeSet::new(),
         }
     }
 
@@ -61,8 +68,17 @@ impl Transport {
         self.pending.len()
     }
 
-    fn learn(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
-        if peer == ctx.me() || self.directory.binary_search(&peer).is_ok() {
+    fn learn(&mut self, ctx: &mut Context<'_>, Contact { id: peer, addr }: Contact) {
+        if peer == ctx.me() {
+            return;
+        }
+        if let Some(addr) = addr {
+            if self.addrs.get(&peer) != Some(&addr) && self.addrs.len() < self.config.peers_max {
+                self.addrs.insert(peer, addr);
+                ctx.address(peer, addr);
+            }
+        }
+        if self.directory.binary_search(&peer).is_ok() {
             return;
         }
         if let Some(seen) = self.peers.get_mut(&peer) {
@@ -149,11 +165,44 @@ impl Transport {
         self.transmit(ctx, id);
     }
 
+    fn hello(&self) -> Request {
+        Request::Hello {
+            listen: self.config.listen,
+        }
+    }
+
     fn greet(&mut self, ctx: &mut Context<'_>, count: usize) {
         for _ in 0..count {
             if let Some(peer) = self.random_peer(ctx) {
-                self.send(ctx, peer, Request::Hello, ActorKind::Transport, 0);
+                self.send(ctx, peer, self.hello(), ActorKind::Transport, 0);
             }
+        }
+    }
+
+    fn contact(&self, id: PeerId) -> Contact {
+        Contact {
+            id,
+            addr: self.addrs.get(&id).copied(),
+        }
+    }
+
+    fn link(&mut self, ctx: &mut Context<'_>, link: Link) {
+        match link {
+            Link::Up { peer, dialed } => {
+                self.learn(
+                    ctx,
+                    Contact {
+                        id: peer,
+                        addr: dialed,
+                    },
+                );
+                // A bootstrap address answered: introduce ourselves to whoever is there.
+                if dialed.is_some_and(|addr| self.bootstrapping.remove(&addr)) {
+                    self.send(ctx, peer, self.hello(), ActorKind::Transport, 0);
+                }
+            }
+            Link::Down { .. } => {}
+            Link::Broken { peer, .. } => ctx.observe(peer, Observation::Misbehaved),
         }
     }
 
@@ -180,6 +229,10 @@ impl Transport {
                     },
                 );
                 self.greet(ctx, HELLOS_ON_START);
+                for addr in self.config.bootstrap.clone() {
+                    self.bootstrapping.insert(addr);
+                    ctx.dial(addr);
+                }
                 let first = ctx
                     .rng()
                     .gen_range(0..self.config.gossip_interval_us.max(1));
@@ -196,21 +249,35 @@ impl Transport {
             }
             Input::Wire { from, frame } => {
                 if frame.encoded_len() > self.config.frame_bytes_max {
-                    // Oversized: dropped unread, and the sender is marked.
+                    // Oversized: dropped unread, and the sender is marked and cut off.
                     ctx.observe(from, Observation::Misbehaved);
+                    ctx.disconnect(from);
                     return;
                 }
-                self.learn(ctx, from);
+                let listen = match &frame {
+                    Frame::Request {
+                        body: Request::Hello { listen },
+                        ..
+                    } => *listen,
+                    _ => None,
+                };
+                self.learn(
+                    ctx,
+                    Contact {
+                        id: from,
+                        addr: listen,
+                    },
+                );
                 match frame {
                     Frame::Request {
                         id,
-                        body: Request::Hello,
+                        body: Request::Hello { .. },
                     } => {
                         let count = self.config.welcome_peers_max.min(self.known_peers());
                         let mut peers = Vec::with_capacity(count);
                         for _ in 0..count {
                             if let Some(peer) = self.random_peer(ctx) {
-                                peers.push(peer);
+                                peers.push(self.contact(peer));
                             }
                         }
                         ctx.wire(
@@ -242,6 +309,7 @@ impl Transport {
                 ctx.timer(self.config.gossip_interval_us, GOSSIP_TOKEN);
             }
             Input::Timer { token } => self.expired(ctx, token),
+            Input::Link(link) => self.link(ctx, link),
             Input::Local(_) | Input::Command(_) => {}
         }
     }
@@ -254,6 +322,21 @@ impl Transport {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
+        if !pending.body.admits(&body) {
+            // A message of the wrong kind: the request fails and the peer is dropped.
+            ctx.observe(from, Observation::Misbehaved);
+            ctx.disconnect(from);
+            if pending.reply_to != ActorKind::Transport {
+                let outcome = Outcome::TimedOut;
+                let done = Local::Done {
+                    tag: pending.tag,
+                    from,
+                    outcome,
+                };
+                ctx.local(pending.reply_to, done);
+            }
+            return;
+        }
         ctx.observe(from, Observation::Answered);
         if let Response::Welcome { peers } = &body {
             for peer in peers.iter().take(self.config.welcome_peers_max) {

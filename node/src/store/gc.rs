@@ -35,29 +35,51 @@ pub enum GcError {
 
 /// Every chunk id reachable from the pins.
 pub fn reachable(store: &Store) -> Result<BTreeSet<ChunkId>, GcError> {
+    Ok(walk(store, store.pins()?, false)?.0)
+}
+
+/// Every chunk id of the tree at `root` this store can reach, and whether any chunk (or an
+/// object whose children are then unknown) is missing.
+pub fn tree(store: &Store, root: ChunkId) -> Result<(BTreeSet<ChunkId>, bool), GcError> {
+    walk(store, vec![root], true)
+}
+
+/// Every chunk id reachable from `roots` through the clear link lists. With `missing_ok`, an
+/// absent object ends its branch (and is reported) instead of failing the walk.
+fn walk(
+    store: &Store,
+    mut objects: Vec<ChunkId>,
+    missing_ok: bool,
+) -> Result<(BTreeSet<ChunkId>, bool), GcError> {
     let mut reached = BTreeSet::new();
+    let mut missing = false;
     // Objects already parsed: an id first reached through a data link must still be parsed
     // when another link says it is an object, or what it keeps alive would be missed.
     let mut parsed = BTreeSet::new();
-    let mut objects: Vec<ChunkId> = store.pins()?;
     while let Some(id) = objects.pop() {
         reached.insert(id);
         if !parsed.insert(id) {
             continue;
         }
-        let stored = store
-            .get(&id)
-            .map_err(|source| GcError::Unreadable { id, source })?;
+        let stored = match store.get(&id) {
+            Err(StoreError::Missing(_)) if missing_ok => {
+                missing = true;
+                continue;
+            }
+            other => other.map_err(|source| GcError::Unreadable { id, source })?,
+        };
         let (links, _) =
             parse_links(&stored).map_err(|source| GcError::Malformed { id, source })?;
         for link in links {
             reached.insert(link.id);
             if link.kind == LinkKind::Object && !parsed.contains(&link.id) {
                 objects.push(link.id);
+            } else if missing_ok && link.kind == LinkKind::Data && !store.contains(&link.id)? {
+                missing = true;
             }
         }
     }
-    Ok(reached)
+    Ok((reached, missing))
 }
 
 /// Deletes every chunk that no pin reaches.
