@@ -15,6 +15,7 @@ pub mod host;
 pub mod ids;
 pub mod kernel;
 pub mod limits;
+pub mod net;
 pub mod object;
 pub mod store;
 pub mod wire;

@@ -72,6 +72,9 @@ pub enum Command {
     /// Show, export or verify long-chain certificates.
     #[command(after_help = EXIT_CODES)]
     Chain(chain::ChainArgs),
+    /// Run a network node.
+    #[command(after_help = EXIT_CODES)]
+    Node(node::NodeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +84,15 @@ pub struct PutArgs {
     /// File whose bytes (16 to 4096) key the encryption, opting out of global deduplication.
     #[arg(long, value_name = "FILE")]
     pub convergence_secret_file: Option<PathBuf>,
+    /// Put through a running node's API (http://HOST:PORT) instead of the local store; the
+    /// node replicates the file. Files only.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CRYPTOSPHERE_API",
+        conflicts_with = "convergence_secret_file"
+    )]
+    pub api: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +105,10 @@ pub struct GetArgs {
     /// Replace --output if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Get through a running node's API (http://HOST:PORT), which fetches missing chunks
+    /// from its peers. Files only.
+    #[arg(long, value_name = "URL", env = "CRYPTOSPHERE_API")]
+    pub api: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +172,7 @@ const USAGE: u8 = 2;
 const ENVIRONMENT: u8 = 3;
 
 pub mod chain;
+mod node;
 
 fn store_code(error: &StoreError) -> u8 {
     match error {
@@ -217,6 +234,22 @@ fn open_store(explicit: Option<PathBuf>) -> Result<Store, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    // These talk to a node (or are one) and never open the local store themselves.
+    match &cli.command {
+        Command::Node(args) => return node::run_node(cli.data_dir, args),
+        Command::Put(PutArgs {
+            api: Some(api),
+            path,
+            ..
+        }) => return node::put_via_api(api, path),
+        Command::Get(GetArgs {
+            api: Some(api),
+            cap,
+            output,
+            force,
+        }) => return node::get_via_api(api, cap, output, *force),
+        _ => {}
+    }
     let store = open_store(cli.data_dir)?;
     let mut stdout = std::io::stdout().lock();
     let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write to stdout", e);
@@ -373,6 +406,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::new(store_code(&e), "cannot unpin", e))?;
         }
         Command::Chain(args) => chain::run(&store, args, &mut stdout)?,
+        // Handled above, before the local store is opened.
+        Command::Node(_) => {}
     }
     Ok(())
 }

@@ -206,6 +206,15 @@ impl Store {
         })? == 1)
     }
 
+    /// Makes everything written so far durable (the node calls this when it shuts down).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.backend.write(WriteBatch {
+            sync: true,
+            ..WriteBatch::default()
+        })?;
+        Ok(())
+    }
+
     pub fn pin(&self, root: ChunkId) -> Result<(), StoreError> {
         self.write(WriteBatch {
             pins: vec![root],

@@ -1,0 +1,156 @@
+//! `cryptosphere node run`, and `put`/`get` through a running node's API.
+
+// Host code: it reads files and talks to the node over HTTP.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::{data_dir, Failure, NoDataDir, ENVIRONMENT, INTEGRITY, USAGE};
+use crate::net::client::{self, ClientError};
+use crate::net::{NodeError, NodeOptions};
+use crate::object::Capability;
+use crate::wire::gate::GateLimits;
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run the node until SIGINT or SIGTERM. Prints one JSON line (peer, listen, api) on
+    /// stdout once it serves; logs go to stderr (CRYPTOSPHERE_LOG sets the level).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Address to listen on for peers.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7420")]
+    pub listen: SocketAddr,
+    /// A peer's address to start from (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Address of the local HTTP API (loopback unless you mean otherwise).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7421")]
+    pub api: SocketAddr,
+    /// How many other peers hold each chunk this node publishes.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replication: u16,
+    /// Inbound connections accepted at once.
+    #[arg(long, value_name = "N", default_value_t = GateLimits::default().connections_max)]
+    pub connections_max: usize,
+    /// Inbound connections accepted at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = GateLimits::default().connections_per_ip_max)]
+    pub connections_per_ip_max: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRYPTOSPHERE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failure> {
+    let NodeCommand::Run(run) = &args.command;
+    let dir =
+        data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
+    if run.connections_max == 0 || run.connections_per_ip_max == 0 {
+        return Err(Failure::new(
+            USAGE,
+            "bad connection limits",
+            Message("--connections-max and --connections-per-ip-max must be at least 1".into()),
+        ));
+    }
+    init_logs();
+    let options = NodeOptions {
+        data_dir: dir,
+        listen: run.listen,
+        bootstrap: run.bootstrap.clone(),
+        api: run.api,
+        replication: usize::from(run.replication),
+        gate: GateLimits {
+            connections_max: run.connections_max,
+            connections_per_ip_max: run.connections_per_ip_max,
+            ..GateLimits::default()
+        },
+    };
+    crate::net::run(options).map_err(|e| {
+        let code = match &e {
+            NodeError::Identity { .. } => USAGE,
+            _ => ENVIRONMENT,
+        };
+        Failure::new(code, "the node stopped", e)
+    })
+}
+
+fn client_code(error: &ClientError) -> u8 {
+    match error {
+        ClientError::BadUrl(_) => USAGE,
+        ClientError::Refused { status, .. } if *status == 400 || *status == 422 => USAGE,
+        ClientError::Refused { status, .. } if *status == 502 => INTEGRITY,
+        ClientError::Short { .. } => INTEGRITY,
+        _ => ENVIRONMENT,
+    }
+}
+
+pub fn put_via_api(api: &str, path: &Path) -> Result<(), Failure> {
+    let context = || format!("cannot put {} through {api}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| Failure::new(USAGE, context(), e))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Failure::new(
+            USAGE,
+            context(),
+            Message("the API takes files; put directories into the local store".into()),
+        ));
+    }
+    let cap = client::put(api, file).map_err(|e| Failure::new(client_code(&e), context(), e))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{cap}").map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e))
+}
+
+pub fn get_via_api(api: &str, cap: &Capability, output: &Path, force: bool) -> Result<(), Failure> {
+    let context = || format!("cannot get {cap} into {} through {api}", output.display());
+    if output.exists() && !force {
+        return Err(Failure::new(
+            USAGE,
+            context(),
+            Message(format!(
+                "{} exists; pass --force to replace it",
+                output.display()
+            )),
+        ));
+    }
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // All or nothing: the file appears under its name only once every byte arrived.
+    let mut staged = tempfile::Builder::new()
+        .prefix(".cryptosphere-get-")
+        .tempfile_in(parent)
+        .map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
+    client::get(api, &cap.to_string(), staged.as_file_mut())
+        .map_err(|e| Failure::new(client_code(&e), context(), e))?;
+    staged
+        .as_file()
+        .sync_all()
+        .map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
+    staged
+        .persist(output)
+        .map_err(|e| Failure::new(ENVIRONMENT, context(), e.error))?;
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The local HTTP API (axum): `POST /v1/objects` stores a file and starts its replication,
+//! `GET /v1/objects/{cap}` streams a file (fetching missing chunks from peers first),
+//! `GET /v1/status` is JSON and `GET /metrics` the Prometheus text format. Every error is a
+//! status code with a sentence naming the problem.
+
+use std::io::{Read, Write};
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::host::{FetchTree, GetStatus, PeerHost, Publish, Status};
+use super::Shared;
+use crate::object::{Capability, Reader, WriteConfig, Writer};
+use crate::store::{gc, Store};
+
+/// A fetch of a whole tree gives up after this.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Body pieces buffered between the network and the object writer or reader.
+const PIPE_PIECES: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub host: actix::Addr<PeerHost>,
+    pub store: Store,
+    pub shared: Arc<Shared>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/objects", post(put_object))
+        .route("/v1/objects/{cap}", get(get_object))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+pub async fn serve(listener: TcpListener, state: ApiState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        tracing::error!(%e, "the API server stopped");
+    }
+}
+
+fn fail(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, format!("{message}\n")).into_response()
+}
+
+/// A `Read` over body pieces arriving on a channel (for the blocking object writer).
+struct PipeReader {
+    pieces: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.pieces.blocking_recv() {
+                Some(piece) => self.current = piece?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// A `Write` that sends what the blocking object reader writes into a response body.
+struct PipeWriter {
+    pieces: mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pieces
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client left"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
+    let (feed, pieces) = mpsc::channel(PIPE_PIECES);
+    let store = state.store.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        let mut reader = PipeReader {
+            pieces,
+            current: Bytes::new(),
+        };
+        let mut writer = Writer::new(&store, WriteConfig::default(), None);
+        let (cap, size) = writer
+            .put_file(&mut reader, &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        writer
+            .finish(Some(cap))
+            .map_err(|e| e.to_string())?;
+        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| e.to_string())?;
+        if missing {
+            return Err("the stored tree is incomplete".to_string());
+        }
+        Ok::<_, String>((cap, size, chunks))
+    });
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = piece.is_err();
+        if feed.send(piece).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(feed);
+    let (cap, size, chunks) = match writing.await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return fail(StatusCode::BAD_REQUEST, format!("put failed: {e}")),
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let publish = Publish {
+        root: cap.id,
+        chunks: chunks.into_iter().collect(),
+        bytes: size,
+    };
+    if state.host.send(publish).await.is_err() {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    }
+    (StatusCode::CREATED, format!("{}\n", Capability::Read(cap))).into_response()
+}
+
+async fn get_object(State(state): State<ApiState>, Path(text): Path<String>) -> Response {
+    let cap = match Capability::from_str(&text).map(|cap| cap.readable()) {
+        Ok(Ok(cap)) => cap,
+        Ok(Err(e)) | Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+    };
+    let store = state.store.clone();
+    let root = cap.id;
+    let complete = tokio::task::spawn_blocking(move || gc::tree(&store, root)).await;
+    let missing = match complete {
+        Ok(Ok((_, missing))) => missing,
+        Ok(Err(e)) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    if missing {
+        let Ok(done) = state.host.send(FetchTree { root }).await else {
+            return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+        };
+        match tokio::time::timeout(FETCH_TIMEOUT, done).await {
+            Ok(Ok(true)) => {}
+            _ => {
+                return fail(
+                    StatusCode::BAD_GATEWAY,
+                    format!("no peer served every chunk of {root}"),
+                )
+            }
+        }
+    }
+    // Check the root before answering, so a bad capability is an error status, not a
+    // broken body.
+    let store = state.store.clone();
+    let check_cap = cap;
+    let total = tokio::task::spawn_blocking(move || Reader::new(&store).root(&check_cap)).await;
+    let total = match total {
+        Ok(Ok(node)) if node.kind == crate::object::format::NodeKind::File => node.total,
+        Ok(Ok(_)) => {
+            return fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the capability names a directory; this endpoint serves files",
+            )
+        }
+        Ok(Err(e)) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let (pieces, receiving) = mpsc::channel(PIPE_PIECES);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = PipeWriter {
+            pieces: pieces.clone(),
+        };
+        if let Err(e) = Reader::new(&store).copy_file(&cap, &mut out, &mut |_| {}) {
+            // The body ends short of its length: the client sees the failure.
+            tracing::warn!(%e, "a get failed while streaming");
+            let _ = pieces.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = futures_util::stream::unfold(receiving, |mut receiving| async move {
+        receiving.recv().await.map(|piece| (piece, receiving))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, total)
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn current_status(state: &ApiState) -> Option<Status> {
+    state.host.send(GetStatus).await.ok()
+}
+
+async fn status(State(state): State<ApiState>) -> Response {
+    let Some(status) = current_status(&state).await else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    let store = state.store.clone();
+    let chunks = tokio::task::spawn_blocking(move || store.stats().map(|s| s.chunks)).await;
+    let mut value = serde_json::to_value(&status).unwrap_or_default();
+    value["chunks_held"] = match chunks {
+        Ok(Ok(chunks)) => chunks.into(),
+        _ => serde_json::Value::Null,
+    };
+    axum::Json(value).into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let Some(status) = current_status(&state).await else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    let counters = &state.shared.counters;
+    let (open, refused) = state.shared.gate_state();
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        text.push_str(&format!(
+            "# HELP cryptosphere_{name} {help}\n# TYPE cryptosphere_{name} {kind}\ncryptosphere_{name} {value}\n"
+        ));
+    };
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    metric(
+        "connected_peers",
+        "gauge",
+        "Peers with a live connection.",
+        status.connected_peers as u64,
+    );
+    metric(
+        "known_peers",
+        "gauge",
+        "Peers in the peer table.",
+        status.known_peers as u64,
+    );
+    metric(
+        "inbound_connections",
+        "gauge",
+        "Inbound connections admitted and open.",
+        open as u64,
+    );
+    metric(
+        "connections_refused_total",
+        "counter",
+        "Inbound connections turned away by the limits.",
+        refused,
+    );
+    metric(
+        "bytes_held_for_others",
+        "gauge",
+        "Bytes stored for other peers.",
+        status.bytes_held_for_others,
+    );
+    metric(
+        "chunks_owned",
+        "gauge",
+        "Chunks this node published and keeps replicated.",
+        status.chunks_owned as u64,
+    );
+    metric(
+        "chunks_replicated",
+        "gauge",
+        "Owned chunks with the full replication factor.",
+        status.chunks_replicated as u64,
+    );
+    metric(
+        "replicas_placed_total",
+        "counter",
+        "Replicas placed on other peers.",
+        status.replicas_placed,
+    );
+    metric(
+        "fetches_ok_total",
+        "counter",
+        "Trees fetched from peers.",
+        status.fetches_ok,
+    );
+    metric(
+        "fetches_failed_total",
+        "counter",
+        "Tree fetches that failed.",
+        status.fetches_failed,
+    );
+    metric(
+        "protocol_faults_total",
+        "counter",
+        "Connections dropped for breaking the wire protocol.",
+        status.protocol_faults,
+    );
+    metric(
+        "requests_in_flight",
+        "gauge",
+        "Requests to peers awaiting an answer.",
+        status.requests_in_flight as u64,
+    );
+    metric(
+        "wire_bytes_in_total",
+        "counter",
+        "Sealed bytes received.",
+        load(&counters.bytes_in),
+    );
+    metric(
+        "wire_bytes_out_total",
+        "counter",
+        "Sealed bytes sent.",
+        load(&counters.bytes_out),
+    );
+    metric(
+        "frames_in_total",
+        "counter",
+        "Frames received.",
+        load(&counters.frames_in),
+    );
+    metric(
+        "frames_out_total",
+        "counter",
+        "Frames sent.",
+        load(&counters.frames_out),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,411 @@
+//! The peer host: an actix actor that owns one [`Peer`] and is its only driver. It turns
+//! connection events, frames, timer firings and user commands into kernel inputs, and the
+//! outbox into frames on connections, dials, timers and answers to waiting API calls. It
+//! decides nothing about storage or trading: that is the actors' business.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::oneshot;
+
+use super::conn::{self, LinkHandle};
+use super::Shared;
+use crate::ids::ChunkId;
+use crate::kernel::content::Content;
+use crate::kernel::peer::Peer;
+use crate::kernel::{
+    ActorKind, Command, Directory, Event, Frame, Input, Link, Outbox, PeerId, WireFault,
+};
+use crate::store::Store;
+
+/// Frames kept for a peer while a connection to it is being dialed.
+const FRAMES_WAITING_FOR_DIAL_MAX: usize = 4_096;
+
+/// A frame from a connected peer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Arrived {
+    pub from: PeerId,
+    pub frame: Frame,
+}
+
+/// A connection finished its handshake.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LinkUp {
+    pub peer: PeerId,
+    pub dialed: Option<SocketAddr>,
+    pub handle: LinkHandle,
+}
+
+/// A connection ended (`fault`: the peer broke the protocol).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LinkEnded {
+    pub peer: PeerId,
+    pub conn: u64,
+    pub fault: Option<WireFault>,
+}
+
+/// A dial failed, or reached someone other than `expect`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DialEnded {
+    pub addr: SocketAddr,
+    pub expect: Option<PeerId>,
+}
+
+/// Replicate a tree already in our store.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub root: ChunkId,
+    pub chunks: Vec<ChunkId>,
+    pub bytes: u64,
+}
+
+/// Fetch a tree into our store; the receiver says whether it worked.
+#[derive(Debug, Message)]
+#[rtype(result = "oneshot::Receiver<bool>")]
+pub struct FetchTree {
+    pub root: ChunkId,
+}
+
+/// What `/v1/status` and `/metrics` show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub peer: String,
+    pub listen: Option<SocketAddr>,
+    pub connected_peers: usize,
+    pub known_peers: usize,
+    pub bytes_held_for_others: u64,
+    pub chunks_owned: usize,
+    /// Our chunks with at least `replication` holders.
+    pub chunks_replicated: usize,
+    pub replication: usize,
+    pub replicas_placed: u64,
+    pub fetches_ok: u64,
+    pub fetches_failed: u64,
+    pub protocol_faults: u64,
+    pub requests_in_flight: usize,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Status")]
+pub struct GetStatus;
+
+/// Flush the store and stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+#[derive(Debug)]
+pub struct PeerHost {
+    peer: Peer,
+    store: Store,
+    rng: ChaCha8Rng,
+    out: Outbox,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    replication: usize,
+    listen: Option<SocketAddr>,
+    /// Live connections per peer; frames go out on the newest.
+    links: BTreeMap<PeerId, Vec<LinkHandle>>,
+    /// Where peers listen, as the transport told us.
+    addrs: BTreeMap<PeerId, SocketAddr>,
+    /// Peers being dialed, with the frames waiting for the connection.
+    dialing: BTreeMap<PeerId, Vec<Frame>>,
+    fetch_waiters: BTreeMap<ChunkId, Vec<oneshot::Sender<bool>>>,
+    status: Status,
+    /// Our own address, for the connection tasks we start.
+    address: Option<actix::Addr<PeerHost>>,
+    /// The peers the transport starts with (none: a node bootstraps from addresses).
+    directory: Directory,
+}
+
+impl PeerHost {
+    pub fn new(
+        peer: Peer,
+        store: Store,
+        rng: ChaCha8Rng,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+        (replication, listen): (usize, Option<SocketAddr>),
+    ) -> PeerHost {
+        let status = Status {
+            peer: crate::ids::encode_base32(&peer.id().0),
+            listen,
+            connected_peers: 0,
+            known_peers: 0,
+            bytes_held_for_others: 0,
+            chunks_owned: 0,
+            chunks_replicated: 0,
+            replication,
+            replicas_placed: 0,
+            fetches_ok: 0,
+            fetches_failed: 0,
+            protocol_faults: 0,
+            requests_in_flight: 0,
+        };
+        PeerHost {
+            peer,
+            store,
+            rng,
+            out: Outbox::default(),
+            shared,
+            runtime,
+            replication,
+            listen,
+            links: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            fetch_waiters: BTreeMap::new(),
+            status,
+            address: None,
+            directory: Directory::from(Vec::new()),
+        }
+    }
+
+    /// Delivers one input to one actor, then carries out everything the step asked for.
+    fn step(&mut self, ctx: &mut Context<Self>, actor: ActorKind, input: Input) {
+        let now = self.shared.now();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.peer.step(actor, input, now, &mut self.rng, &mut out);
+        self.carry_out(ctx, &mut out);
+        self.out = out;
+    }
+
+    fn carry_out(&mut self, ctx: &mut Context<Self>, out: &mut Outbox) {
+        let now = self.shared.now();
+        for (peer, addr) in out.addresses.drain(..) {
+            self.addrs.insert(peer, addr);
+        }
+        for peer in out.disconnects.drain(..) {
+            tracing::info!(?peer, "dropping the connection to a misbehaving peer");
+            self.links.remove(&peer);
+        }
+        for (peer, frame) in out.wire.drain(..) {
+            self.send(peer, frame);
+        }
+        for addr in out.dials.drain(..) {
+            let (shared, host) = (self.shared.clone(), ctx.address());
+            self.runtime.spawn(conn::dial(addr, None, shared, host));
+        }
+        for (actor, at, token) in out.timers.drain(..) {
+            let after = Duration::from_micros(at.since(now));
+            ctx.run_later(after, move |host, ctx| {
+                host.step(ctx, actor, Input::Timer { token })
+            });
+        }
+        for event in out.events.drain(..) {
+            self.event(event);
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, frame: Frame) {
+        if let Some(link) = self.links.get(&peer).and_then(|links| links.last()) {
+            // A closed connection reports its end; until then the frame is lost like any
+            // frame on a failing link, and the transport's timeout handles it.
+            let _ = link.frames.send(frame);
+            return;
+        }
+        if let Some(waiting) = self.dialing.get_mut(&peer) {
+            if waiting.len() < FRAMES_WAITING_FOR_DIAL_MAX {
+                waiting.push(frame);
+            }
+            return;
+        }
+        let Some(addr) = self.addrs.get(&peer).copied() else {
+            // Nowhere to send it: the request times out in the transport.
+            tracing::debug!(?peer, "no address for peer; frame dropped");
+            return;
+        };
+        self.dialing.insert(peer, vec![frame]);
+        let host = self.address.clone();
+        if let Some(host) = host {
+            let shared = self.shared.clone();
+            self.runtime
+                .spawn(conn::dial(addr, Some(peer), shared, host));
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::FetchDone { root, ok, .. } => {
+                if ok {
+                    self.status.fetches_ok += 1;
+                } else {
+                    self.status.fetches_failed += 1;
+                }
+                for waiter in self.fetch_waiters.remove(&root).unwrap_or_default() {
+                    let _ = waiter.send(ok);
+                }
+                tracing::info!(root = %root, ok, "fetch finished");
+            }
+            Event::ReplicaPlaced { chunk, holder, .. } => {
+                self.status.replicas_placed += 1;
+                tracing::debug!(%chunk, ?holder, "replica placed");
+            }
+            Event::Published { root, bytes, .. } => {
+                tracing::info!(%root, bytes, "published; placing replicas");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Actor for PeerHost {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.address = Some(ctx.address());
+        let now = self.shared.now();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.peer
+            .start(now, self.directory.clone(), &mut self.rng, &mut out);
+        self.carry_out(ctx, &mut out);
+        self.out = out;
+        tracing::info!(peer = %self.status.peer, listen = ?self.listen, "peer started");
+    }
+}
+
+impl Handler<Arrived> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Arrived, ctx: &mut Context<Self>) {
+        let input = Input::Wire {
+            from: message.from,
+            frame: message.frame,
+        };
+        self.step(ctx, ActorKind::Transport, input);
+    }
+}
+
+impl Handler<LinkUp> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: LinkUp, ctx: &mut Context<Self>) {
+        let LinkUp {
+            peer,
+            dialed,
+            handle,
+        } = message;
+        for frame in self.dialing.remove(&peer).unwrap_or_default() {
+            let _ = handle.frames.send(frame);
+        }
+        self.links.entry(peer).or_default().push(handle);
+        self.status.connected_peers = self.links.len();
+        self.step(
+            ctx,
+            ActorKind::Transport,
+            Input::Link(Link::Up { peer, dialed }),
+        );
+    }
+}
+
+impl Handler<LinkEnded> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: LinkEnded, ctx: &mut Context<Self>) {
+        let LinkEnded { peer, conn, fault } = message;
+        if let Some(links) = self.links.get_mut(&peer) {
+            links.retain(|link| link.conn != conn);
+            if links.is_empty() {
+                self.links.remove(&peer);
+                self.step(ctx, ActorKind::Transport, Input::Link(Link::Down { peer }));
+            }
+        }
+        self.status.connected_peers = self.links.len();
+        if let Some(fault) = fault {
+            self.status.protocol_faults += 1;
+            let input = Input::Link(Link::Broken { peer, fault });
+            self.step(ctx, ActorKind::Transport, input);
+        }
+    }
+}
+
+impl Handler<DialEnded> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: DialEnded, _ctx: &mut Context<Self>) {
+        if let Some(peer) = message.expect {
+            if !self.links.contains_key(&peer) {
+                // The frames are lost; the transport times their requests out.
+                self.dialing.remove(&peer);
+            }
+        }
+    }
+}
+
+impl Handler<Publish> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Publish, ctx: &mut Context<Self>) {
+        let content = Content::Stored {
+            root: message.root,
+            chunks: message.chunks,
+            bytes: message.bytes,
+        };
+        let command = Input::Command(Command::Publish { content });
+        self.step(ctx, ActorKind::Negotiator, command);
+    }
+}
+
+impl Handler<FetchTree> for PeerHost {
+    type Result = MessageResult<FetchTree>;
+
+    fn handle(&mut self, message: FetchTree, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, receiver) = oneshot::channel();
+        let first = !self.fetch_waiters.contains_key(&message.root);
+        self.fetch_waiters
+            .entry(message.root)
+            .or_default()
+            .push(done);
+        if first {
+            let command = Input::Command(Command::Fetch { root: message.root });
+            self.step(ctx, ActorKind::Negotiator, command);
+        }
+        MessageResult(receiver)
+    }
+}
+
+impl Handler<GetStatus> for PeerHost {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut status = self.status.clone();
+        status.known_peers = self.peer.transport.known_peers();
+        status.requests_in_flight = self.peer.transport.in_flight();
+        status.bytes_held_for_others = self.peer.store.bytes_for_others();
+        let (mut owned, mut replicated) = (0, 0);
+        for (_, holders) in self.peer.negotiator.replica_counts() {
+            owned += 1;
+            if holders >= self.replication {
+                replicated += 1;
+            }
+        }
+        status.chunks_owned = owned;
+        status.chunks_replicated = replicated;
+        MessageResult(status)
+    }
+}
+
+impl Handler<Shutdown> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        match self.store.flush() {
+            Ok(()) => tracing::info!("store flushed; stopping"),
+            Err(e) => tracing::error!(%e, "the store could not be flushed"),
+        }
+        self.links.clear();
+        actix::ActorContext::stop(ctx);
+        actix::System::current().stop();
+    }
+}

@@ -1,0 +1,277 @@
+//! The real host: the node. One actix actor ([`host::PeerHost`]) drives the peer's four
+//! actors; TCP connections with Noise ([`conn`]) run on a tokio runtime beside it; a local
+//! HTTP API ([`api`]) takes puts and gets. The store is RocksDB in the data directory.
+//!
+//! Host code: it reads the clock, draws from the OS, opens sockets and files, and spawns.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod api;
+pub mod client;
+pub mod conn;
+pub mod host;
+pub mod identity;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::net::TcpListener;
+
+use crate::kernel::peer::Peer;
+use crate::kernel::{KernelConfig, Time};
+use crate::store::Store;
+use crate::wire::gate::{Gate, GateLimits};
+use crate::wire::noise::NoiseIdentity;
+
+/// How the node runs.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub bootstrap: Vec<SocketAddr>,
+    pub api: SocketAddr,
+    pub replication: usize,
+    pub gate: GateLimits,
+}
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("identity key {path}: {reason}")]
+    Identity { path: PathBuf, reason: String },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("runtime: {0}")]
+    Runtime(String),
+    #[error(transparent)]
+    Wire(#[from] crate::wire::WireError),
+}
+
+/// Byte counters the connections share with the API.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub handshakes_failed: AtomicU64,
+}
+
+impl Counters {
+    pub fn add_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What every connection task needs.
+#[derive(Debug)]
+pub struct Shared {
+    pub noise: NoiseIdentity,
+    pub frame_bytes_max: usize,
+    pub counters: Counters,
+    epoch: Instant,
+    gate: Mutex<Gate>,
+}
+
+impl Shared {
+    pub fn now(&self) -> Time {
+        Time(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        // A panic while holding the gate cannot leave it inconsistent beyond a count.
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn strike(&self, ip: IpAddr, now: Time) {
+        self.gate().strike(ip, now);
+    }
+
+    pub fn gate_state(&self) -> (usize, u64) {
+        let gate = self.gate();
+        (gate.open_connections(), gate.refused())
+    }
+}
+
+/// The kernel's configuration for a real node.
+pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig {
+    KernelConfig {
+        replication: options.replication,
+        listen: Some(listen),
+        bootstrap: options.bootstrap.clone(),
+        keep_fetched: true,
+        // Real networks: gossip and upkeep in minutes, not simulated hours.
+        gossip_interval_us: 10 * Time::SECOND,
+        check_interval_us: 10 * 60 * Time::SECOND,
+        holder_dead_after_us: 30 * 60 * Time::SECOND,
+        request_timeout_us: 10 * Time::SECOND,
+        timeout_bytes_per_s: 4 << 20,
+        request_retries_max: 2,
+        fetch_parallel_max: 16,
+        placements_in_flight_max: 96,
+        ..KernelConfig::default()
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(options: NodeOptions) -> Result<(), NodeError> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| NodeError::DataDir {
+        path: options.data_dir.clone(),
+        source,
+    })?;
+    let key = identity::load_or_create(&options.data_dir.join("identity.key"))?;
+    let store = Store::open_rocks(&options.data_dir.join("store"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NodeError::Runtime(e.to_string()))?;
+    let listener = runtime
+        .block_on(TcpListener::bind(options.listen))
+        .map_err(|source| NodeError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    let api_listener = runtime
+        .block_on(TcpListener::bind(options.api))
+        .map_err(|source| NodeError::Listen {
+            addr: options.api,
+            source,
+        })?;
+    let listen = listener.local_addr().map_err(|source| NodeError::Listen {
+        addr: options.listen,
+        source,
+    })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| NodeError::Listen {
+            addr: options.api,
+            source,
+        })?;
+    let config = kernel_config(&options, listen);
+    let shared = Arc::new(Shared {
+        noise: NoiseIdentity::generate(&key)?,
+        frame_bytes_max: config.frame_bytes_max as usize,
+        counters: Counters::default(),
+        epoch: Instant::now(),
+        gate: Mutex::new(Gate::new(options.gate)),
+    });
+    let peer = Peer::new(key, config, store.clone());
+    let peer_id = crate::ids::encode_base32(&peer.id().0);
+    let rng = ChaCha8Rng::from_entropy();
+
+    // The peer host runs on its own actix system thread.
+    let (started, addr) = std::sync::mpsc::channel();
+    let handle = runtime.handle().clone();
+    let host_store = store.clone();
+    let host_shared = shared.clone();
+    let replication = options.replication;
+    let actix_thread = std::thread::spawn(move || {
+        let system = actix_rt::System::new();
+        system.block_on(async move {
+            let host = host::PeerHost::new(
+                peer,
+                host_store,
+                rng,
+                host_shared,
+                handle,
+                (replication, Some(listen)),
+            );
+            let _ = started.send(actix::Actor::start(host));
+        });
+        system.run()
+    });
+    let host = addr
+        .recv()
+        .map_err(|_| NodeError::Runtime("the peer host did not start".into()))?;
+
+    // Ready: one line on stdout that scripts and tests read.
+    println!(
+        "{}",
+        serde_json::json!({ "peer": peer_id, "listen": listen, "api": api_addr })
+    );
+    tracing::info!(%listen, api = %api_addr, peer = %peer_id, "node running");
+
+    runtime.block_on(async {
+        let accepting = tokio::spawn(accept(listener, shared.clone(), host.clone()));
+        let state = api::ApiState {
+            host: host.clone(),
+            store: store.clone(),
+            shared: shared.clone(),
+        };
+        let serving = tokio::spawn(api::serve(api_listener, state));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        accepting.abort();
+        serving.abort();
+        let _ = host.send(host::Shutdown).await;
+    });
+    let _ = actix_thread.join();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Accepts connections through the gate and runs each.
+async fn accept(listener: TcpListener, shared: Arc<Shared>, host: actix::Addr<host::PeerHost>) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, usually: wait a little rather than spin.
+                tracing::warn!(%e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admitted = shared.gate().admit(remote.ip(), shared.now());
+        if let Err(refused) = admitted {
+            tracing::debug!(%remote, %refused, "connection refused");
+            drop(stream);
+            continue;
+        }
+        let (shared, host) = (shared.clone(), host.clone());
+        tokio::spawn(async move {
+            conn::run(stream, remote, None, None, shared.clone(), host).await;
+            shared.gate().release(remote.ip());
+        });
+    }
+}
