@@ -69,6 +69,11 @@ impl Reputation {
             .is_some_and(|chains| chains.book().disqualified(&peer.0))
     }
 
+    /// Peers seen misbehaving at least once.
+    pub fn marked(&self) -> usize {
+        self.records.values().filter(|r| r.misbehaved > 0).count()
+    }
+
     /// Every known peer, best first (ties by id).
     pub fn ranking(&self) -> Vec<(PeerId, f64)> {
         let mut ranking: Vec<(PeerId, f64)> =

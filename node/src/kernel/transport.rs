@@ -40,6 +40,8 @@ pub struct Transport {
     peers: BTreeMap<PeerId, Time>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// The first request id of this run: ids from here to `next_id` were issued.
+    first_id: u64,
     /// Where peers listen (real hosts only).
     addrs: BTreeMap<PeerId, SocketAddr>,
     /// Bootstrap addresses dialed and not yet answered with a connection.
@@ -55,6 +57,7 @@ impl Transport {
             peers: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
+            first_id: 0,
             addrs: BTreeMap::new(),
             bootstrapping: BTreeSet::new(),
         }
@@ -214,6 +217,7 @@ impl Transport {
                 // cannot match the new requests.
                 self.pending.clear();
                 self.next_id = ctx.rng().gen_range(0..1 << 62);
+                self.first_id = self.next_id;
                 self.directory = if peers.windows(2).all(|w| w[0] < w[1]) {
                     peers
                 } else {
@@ -315,6 +319,12 @@ impl Transport {
     }
 
     fn answered(&mut self, ctx: &mut Context<'_>, from: PeerId, id: u64, body: Response) {
+        if !(self.first_id..self.next_id).contains(&id) {
+            // An answer to a request never made: a message of the wrong kind.
+            ctx.observe(from, Observation::Misbehaved);
+            ctx.disconnect(from);
+            return;
+        }
         // Only the peer we asked may answer; anything else is late or forged and dropped.
         if self.pending.get(&id).map(|p| p.to) != Some(from) {
             return;

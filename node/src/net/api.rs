@@ -107,9 +107,7 @@ async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
         let (cap, size) = writer
             .put_file(&mut reader, &mut |_| {})
             .map_err(|e| e.to_string())?;
-        writer
-            .finish(Some(cap))
-            .map_err(|e| e.to_string())?;
+        writer.finish(Some(cap)).map_err(|e| e.to_string())?;
         let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| e.to_string())?;
         if missing {
             return Err("the stored tree is incomplete".to_string());
@@ -303,6 +301,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "counter",
         "Connections dropped for breaking the wire protocol.",
         status.protocol_faults,
+    );
+    metric(
+        "peers_marked",
+        "gauge",
+        "Peers the reputation filter has seen misbehaving.",
+        status.peers_marked as u64,
     );
     metric(
         "requests_in_flight",

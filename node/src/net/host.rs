@@ -91,6 +91,8 @@ pub struct Status {
     pub fetches_ok: u64,
     pub fetches_failed: u64,
     pub protocol_faults: u64,
+    /// Peers the reputation filter has seen misbehaving.
+    pub peers_marked: usize,
     pub requests_in_flight: usize,
 }
 
@@ -149,6 +151,7 @@ impl PeerHost {
             fetches_ok: 0,
             fetches_failed: 0,
             protocol_faults: 0,
+            peers_marked: 0,
             requests_in_flight: 0,
         };
         PeerHost {
@@ -382,6 +385,7 @@ impl Handler<GetStatus> for PeerHost {
         let mut status = self.status.clone();
         status.known_peers = self.peer.transport.known_peers();
         status.requests_in_flight = self.peer.transport.in_flight();
+        status.peers_marked = self.peer.reputation.marked();
         status.bytes_held_for_others = self.peer.store.bytes_for_others();
         let (mut owned, mut replicated) = (0, 0);
         for (_, holders) in self.peer.negotiator.replica_counts() {

@@ -1,7 +1,8 @@
 //! The plaintext of a frame: the protocol version, then the kernel's `Frame` in postcard
 //! (serde's compact binary format: varint integers and lengths, enum variants by index).
-//! Decoding is strict: an unknown version, an unknown variant, a short or over-long body, or
-//! bytes left over are all errors.
+//! Decoding is strict: an unknown version, an unknown variant, a short or over-long body,
+//! bytes left over, or an integer in more varint bytes than it needs (so every message has
+//! exactly one encoding) are all errors.
 
 use super::{WireError, VERSION};
 use crate::kernel::Frame;
@@ -33,7 +34,30 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, WireError> {
             rest.len()
         )));
     }
+    // postcard accepts over-long varints, which only ever lengthen a message: a message is
+    // in its one canonical form exactly when re-encoding it takes as many bytes.
+    let mut counter = Counter(0);
+    postcard::to_io(&frame, &mut counter).map_err(|e| WireError::Undecodable(e.to_string()))?;
+    if counter.0 != body.len() {
+        return Err(WireError::Undecodable(
+            "an integer is encoded in more bytes than it needs".into(),
+        ));
+    }
     Ok(frame)
+}
+
+/// Counts bytes written.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -41,6 +65,43 @@ mod tests {
     use super::*;
     use crate::kernel::{Payload, Request, Response};
     use crate::ChunkId;
+
+    /// The examples of `docs/wire-protocol.md`, byte for byte.
+    #[test]
+    fn documented_examples_hold() {
+        let hello = Frame::Request {
+            id: 5,
+            body: Request::Hello {
+                listen: Some("127.0.0.1:7420".parse().unwrap()),
+            },
+        };
+        assert_eq!(
+            encode(&hello).unwrap(),
+            [1, 0, 5, 0, 1, 0, 127, 0, 0, 1, 0xfc, 0x39]
+        );
+        let v6 = Frame::Request {
+            id: 300,
+            body: Request::Hello {
+                listen: Some("[::1]:1".parse().unwrap()),
+            },
+        };
+        let mut expected = vec![1, 0, 0xac, 0x02, 0, 1, 1];
+        expected.extend_from_slice(&[0; 15]);
+        expected.extend_from_slice(&[1, 1]);
+        assert_eq!(encode(&v6).unwrap(), expected);
+        let chunk = Frame::Response {
+            id: 5,
+            body: Response::Chunk {
+                payload: Payload::Bytes(vec![0xaa; 3]),
+            },
+        };
+        assert_eq!(encode(&chunk).unwrap(), [1, 1, 5, 3, 3, 0xaa, 0xaa, 0xaa]);
+        let refused = Frame::Response {
+            id: 0,
+            body: Response::Refused(crate::kernel::Refusal::TooLarge),
+        };
+        assert_eq!(encode(&refused).unwrap(), [1, 1, 0, 2, 3]);
+    }
 
     #[test]
     fn frames_round_trip_and_strays_are_refused() {
@@ -73,6 +134,10 @@ mod tests {
             assert_eq!(decode(&other), Err(WireError::Version(2)));
         }
         assert!(decode(&[]).is_err());
+        // Fetch (request variant 2) with id 1 written as an over-long varint.
+        let mut overlong = vec![VERSION, 0, 0x81, 0x00, 2];
+        overlong.extend_from_slice(&[3; 32]);
+        assert!(matches!(decode(&overlong), Err(WireError::Undecodable(_))));
         let synthetic = Frame::Response {
             id: 1,
             body: Response::Chunk {

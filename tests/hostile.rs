@@ -1,0 +1,184 @@
+//! A node under attack keeps serving a well-behaved peer. From 127.0.0.2 an attacker sends
+//! a garbage handshake, a frame over the size limit, a truncated frame, an undecodable
+//! message, an answer to a request never made, and a flood of connections. Each time the
+//! node drops the connection (and marks the peer, when it has an identity to mark), and a
+//! fresh peer gets a file from it both while the flood is held open and after it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::{cli, random_file, wait_until, Launch, Node};
+use cryptosphere::kernel::{Frame, Response};
+use cryptosphere::wire::codec;
+use cryptosphere::wire::noise::{Handshake, NoiseIdentity, Sealer};
+use ed25519_dalek::SigningKey;
+
+/// A TCP connection from 127.0.0.2, so the flood does not share an address with the
+/// well-behaved peers on 127.0.0.1.
+fn connect_from_elsewhere(to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// A completed handshake with a fresh identity.
+fn authenticated(to: SocketAddr, seed: u8) -> (TcpStream, Sealer) {
+    let mut stream = connect_from_elsewhere(to);
+    let identity = NoiseIdentity::generate(&SigningKey::from_bytes(&[seed; 32])).unwrap();
+    let mut handshake = Handshake::new(&identity, true).unwrap();
+    while !handshake.is_finished() {
+        if handshake.my_turn() {
+            let message = handshake.write().unwrap();
+            stream
+                .write_all(&(message.len() as u16).to_be_bytes())
+                .unwrap();
+            stream.write_all(&message).unwrap();
+        } else {
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).unwrap();
+            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
+            stream.read_exact(&mut message).unwrap();
+            handshake.read(&message).unwrap();
+        }
+    }
+    let (sealer, _, _) = handshake.finish(2 << 20).unwrap();
+    (stream, sealer)
+}
+
+/// The node closed the connection (rather than waiting for more).
+fn assert_dropped(mut stream: TcpStream, what: &str) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            // Whatever the node sent before closing (for example its own handshake message).
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("{what}: the node kept the connection open ({e})"),
+        }
+    }
+}
+
+fn sealed(sealer: &mut Sealer, plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    sealer.seal(plaintext, &mut out).unwrap();
+    out
+}
+
+fn get_through_fresh_peer(name: &str, a: &Node, cap: &str, content: &[u8], dir: &std::path::Path) {
+    let peer = Node::start(
+        name,
+        &Launch {
+            bootstrap: vec![a.listen],
+            ..Launch::default()
+        },
+    );
+    wait_until(
+        "the fresh peer to meet the target",
+        Duration::from_secs(30),
+        || peer.status()["known_peers"].as_u64().unwrap() >= 1,
+    );
+    let out = dir.join(name);
+    cli(&[
+        "get",
+        "--api",
+        &peer.url(),
+        cap,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&out).unwrap() == content,
+        "{name} got different bytes"
+    );
+}
+
+#[test]
+fn a_node_under_attack_keeps_serving_well_behaved_peers() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start(
+        "target",
+        &Launch {
+            extra: vec!["--connections-per-ip-max".into(), "8".into()],
+            ..Launch::default()
+        },
+    );
+    // A holds the only copy, so a peer that gets the file is served by A.
+    let file = work.path().join("file");
+    let content = random_file(&file, 3 << 20, 11);
+    let cap = cli(&["put", "--api", &a.url(), file.to_str().unwrap()]);
+
+    // A garbage handshake.
+    let mut garbage = connect_from_elsewhere(a.listen);
+    garbage.write_all(&[0x00, 0x40]).unwrap();
+    garbage.write_all(&[0xA5; 64]).unwrap();
+    assert_dropped(garbage, "garbage handshake");
+
+    // A frame announcing more than the limit.
+    let (mut stream, _) = authenticated(a.listen, 1);
+    stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    assert_dropped(stream, "oversized frame");
+
+    // A truncated frame: 1,000 bytes announced, 10 sent, then the end of the stream.
+    let (mut stream, _) = authenticated(a.listen, 2);
+    stream.write_all(&1_000u32.to_be_bytes()).unwrap();
+    stream.write_all(&[7; 10]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_dropped(stream, "truncated frame");
+
+    // A well-sealed frame whose message does not decode.
+    let (mut stream, mut sealer) = authenticated(a.listen, 3);
+    let frame = sealed(&mut sealer, &[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    stream.write_all(&frame).unwrap();
+    assert_dropped(stream, "undecodable message");
+
+    // A message of the wrong kind: an answer to a request the node never made.
+    let (mut stream, mut sealer) = authenticated(a.listen, 4);
+    let answer = Frame::Response {
+        id: u64::MAX,
+        body: Response::Noted,
+    };
+    let frame = sealed(&mut sealer, &codec::encode(&answer).unwrap());
+    stream.write_all(&frame).unwrap();
+    assert_dropped(stream, "message of the wrong kind");
+
+    let status = a.status();
+    assert!(status["protocol_faults"].as_u64().unwrap() >= 3, "{status}");
+    assert_eq!(status["peers_marked"].as_u64().unwrap(), 4, "{status}");
+
+    // A flood: 200 connections from one address, held open while a well-behaved peer
+    // joins and gets the file.
+    let flood: Vec<TcpStream> = (0..200).map(|_| connect_from_elsewhere(a.listen)).collect();
+    wait_until(
+        "the flood to be turned away",
+        Duration::from_secs(10),
+        || {
+            a.metrics()
+                .lines()
+                .find_map(|line| line.strip_prefix("cryptosphere_connections_refused_total "))
+                .is_some_and(|count| count.parse::<u64>().unwrap() >= 190)
+        },
+    );
+    get_through_fresh_peer("during", &a, &cap, &content, work.path());
+    drop(flood);
+
+    // And after every attack.
+    get_through_fresh_peer("after", &a, &cap, &content, work.path());
+    let status = a.status();
+    assert_eq!(status["fetches_failed"].as_u64().unwrap(), 0, "{status}");
+}
