@@ -60,6 +60,18 @@ fn five_nodes_survive_the_publisher_being_killed() {
         3,
         "{held:?}"
     );
+    // The holders announced the root: peers close to its id keep provider records.
+    wait_until(
+        "provider records for the root",
+        Duration::from_secs(60),
+        || {
+            nodes
+                .iter()
+                .map(|node| node.status()["provider_records"].as_u64().unwrap())
+                .sum::<u64>()
+                >= 3
+        },
+    );
     nodes[0].kill_9();
 
     // Get through the node that holds none of it, so every chunk crosses the network.

@@ -177,6 +177,7 @@ fn a_payload_that_does_not_match_its_id_is_refused_and_marked() {
             body: Request::Store {
                 chunk,
                 payload: Payload::Synthetic { len: 5, seed: 5 },
+                announce: false,
             },
         },
     );
@@ -226,7 +227,11 @@ fn a_real_node_refuses_synthetic_payloads_and_oversized_requests() {
         peer_id(2),
         Frame::Request {
             id: 1,
-            body: Request::Store { chunk, payload },
+            body: Request::Store {
+                chunk,
+                payload,
+                announce: false,
+            },
         },
     );
     assert!(
@@ -261,6 +266,7 @@ fn a_misbehaving_peer_gets_no_more_replicas() {
                 body: Request::Store {
                     chunk,
                     payload: Payload::Synthetic { len: 1, seed: id },
+                    announce: false,
                 },
             },
         );

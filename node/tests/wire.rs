@@ -22,14 +22,24 @@ fn request() -> impl Strategy<Value = Request> {
     let addr = proptest::option::of(
         (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
     );
+    let hello_addr = addr.clone();
     prop_oneof![
-        addr.prop_map(|listen| Request::Hello { listen }),
-        (id.clone(), proptest::collection::vec(any::<u8>(), 0..2_000)).prop_map(
-            |(chunk, bytes)| Request::Store {
+        hello_addr.prop_map(|listen| Request::Hello { listen }),
+        (
+            id.clone(),
+            proptest::collection::vec(any::<u8>(), 0..2_000),
+            any::<bool>()
+        )
+            .prop_map(|(chunk, bytes, announce)| Request::Store {
                 chunk,
-                payload: Payload::Bytes(bytes)
-            }
-        ),
+                payload: Payload::Bytes(bytes),
+                announce,
+            }),
+        any::<[u8; 32]>().prop_map(|target| Request::FindNode {
+            target: PeerId(target)
+        }),
+        id.clone().prop_map(|key| Request::GetProviders { key }),
+        (id.clone(), addr.clone()).prop_map(|(key, addr)| Request::AddProvider { key, addr }),
         id.clone().prop_map(|chunk| Request::Fetch { chunk }),
         proptest::collection::vec(id, 0..20).prop_map(|chunks| Request::Check { chunks }),
         (any::<u8>(), any::<u64>()).prop_map(|(seed, bytes)| {
@@ -65,8 +75,14 @@ fn response() -> impl Strategy<Value = Response> {
         id: PeerId(id),
         addr: listens.then(|| "[::1]:9".parse().unwrap()),
     });
+    let contacts = proptest::collection::vec(contact, 0..10);
     prop_oneof![
-        proptest::collection::vec(contact, 0..10).prop_map(|peers| Response::Welcome { peers }),
+        contacts
+            .clone()
+            .prop_map(|peers| Response::Welcome { peers }),
+        contacts.clone().prop_map(|peers| Response::Nodes { peers }),
+        (contacts.clone(), contacts)
+            .prop_map(|(providers, closer)| Response::Providers { providers, closer }),
         Just(Response::Stored),
         Just(Response::Refused(Refusal::QuotaFull)),
         proptest::collection::vec(any::<u8>(), 0..2_000).prop_map(|bytes| Response::Chunk {

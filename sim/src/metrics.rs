@@ -19,6 +19,11 @@ pub struct GroupCounters {
     pub chain_records: u64,
     pub chain_verified: u64,
     pub forks_detected: u64,
+    /// Provider lookups for data with a live holder, and those that found a provider.
+    pub lookups_live: u64,
+    pub lookups_found: u64,
+    /// Rounds the successful lookups took.
+    pub lookup_hops: Vec<u32>,
 }
 
 impl GroupCounters {
@@ -32,6 +37,9 @@ impl GroupCounters {
         self.chain_records += other.chain_records;
         self.chain_verified += other.chain_verified;
         self.forks_detected += other.forks_detected;
+        self.lookups_live += other.lookups_live;
+        self.lookups_found += other.lookups_found;
+        self.lookup_hops.extend_from_slice(&other.lookup_hops);
     }
 }
 
@@ -106,6 +114,10 @@ pub const GROUP_METRICS: &[&str] = &[
     "chain_records_verified",
     "forks_detected",
     "fork_learn_hours_max",
+    "lookups",
+    "lookup_success_ratio",
+    "lookup_hops_p50",
+    "lookup_hops_p95",
 ];
 
 /// The result of a run, written to `summary.json`.

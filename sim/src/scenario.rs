@@ -33,6 +33,20 @@ pub struct Scenario {
     /// Long-chain certificates: off unless this table is present.
     #[serde(default)]
     pub chains: Option<ChainsConfig>,
+    /// Kademlia lookups and provider records: off unless this table is present.
+    #[serde(default)]
+    pub routing: Option<RoutingConfig>,
+}
+
+/// How peers find the holders of data: provider records for tree roots, kept by the peers
+/// closest to each root's id, looked up before every fetch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// A provider record lives this long unless renewed, hours.
+    pub record_ttl_hours: f64,
+    /// Holders renew their records this often, hours.
+    pub republish_hours: f64,
 }
 
 /// How peers keep and read long-chain certificates.
@@ -524,6 +538,25 @@ impl Scenario {
                         format!("must be between 0.1 and 100,000 minutes, not {minutes}"),
                     ));
                 }
+            }
+        }
+        if let Some(routing) = &self.routing {
+            for (key, value) in [
+                ("routing.record_ttl_hours", routing.record_ttl_hours),
+                ("routing.republish_hours", routing.republish_hours),
+            ] {
+                if !(0.01..=10_000.0).contains(&value) {
+                    return Err(invalid(
+                        key,
+                        format!("must be between 0.01 and 10,000 hours, not {value}"),
+                    ));
+                }
+            }
+            if routing.republish_hours >= routing.record_ttl_hours {
+                return Err(invalid(
+                    "routing.republish_hours",
+                    "must be shorter than routing.record_ttl_hours, or records lapse".into(),
+                ));
             }
         }
         for group in &self.groups {

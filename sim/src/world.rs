@@ -203,6 +203,15 @@ impl World {
                     replication: g.strategy.replication as usize,
                     storage_for_others_bytes: g.storage_mib << 20,
                     check_interval_us: hours(g.strategy.check_hours),
+                    lookups: scenario.routing.is_some(),
+                    provider_ttl_us: scenario
+                        .routing
+                        .as_ref()
+                        .map_or(Time::DAY, |r| hours(r.record_ttl_hours)),
+                    provider_republish_us: scenario
+                        .routing
+                        .as_ref()
+                        .map_or(Time::DAY / 2, |r| hours(r.republish_hours)),
                     holder_dead_after_us: hours(g.strategy.holder_dead_after_hours),
                     ..KernelConfig::default()
                 },
@@ -579,6 +588,18 @@ impl World {
                 }
             }
             Event::ReplicaPlaced { .. } => {}
+            Event::LookupDone { key, found, hops } => {
+                // Only lookups for live data count: at least one holder is up.
+                let holders = self.holders.get(&key).map_or(&[][..], |v| &v[..]);
+                if holders.iter().any(|h| self.alive(*h)) {
+                    let counters = &mut self.groups[group].hour;
+                    counters.lookups_live += 1;
+                    if found {
+                        counters.lookups_found += 1;
+                        counters.lookup_hops.push(hops);
+                    }
+                }
+            }
             Event::ChainAppended { .. } => self.groups[group].hour.chain_records += 1,
             Event::ChainVerified { records } => self.groups[group].hour.chain_verified += records,
             Event::ForkLearned { offender } => {
@@ -1021,6 +1042,23 @@ impl World {
                 counters.chain_verified as f64,
             );
             m.insert("forks_detected".to_owned(), counters.forks_detected as f64);
+            m.insert("lookups".to_owned(), counters.lookups_live as f64);
+            m.insert(
+                "lookup_success_ratio".to_owned(),
+                if counters.lookups_live > 0 {
+                    counters.lookups_found as f64 / counters.lookups_live as f64
+                } else {
+                    1.0
+                },
+            );
+            m.insert(
+                "lookup_hops_p50".to_owned(),
+                percentile(&mut counters.lookup_hops, 50.0),
+            );
+            m.insert(
+                "lookup_hops_p95".to_owned(),
+                percentile(&mut counters.lookup_hops, 95.0),
+            );
             m.insert(
                 "fork_learn_hours_max".to_owned(),
                 self.fork_learn_hours_max(&members),

@@ -16,6 +16,7 @@ pub mod harness;
 pub mod negotiator;
 pub mod peer;
 pub mod reputation;
+pub mod routing;
 pub mod storage;
 pub mod transport;
 
@@ -130,8 +131,13 @@ pub enum Request {
     /// Introduce yourself (and where you listen); the answer carries some of the peers the
     /// other side knows.
     Hello { listen: Option<SocketAddr> },
-    /// Keep this chunk for me.
-    Store { chunk: ChunkId, payload: Payload },
+    /// Keep this chunk for me; `announce`: it is a tree's root, so tell the network (with a
+    /// provider record) that you hold it.
+    Store {
+        chunk: ChunkId,
+        payload: Payload,
+        announce: bool,
+    },
     /// Send me this chunk.
     Fetch { chunk: ChunkId },
     /// Do you still hold these chunks?
@@ -147,6 +153,15 @@ pub enum Request {
     ChainRange(crate::chain::exchange::RangeRequest),
     /// Proof that a key forked its chain.
     Fork(Box<crate::chain::ForkProof>),
+    /// Which peers do you know closest to `target`?
+    FindNode { target: PeerId },
+    /// Who provides `key`? (And which peers do you know closest to it?)
+    GetProviders { key: ChunkId },
+    /// I provide `key`; I listen at `addr`.
+    AddProvider {
+        key: ChunkId,
+        addr: Option<SocketAddr>,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -169,8 +184,17 @@ pub enum Response {
     /// Another agreement is in progress; ask again later.
     Busy,
     Records(Vec<crate::chain::Record>),
-    /// Done (a countersignature or a fork proof taken in).
+    /// Done (a countersignature, a fork proof or a provider record taken in).
     Noted,
+    /// Peers closest to the target of a FindNode.
+    Nodes {
+        peers: Vec<Contact>,
+    },
+    /// Providers of a key, and peers closest to it.
+    Providers {
+        providers: Vec<Contact>,
+        closer: Vec<Contact>,
+    },
 }
 
 /// What travels between peers.
@@ -202,7 +226,7 @@ impl Frame {
         let body = match self {
             Frame::Request { body, .. } => match body {
                 Request::Hello { .. } => 1,
-                Request::Store { payload, .. } => 1 + 32 + payload.wire_len(),
+                Request::Store { payload, .. } => 1 + 32 + payload.wire_len() + 1,
                 Request::Fetch { .. } => 1 + 32,
                 Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
                 // Keys, positions and the transaction (kind, quantities, time, outcome,
@@ -211,6 +235,8 @@ impl Frame {
                 Request::Countersign { .. } => 1 + 64,
                 Request::ChainRange(_) => 1 + 32 + 8 + 4,
                 Request::Fork(_) => 1 + 2 * crate::chain::RECORD_BYTES as u64,
+                Request::FindNode { .. } | Request::GetProviders { .. } => 1 + 32,
+                Request::AddProvider { .. } => 1 + 32 + 1,
             },
             Frame::Response { body, .. } => match body {
                 Response::Welcome { peers } => 1 + 4 + 33 * peers.len() as u64,
@@ -222,6 +248,10 @@ impl Frame {
                 Response::Busy | Response::Noted => 1,
                 Response::Records(records) => {
                     1 + 4 + crate::chain::RECORD_BYTES as u64 * records.len() as u64
+                }
+                Response::Nodes { peers } => 1 + 4 + 33 * peers.len() as u64,
+                Response::Providers { providers, closer } => {
+                    1 + 8 + 33 * (providers.len() + closer.len()) as u64
                 }
             },
         };
@@ -240,6 +270,9 @@ impl Frame {
                 Request::Countersign { .. } => 6,
                 Request::ChainRange(_) => 7,
                 Request::Fork(_) => 8,
+                Request::FindNode { .. } => 9,
+                Request::GetProviders { .. } => 10,
+                Request::AddProvider { .. } => 21,
             },
             Frame::Response { body, .. } => match body {
                 Response::Welcome { .. } => 11,
@@ -252,6 +285,8 @@ impl Frame {
                 Response::Busy => 18,
                 Response::Records(_) => 19,
                 Response::Noted => 20,
+                Response::Nodes { .. } => 22,
+                Response::Providers { .. } => 23,
             },
         }
     }
@@ -274,6 +309,11 @@ impl Request {
                 matches!(response, A::Noted | A::Refused(_))
             }
             Request::ChainRange(_) => matches!(response, A::Records(_) | A::Refused(_)),
+            Request::FindNode { .. } => matches!(response, A::Nodes { .. } | A::Refused(_)),
+            Request::GetProviders { .. } => {
+                matches!(response, A::Providers { .. } | A::Refused(_))
+            }
+            Request::AddProvider { .. } => matches!(response, A::Noted | A::Refused(_)),
         }
     }
 }
@@ -349,6 +389,12 @@ pub enum Local {
         chunk: ChunkId,
         payload: Option<Payload>,
     },
+    /// To the transport: look up the providers of `key`; answer with [`Local::Found`].
+    FindProviders { key: ChunkId, tag: u64 },
+    /// From the transport: the providers a lookup found (none: it failed).
+    Found { tag: u64, providers: Vec<Contact> },
+    /// From the store to the transport: we hold `key`; announce it (and keep announcing).
+    Provide { key: ChunkId },
 }
 
 impl Local {
@@ -367,6 +413,9 @@ impl Local {
             Local::Read { .. } => 39,
             Local::ReadDone { .. } => 40,
             Local::Served { .. } => 42,
+            Local::FindProviders { .. } => 43,
+            Local::Found { .. } => 44,
+            Local::Provide { .. } => 45,
         }
     }
 }
@@ -405,6 +454,12 @@ pub enum Event {
     ForkLearned { offender: PeerId },
     /// This peer forked its own chain (an adversary's strategy).
     Forked,
+    /// A lookup for the providers of `key` ended; `hops`: the round that found them.
+    LookupDone {
+        key: ChunkId,
+        found: bool,
+        hops: u32,
+    },
     /// A replica of one of our chunks was placed on `holder`.
     ReplicaPlaced {
         chunk: ChunkId,
@@ -451,6 +506,8 @@ pub enum Link {
     },
     /// The connection to `peer` closed.
     Down { peer: PeerId },
+    /// Frames for `peer` cannot be delivered: no connection, and none could be made.
+    Unreachable { peer: PeerId },
     /// `peer` broke the protocol (an oversized, truncated or undecodable frame); the host
     /// dropped the connection.
     Broken { peer: PeerId, fault: WireFault },
@@ -637,6 +694,17 @@ pub struct KernelConfig {
     pub keep_fetched: bool,
     /// Store requests in flight over all our chunks; more wait their turn (bounds memory).
     pub placements_in_flight_max: usize,
+    /// Kademlia: holders announce tree roots in provider records, and fetches look the
+    /// providers up before asking anyone.
+    pub lookups: bool,
+    /// A provider record lives this long unless renewed...
+    pub provider_ttl_us: u64,
+    /// ...and providers renew theirs this often.
+    pub provider_republish_us: u64,
+    /// Provider records kept for others.
+    pub provider_records_max: usize,
+    /// The closest peers to a key that get each provider record.
+    pub provider_replicas: usize,
 }
 
 impl Default for KernelConfig {
@@ -667,6 +735,11 @@ impl Default for KernelConfig {
             bootstrap: Vec::new(),
             keep_fetched: false,
             placements_in_flight_max: 1 << 16,
+            lookups: false,
+            provider_ttl_us: 24 * Time::HOUR,
+            provider_republish_us: 12 * Time::HOUR,
+            provider_records_max: 1 << 20,
+            provider_replicas: 8,
         }
     }
 }

@@ -60,6 +60,11 @@ enum Purpose {
     Check {
         chunks: Vec<ChunkId>,
     },
+    /// The providers of `root` are being looked up, for a fetch asked for at `started`.
+    Lookup {
+        root: ChunkId,
+        started: Time,
+    },
     FetchRoot {
         fetch: u64,
     },
@@ -258,6 +263,12 @@ impl Negotiator {
                 payload,
             }) => self.read_done(ctx, tag, chunk, payload),
             Input::Local(Local::Done { tag, from, outcome }) => self.done(ctx, tag, from, outcome),
+            Input::Local(Local::Found { tag, providers }) => {
+                if let Some(Purpose::Lookup { root, started }) = self.waiting.remove(&tag) {
+                    let providers = providers.into_iter().map(|c| c.id).collect();
+                    self.fetch_from(ctx, root, started, providers);
+                }
+            }
             Input::Timer { token: CHECK_TOKEN } => {
                 self.check_round(ctx);
                 ctx.timer(self.config.check_interval_us.max(Time::SECOND), CHECK_TOKEN);
@@ -364,6 +375,12 @@ impl Negotiator {
             }
             return self.placed_one(ctx, peers.len());
         };
+        // The root is what fetchers look up: its holders announce it.
+        let announce = self.config.lookups
+            && self
+                .owned
+                .get(&chunk)
+                .is_some_and(|owned| owned.point == ring_point(&chunk));
         for peer in peers {
             self.send(
                 ctx,
@@ -371,6 +388,7 @@ impl Negotiator {
                 Request::Store {
                     chunk,
                     payload: payload.clone(),
+                    announce,
                 },
                 Purpose::Place {
                     chunk,
@@ -428,7 +446,7 @@ impl Negotiator {
                 start,
                 tries,
             } => self.chunk_answered(ctx, fetch, (chunk, kind), (start, tries), from, outcome),
-            Purpose::ReadForPlacement { .. } => {}
+            Purpose::ReadForPlacement { .. } | Purpose::Lookup { .. } => {}
         }
     }
 
@@ -506,12 +524,42 @@ impl Negotiator {
     }
 
     fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
-        let sources = self.candidates(ctx, ring_point(&root), &|_| false);
+        if self.config.lookups {
+            // Ask the network who provides the root first; the ring is the fallback.
+            let started = ctx.now();
+            let tag = self.tag(Purpose::Lookup { root, started });
+            ctx.local(
+                ActorKind::Transport,
+                Local::FindProviders { key: root, tag },
+            );
+            return;
+        }
+        self.fetch_from(ctx, root, ctx.now(), Vec::new());
+    }
+
+    /// Fetches the tree at `root` from `providers` (found by a lookup) and the peers the
+    /// ring places it on.
+    fn fetch_from(
+        &mut self,
+        ctx: &mut Context<'_>,
+        root: ChunkId,
+        started: Time,
+        providers: Vec<PeerId>,
+    ) {
+        let mut sources: Vec<PeerId> = providers
+            .into_iter()
+            .filter(|peer| *peer != ctx.me() && self.score(peer) >= SCORE_MIN)
+            .collect();
+        for peer in self.candidates(ctx, ring_point(&root), &|_| false) {
+            if !sources.contains(&peer) {
+                sources.push(peer);
+            }
+        }
         if self.fetches.len() >= self.config.fetches_max || sources.is_empty() {
             ctx.event(Event::FetchDone {
                 root,
                 ok: false,
-                started: ctx.now(),
+                started,
                 bytes: 0,
             });
             return;
@@ -529,7 +577,7 @@ impl Negotiator {
         }
         let fetch = Fetch {
             root,
-            started: ctx.now(),
+            started,
             root_queries: sources.len(),
             sources,
             answered: 0,

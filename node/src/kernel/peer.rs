@@ -47,7 +47,7 @@ impl Peer {
             .map(|interval| Chains::new(key, &config, interval, store.clone()));
         Peer {
             id,
-            transport: Transport::new(config.clone()),
+            transport: Transport::new(config.clone(), id),
             store: StoreActor::new(
                 store,
                 config.storage_for_others_bytes,

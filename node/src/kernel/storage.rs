@@ -91,8 +91,15 @@ impl StoreActor {
         request: Request,
     ) -> Option<Response> {
         Some(match request {
-            Request::Store { chunk, payload } => {
+            Request::Store {
+                chunk,
+                payload,
+                announce,
+            } => {
                 if self.holds(&chunk) {
+                    if announce {
+                        ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
+                    }
                     Response::Stored
                 } else if !payload_matches(&chunk, &payload)
                     || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
@@ -107,6 +114,9 @@ impl StoreActor {
                         Ok(()) => {
                             self.for_others.insert(chunk, len);
                             self.for_others_bytes += len;
+                            if announce {
+                                ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
+                            }
                             Response::Stored
                         }
                         Err(refusal) => Response::Refused(refusal),
@@ -127,7 +137,10 @@ impl StoreActor {
             | Request::Agree(_)
             | Request::Countersign { .. }
             | Request::ChainRange(_)
-            | Request::Fork(_) => return None,
+            | Request::Fork(_)
+            | Request::FindNode { .. }
+            | Request::GetProviders { .. }
+            | Request::AddProvider { .. } => return None,
         })
     }
 

@@ -1,21 +1,38 @@
 //! The transport actor: the peer table, request/response with request ids, timeouts and
 //! retries, and routing of requests and answers to the sibling actors. It is the only actor
 //! that emits frames; the host moves them (over TCP + Noise in the node, through the
-//! modelled network in the simulator).
+//! modelled network in the simulator). With `KernelConfig::lookups` it also keeps the
+//! Kademlia routing table, runs lookups, and keeps and publishes provider records
+//! ([`super::routing`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use rand::Rng;
 
+use super::routing::{Lookup, LookupKind, ProviderRecords, RoutingTable, K};
 use super::{
-    ActorKind, Contact, Context, Directory, Frame, Input, KernelConfig, Link, Local, Observation,
-    Outcome, PeerId, Request, Response, Time,
+    ActorKind, Contact, Context, Directory, Event, Frame, Input, KernelConfig, Link, Local,
+    Observation, Outcome, PeerId, Request, Response, Time,
 };
+use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
 
 /// Timer token of the gossip round (request ids count up from 0 and never reach it).
 const GOSSIP_TOKEN: u64 = u64::MAX;
+/// Timer token of the provider records' republish (and expiry) round.
+const REPUBLISH_TOKEN: u64 = u64::MAX - 1;
+
+/// Why a lookup runs.
+#[derive(Debug, Clone, Copy)]
+enum LookupFor {
+    /// The negotiator asked for the providers of `key`.
+    Negotiator { tag: u64, key: ChunkId },
+    /// We provide `key`: find the peers closest to it and give them our record.
+    Provide { key: ChunkId },
+    /// Joining: our own neighbourhood learns us, and we it.
+    Join,
+}
 /// Peers greeted when (re)starting.
 const HELLOS_ON_START: usize = 3;
 
@@ -46,11 +63,22 @@ pub struct Transport {
     addrs: BTreeMap<PeerId, SocketAddr>,
     /// Bootstrap addresses dialed and not yet answered with a connection.
     bootstrapping: BTreeSet<SocketAddr>,
+    table: RoutingTable,
+    lookups: BTreeMap<u64, (Lookup, LookupFor)>,
+    next_lookup: u64,
+    records: ProviderRecords,
+    /// Roots we hold and announce.
+    provided: BTreeSet<ChunkId>,
 }
 
 impl Transport {
-    pub fn new(config: KernelConfig) -> Transport {
+    pub fn new(config: KernelConfig, me: PeerId) -> Transport {
         Transport {
+            table: RoutingTable::new(me),
+            lookups: BTreeMap::new(),
+            next_lookup: 1,
+            records: ProviderRecords::default(),
+            provided: BTreeSet::new(),
             config,
             directory: Directory::from(Vec::new()),
             peer_list: Vec::new(),
@@ -71,9 +99,23 @@ impl Transport {
         self.pending.len()
     }
 
+    /// Contacts in the routing table.
+    pub fn routing_table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Provider records kept for others.
+    pub fn provider_records(&self) -> usize {
+        self.records.len()
+    }
+
     fn learn(&mut self, ctx: &mut Context<'_>, Contact { id: peer, addr }: Contact) {
         if peer == ctx.me() {
             return;
+        }
+        // On a real network a contact is only worth routing to if it says where it listens.
+        if self.config.lookups && (addr.is_some() || self.config.listen.is_none()) {
+            self.table.insert(Contact { id: peer, addr }, ctx.now());
         }
         if let Some(addr) = addr {
             if self.addrs.get(&peer) != Some(&addr) && self.addrs.len() < self.config.peers_max {
@@ -199,12 +241,31 @@ impl Transport {
                         addr: dialed,
                     },
                 );
-                // A bootstrap address answered: introduce ourselves to whoever is there.
+                // A bootstrap address answered: introduce ourselves to whoever is there, and
+                // find our neighbourhood through it.
                 if dialed.is_some_and(|addr| self.bootstrapping.remove(&addr)) {
                     self.send(ctx, peer, self.hello(), ActorKind::Transport, 0);
+                    if self.config.lookups {
+                        self.start_lookup(ctx, ctx.me().0, LookupKind::Nodes, LookupFor::Join);
+                    }
                 }
             }
             Link::Down { .. } => {}
+            Link::Unreachable { peer } => {
+                // Fail what waits on it now rather than at its timeout.
+                let waiting: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.to == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in waiting {
+                    if let Some(pending) = self.pending.get_mut(&id) {
+                        pending.attempts = self.config.request_retries_max;
+                    }
+                    self.expired(ctx, id);
+                }
+            }
             Link::Broken { peer, .. } => ctx.observe(peer, Observation::Misbehaved),
         }
     }
@@ -236,6 +297,28 @@ impl Transport {
                 for addr in self.config.bootstrap.clone() {
                     self.bootstrapping.insert(addr);
                     ctx.dial(addr);
+                }
+                if self.config.lookups {
+                    self.lookups.clear();
+                    let now = ctx.now();
+                    for peer in self.directory.iter() {
+                        if *peer != ctx.me() {
+                            self.table.insert(
+                                Contact {
+                                    id: *peer,
+                                    addr: None,
+                                },
+                                now,
+                            );
+                        }
+                    }
+                    if !self.table.is_empty() {
+                        self.start_lookup(ctx, ctx.me().0, LookupKind::Nodes, LookupFor::Join);
+                    }
+                    let first = ctx
+                        .rng()
+                        .gen_range(0..self.config.provider_republish_us.max(1));
+                    ctx.timer(first, REPUBLISH_TOKEN);
                 }
                 let first = ctx
                     .rng()
@@ -292,6 +375,34 @@ impl Transport {
                             },
                         );
                     }
+                    Frame::Request {
+                        id,
+                        body: Request::FindNode { target },
+                    } => {
+                        let peers = self.table.closest(&target.0, K);
+                        let body = Response::Nodes { peers };
+                        ctx.wire(from, Frame::Response { id, body });
+                    }
+                    Frame::Request {
+                        id,
+                        body: Request::GetProviders { key },
+                    } => {
+                        let providers = self.records.get(&key, ctx.now());
+                        let closer = self.table.closest(&key.0, K);
+                        let body = Response::Providers { providers, closer };
+                        ctx.wire(from, Frame::Response { id, body });
+                    }
+                    Frame::Request {
+                        id,
+                        body: Request::AddProvider { key, addr },
+                    } => {
+                        let expires = ctx.now().plus(self.config.provider_ttl_us);
+                        let provider = Contact { id: from, addr };
+                        let max = self.config.provider_records_max;
+                        self.records.add(key, provider, expires, max);
+                        let body = Response::Noted;
+                        ctx.wire(from, Frame::Response { id, body });
+                    }
                     Frame::Request { id, body } => {
                         // Chain business goes to the reputation filter, chunks to the store.
                         let to = match body {
@@ -312,7 +423,27 @@ impl Transport {
                 self.greet(ctx, 1);
                 ctx.timer(self.config.gossip_interval_us, GOSSIP_TOKEN);
             }
+            Input::Timer {
+                token: REPUBLISH_TOKEN,
+            } => {
+                self.records.expire(ctx.now());
+                for key in self.provided.clone() {
+                    self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
+                }
+                ctx.timer(self.config.provider_republish_us.max(1), REPUBLISH_TOKEN);
+            }
             Input::Timer { token } => self.expired(ctx, token),
+            Input::Local(Local::FindProviders { key, tag }) => {
+                let purpose = LookupFor::Negotiator { tag, key };
+                self.start_lookup(ctx, key.0, LookupKind::Providers, purpose);
+            }
+            Input::Local(Local::Provide { key }) => {
+                if self.config.lookups && self.provided.insert(key) {
+                    self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
+                }
+            }
+            // A lookup query refused for lack of room in flight.
+            Input::Local(Local::Done { tag, from, .. }) => self.lookup_step(ctx, tag, from, None),
             Input::Link(link) => self.link(ctx, link),
             Input::Local(_) | Input::Command(_) => {}
         }
@@ -353,6 +484,9 @@ impl Transport {
                 self.learn(ctx, *peer);
             }
         }
+        if pending.reply_to == ActorKind::Transport && pending.tag != 0 {
+            return self.lookup_step(ctx, pending.tag, from, Some(body));
+        }
         if pending.reply_to != ActorKind::Transport {
             ctx.local(
                 pending.reply_to,
@@ -378,6 +512,10 @@ impl Transport {
             return;
         };
         ctx.observe(pending.to, Observation::TimedOut);
+        self.table.failed(&pending.to);
+        if pending.reply_to == ActorKind::Transport && pending.tag != 0 {
+            return self.lookup_step(ctx, pending.tag, pending.to, None);
+        }
         if pending.reply_to != ActorKind::Transport {
             ctx.local(
                 pending.reply_to,
@@ -387,6 +525,103 @@ impl Transport {
                     outcome: Outcome::TimedOut,
                 },
             );
+        }
+    }
+
+    fn start_lookup(
+        &mut self,
+        ctx: &mut Context<'_>,
+        target: [u8; 32],
+        kind: LookupKind,
+        purpose: LookupFor,
+    ) {
+        let seeds = self.table.closest(&target, K);
+        let lookup = Lookup::new(target, kind, ctx.me(), seeds);
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        self.lookups.insert(id, (lookup, purpose));
+        self.advance(ctx, id);
+    }
+
+    /// Takes an answer (or a failure) from `from` into lookup `id`, then goes on.
+    fn lookup_step(
+        &mut self,
+        ctx: &mut Context<'_>,
+        id: u64,
+        from: PeerId,
+        answer: Option<Response>,
+    ) {
+        if !self.lookups.contains_key(&id) {
+            return;
+        }
+        let named = match answer {
+            Some(Response::Nodes { peers }) => Some((peers, Vec::new())),
+            Some(Response::Providers { providers, closer }) => Some((closer, providers)),
+            _ => None,
+        };
+        if let Some((closer, providers)) = &named {
+            // Everyone named is worth knowing (and the host needs their addresses).
+            for contact in closer.iter().take(K).chain(providers.iter().take(K)) {
+                self.learn(ctx, *contact);
+            }
+        }
+        let Some((lookup, _)) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        match named {
+            Some((closer, providers)) => lookup.answered(from, closer, providers),
+            None => lookup.failed(from),
+        }
+        self.advance(ctx, id);
+    }
+
+    /// Sends a lookup's next queries, or finishes it.
+    fn advance(&mut self, ctx: &mut Context<'_>, id: u64) {
+        let Some((lookup, purpose)) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let queries = lookup.next_queries();
+        let request = match lookup.kind {
+            LookupKind::Nodes => Request::FindNode {
+                target: PeerId(lookup.target),
+            },
+            LookupKind::Providers => Request::GetProviders {
+                key: ChunkId(lookup.target),
+            },
+        };
+        if queries.is_empty() && lookup.is_done() {
+            let purpose = *purpose;
+            if let Some((lookup, _)) = self.lookups.remove(&id) {
+                self.finish_lookup(ctx, lookup, purpose);
+            }
+            return;
+        }
+        for contact in queries {
+            self.send(ctx, contact.id, request.clone(), ActorKind::Transport, id);
+        }
+    }
+
+    fn finish_lookup(&mut self, ctx: &mut Context<'_>, lookup: Lookup, purpose: LookupFor) {
+        match purpose {
+            LookupFor::Negotiator { tag, key } => {
+                ctx.event(Event::LookupDone {
+                    key,
+                    found: !lookup.providers.is_empty(),
+                    hops: lookup.hops.unwrap_or(0),
+                });
+                let providers = lookup.providers;
+                ctx.local(ActorKind::Negotiator, Local::Found { tag, providers });
+            }
+            LookupFor::Provide { key } => {
+                let request = Request::AddProvider {
+                    key,
+                    addr: self.config.listen,
+                };
+                for contact in lookup.closest_answered(self.config.provider_replicas) {
+                    self.send(ctx, contact.id, request.clone(), ActorKind::Transport, 0);
+                }
+            }
+            LookupFor::Join => {}
         }
     }
 }

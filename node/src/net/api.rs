@@ -249,6 +249,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         status.known_peers as u64,
     );
     metric(
+        "routing_table_contacts",
+        "gauge",
+        "Contacts in the Kademlia routing table.",
+        status.routing_table_contacts as u64,
+    );
+    metric(
+        "provider_records",
+        "gauge",
+        "Provider records kept for other peers.",
+        status.provider_records as u64,
+    );
+    metric(
         "inbound_connections",
         "gauge",
         "Inbound connections admitted and open.",

@@ -82,6 +82,10 @@ pub struct Status {
     pub listen: Option<SocketAddr>,
     pub connected_peers: usize,
     pub known_peers: usize,
+    /// Contacts in the Kademlia routing table.
+    pub routing_table_contacts: usize,
+    /// Provider records kept for others.
+    pub provider_records: usize,
     pub bytes_held_for_others: u64,
     pub chunks_owned: usize,
     /// Our chunks with at least `replication` holders.
@@ -143,6 +147,8 @@ impl PeerHost {
             listen,
             connected_peers: 0,
             known_peers: 0,
+            routing_table_contacts: 0,
+            provider_records: 0,
             bytes_held_for_others: 0,
             chunks_owned: 0,
             chunks_replicated: 0,
@@ -193,7 +199,7 @@ impl PeerHost {
             self.links.remove(&peer);
         }
         for (peer, frame) in out.wire.drain(..) {
-            self.send(peer, frame);
+            self.send(ctx, peer, frame);
         }
         for addr in out.dials.drain(..) {
             let (shared, host) = (self.shared.clone(), ctx.address());
@@ -210,7 +216,7 @@ impl PeerHost {
         }
     }
 
-    fn send(&mut self, peer: PeerId, frame: Frame) {
+    fn send(&mut self, ctx: &mut Context<Self>, peer: PeerId, frame: Frame) {
         if let Some(link) = self.links.get(&peer).and_then(|links| links.last()) {
             // A closed connection reports its end; until then the frame is lost like any
             // frame on a failing link, and the transport's timeout handles it.
@@ -224,8 +230,10 @@ impl PeerHost {
             return;
         }
         let Some(addr) = self.addrs.get(&peer).copied() else {
-            // Nowhere to send it: the request times out in the transport.
+            // Nowhere to send it: the transport fails what waits on it.
             tracing::debug!(?peer, "no address for peer; frame dropped");
+            let input = Input::Link(Link::Unreachable { peer });
+            ctx.notify(Unreachable(input));
             return;
         };
         self.dialing.insert(peer, vec![frame]);
@@ -336,13 +344,28 @@ impl Handler<LinkEnded> for PeerHost {
 impl Handler<DialEnded> for PeerHost {
     type Result = ();
 
-    fn handle(&mut self, message: DialEnded, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, message: DialEnded, ctx: &mut Context<Self>) {
         if let Some(peer) = message.expect {
             if !self.links.contains_key(&peer) {
-                // The frames are lost; the transport times their requests out.
+                // The frames are lost; the transport fails their requests.
                 self.dialing.remove(&peer);
+                let input = Input::Link(Link::Unreachable { peer });
+                self.step(ctx, ActorKind::Transport, input);
             }
         }
+    }
+}
+
+/// Delivered to ourselves after the current step, so a step never nests in another.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Unreachable(Input);
+
+impl Handler<Unreachable> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Unreachable, ctx: &mut Context<Self>) {
+        self.step(ctx, ActorKind::Transport, message.0);
     }
 }
 
@@ -384,6 +407,8 @@ impl Handler<GetStatus> for PeerHost {
     fn handle(&mut self, _: GetStatus, _ctx: &mut Context<Self>) -> Self::Result {
         let mut status = self.status.clone();
         status.known_peers = self.peer.transport.known_peers();
+        status.routing_table_contacts = self.peer.transport.routing_table_len();
+        status.provider_records = self.peer.transport.provider_records();
         status.requests_in_flight = self.peer.transport.in_flight();
         status.peers_marked = self.peer.reputation.marked();
         status.bytes_held_for_others = self.peer.store.bytes_for_others();

@@ -131,6 +131,9 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         request_retries_max: 2,
         fetch_parallel_max: 16,
         placements_in_flight_max: 96,
+        lookups: true,
+        provider_ttl_us: 4 * Time::HOUR,
+        provider_republish_us: Time::HOUR,
         ..KernelConfig::default()
     }
 }
