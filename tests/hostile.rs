@@ -160,6 +160,13 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
     let status = a.status();
     assert!(status["protocol_faults"].as_u64().unwrap() >= 3, "{status}");
     assert_eq!(status["peers_marked"].as_u64().unwrap(), 4, "{status}");
+    // The garbage handshake had no identity to mark: its address got the strike.
+    let metrics = a.metrics();
+    let failed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cryptosphere_handshakes_failed_total "))
+        .unwrap();
+    assert!(failed.parse::<u64>().unwrap() >= 1, "{metrics}");
 
     // A flood: 200 connections from one address, held open while a well-behaved peer
     // joins and gets the file.

@@ -224,131 +224,43 @@ async fn status(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let Some(status) = current_status(&state).await else {
+    let Some(s) = current_status(&state).await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     };
     let counters = &state.shared.counters;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     let (open, refused) = state.shared.gate_state();
+    const GAUGE: &str = "gauge";
+    const COUNTER: &str = "counter";
+    #[rustfmt::skip]
+    let metrics: [(&str, &str, &str, u64); 21] = [
+        ("connected_peers", GAUGE, "Peers with a live connection.", s.connected_peers as u64),
+        ("known_peers", GAUGE, "Peers in the peer table.", s.known_peers as u64),
+        ("routing_table_contacts", GAUGE, "Contacts in the Kademlia routing table.", s.routing_table_contacts as u64),
+        ("provider_records", GAUGE, "Provider records kept for other peers.", s.provider_records as u64),
+        ("inbound_connections", GAUGE, "Inbound connections admitted and open.", open as u64),
+        ("connections_refused_total", COUNTER, "Inbound connections turned away by the limits.", refused),
+        ("bytes_held_for_others", GAUGE, "Bytes stored for other peers.", s.bytes_held_for_others),
+        ("chunks_owned", GAUGE, "Chunks this node published and keeps replicated.", s.chunks_owned as u64),
+        ("chunks_replicated", GAUGE, "Owned chunks with the full replication factor.", s.chunks_replicated as u64),
+        ("replicas_placed_total", COUNTER, "Replicas placed on other peers.", s.replicas_placed),
+        ("fetches_ok_total", COUNTER, "Trees fetched from peers.", s.fetches_ok),
+        ("fetches_failed_total", COUNTER, "Tree fetches that failed.", s.fetches_failed),
+        ("protocol_faults_total", COUNTER, "Connections dropped for breaking the wire protocol.", s.protocol_faults),
+        ("peers_marked", GAUGE, "Peers the reputation filter has seen misbehaving.", s.peers_marked as u64),
+        ("requests_in_flight", GAUGE, "Requests to peers awaiting an answer.", s.requests_in_flight as u64),
+        ("wire_bytes_in_total", COUNTER, "Sealed bytes received.", load(&counters.bytes_in)),
+        ("wire_bytes_out_total", COUNTER, "Sealed bytes sent.", load(&counters.bytes_out)),
+        ("frames_in_total", COUNTER, "Frames received.", load(&counters.frames_in)),
+        ("frames_out_total", COUNTER, "Frames sent.", load(&counters.frames_out)),
+        ("replication_factor", GAUGE, "Holders wanted for each owned chunk.", s.replication as u64),
+        ("handshakes_failed_total", COUNTER, "Inbound handshakes that failed.", load(&counters.handshakes_failed)),
+    ];
     let mut text = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    for (name, kind, help, value) in metrics {
         text.push_str(&format!(
             "# HELP cryptosphere_{name} {help}\n# TYPE cryptosphere_{name} {kind}\ncryptosphere_{name} {value}\n"
         ));
-    };
-    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    metric(
-        "connected_peers",
-        "gauge",
-        "Peers with a live connection.",
-        status.connected_peers as u64,
-    );
-    metric(
-        "known_peers",
-        "gauge",
-        "Peers in the peer table.",
-        status.known_peers as u64,
-    );
-    metric(
-        "routing_table_contacts",
-        "gauge",
-        "Contacts in the Kademlia routing table.",
-        status.routing_table_contacts as u64,
-    );
-    metric(
-        "provider_records",
-        "gauge",
-        "Provider records kept for other peers.",
-        status.provider_records as u64,
-    );
-    metric(
-        "inbound_connections",
-        "gauge",
-        "Inbound connections admitted and open.",
-        open as u64,
-    );
-    metric(
-        "connections_refused_total",
-        "counter",
-        "Inbound connections turned away by the limits.",
-        refused,
-    );
-    metric(
-        "bytes_held_for_others",
-        "gauge",
-        "Bytes stored for other peers.",
-        status.bytes_held_for_others,
-    );
-    metric(
-        "chunks_owned",
-        "gauge",
-        "Chunks this node published and keeps replicated.",
-        status.chunks_owned as u64,
-    );
-    metric(
-        "chunks_replicated",
-        "gauge",
-        "Owned chunks with the full replication factor.",
-        status.chunks_replicated as u64,
-    );
-    metric(
-        "replicas_placed_total",
-        "counter",
-        "Replicas placed on other peers.",
-        status.replicas_placed,
-    );
-    metric(
-        "fetches_ok_total",
-        "counter",
-        "Trees fetched from peers.",
-        status.fetches_ok,
-    );
-    metric(
-        "fetches_failed_total",
-        "counter",
-        "Tree fetches that failed.",
-        status.fetches_failed,
-    );
-    metric(
-        "protocol_faults_total",
-        "counter",
-        "Connections dropped for breaking the wire protocol.",
-        status.protocol_faults,
-    );
-    metric(
-        "peers_marked",
-        "gauge",
-        "Peers the reputation filter has seen misbehaving.",
-        status.peers_marked as u64,
-    );
-    metric(
-        "requests_in_flight",
-        "gauge",
-        "Requests to peers awaiting an answer.",
-        status.requests_in_flight as u64,
-    );
-    metric(
-        "wire_bytes_in_total",
-        "counter",
-        "Sealed bytes received.",
-        load(&counters.bytes_in),
-    );
-    metric(
-        "wire_bytes_out_total",
-        "counter",
-        "Sealed bytes sent.",
-        load(&counters.bytes_out),
-    );
-    metric(
-        "frames_in_total",
-        "counter",
-        "Frames received.",
-        load(&counters.frames_in),
-    );
-    metric(
-        "frames_out_total",
-        "counter",
-        "Frames sent.",
-        load(&counters.frames_out),
-    );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -128,6 +128,10 @@ pub async fn run(
             tracing::info!(%remote, %reason, "handshake failed; connection dropped");
             if dialed.is_none() {
                 shared.strike(remote.ip(), shared.now());
+                shared
+                    .counters
+                    .handshakes_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if let Some(addr) = dialed {
                 host.do_send(DialEnded { addr, expect });
