@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cli, random_file, wait_until, Launch, Node};
+use common::{put_kill_get, wait_until, Launch, Node};
 
 fn five_nodes() -> Vec<Node> {
     let a = Node::start("A", &Launch::default());
@@ -34,68 +34,8 @@ fn five_nodes() -> Vec<Node> {
 
 #[test]
 fn five_nodes_survive_the_publisher_being_killed() {
-    let work = tempfile::tempdir().unwrap();
     let mut nodes = five_nodes();
-    let file = work.path().join("random-64m");
-    let content = random_file(&file, 64 << 20, 4);
-    let cap = cli(&["put", "--api", &nodes[0].url(), file.to_str().unwrap()]);
-    assert!(cap.starts_with("cs:r:"), "{cap}");
-
-    let mut owned = 0;
-    wait_until(
-        "A's chunks to reach 3 holders each",
-        Duration::from_secs(120),
-        || {
-            let status = nodes[0].status();
-            owned = status["chunks_owned"].as_u64().unwrap();
-            owned > 0 && status["chunks_replicated"].as_u64().unwrap() == owned
-        },
-    );
-    let held: Vec<u64> = nodes[1..]
-        .iter()
-        .map(|node| node.status()["bytes_held_for_others"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        held.iter().filter(|&&bytes| bytes > 0).count(),
-        3,
-        "{held:?}"
-    );
-    // The holders announced the root: peers close to its id keep provider records.
-    wait_until(
-        "provider records for the root",
-        Duration::from_secs(60),
-        || {
-            nodes
-                .iter()
-                .map(|node| node.status()["provider_records"].as_u64().unwrap())
-                .sum::<u64>()
-                >= 3
-        },
-    );
-    nodes[0].kill_9();
-
-    // Get through the node that holds none of it, so every chunk crosses the network.
-    let getter = nodes[1..]
-        .iter()
-        .find(|node| node.status()["bytes_held_for_others"].as_u64().unwrap() == 0)
-        .unwrap();
-    let out = work.path().join("got");
-    cli(&[
-        "get",
-        "--api",
-        &getter.url(),
-        &cap,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        std::fs::read(&out).unwrap() == content,
-        "the file came back different"
-    );
-    let status = getter.status();
-    assert_eq!(status["fetches_ok"].as_u64().unwrap(), 1);
-    // Every chunk of the tree now sits in the getter's store, fetched from B, C and D.
-    assert_eq!(status["chunks_held"].as_u64().unwrap(), owned, "{status}");
+    put_kill_get(&mut nodes, 64 << 20, Duration::from_secs(120));
 }
 
 #[test]

@@ -24,13 +24,27 @@ pub struct Node {
     pub api: SocketAddr,
     pub peer: String,
     pub dir: PathBuf,
+    pub netns: Option<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
-/// How to start a node: a command prefix (for `ip netns exec`), and extra arguments.
+/// A command for the binary, run inside `netns` when given.
+pub fn command(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", ns, BIN]);
+            command
+        }
+        None => Command::new(BIN),
+    }
+}
+
+/// How to start a node: the network namespace to run it in (if any), its addresses, and
+/// extra arguments.
 #[derive(Debug, Default, Clone)]
 pub struct Launch {
-    pub prefix: Vec<String>,
+    pub netns: Option<String>,
     pub listen: Option<String>,
     pub api: Option<String>,
     pub bootstrap: Vec<SocketAddr>,
@@ -42,15 +56,7 @@ impl Node {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_path_buf();
         let log = std::fs::File::create(dir.join("node.log")).unwrap();
-        let (program, prefix) = match launch.prefix.split_first() {
-            Some((program, rest)) => (program.clone(), rest.to_vec()),
-            None => (BIN.to_string(), Vec::new()),
-        };
-        let mut command = Command::new(program);
-        command.args(prefix);
-        if !launch.prefix.is_empty() {
-            command.arg(BIN);
-        }
+        let mut command = command(launch.netns.as_deref());
         command.args(["node", "run", "--data-dir"]).arg(&dir).args([
             "--listen",
             launch.listen.as_deref().unwrap_or("127.0.0.1:0"),
@@ -83,6 +89,7 @@ impl Node {
             api: ready["api"].as_str().unwrap().parse().unwrap(),
             peer: ready["peer"].as_str().unwrap().to_string(),
             dir,
+            netns: launch.netns.clone(),
             _temp: Some(temp),
         }
     }
@@ -92,13 +99,28 @@ impl Node {
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let text = ureq::get(&format!("{}/v1/status", self.url()))
-            .timeout(Duration::from_secs(10))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap();
+        let text = match &self.netns {
+            // The API listens on the namespace's own loopback: ask from inside.
+            Some(_) => self.cli(&["node", "status", "--api", &self.url()]),
+            None => ureq::get(&format!("{}/v1/status", self.url()))
+                .timeout(Duration::from_secs(10))
+                .call()
+                .unwrap()
+                .into_string()
+                .unwrap(),
+        };
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// Runs the command line where this node runs (inside its namespace, if any).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = command(self.netns.as_deref()).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 
     pub fn metrics(&self) -> String {
@@ -172,6 +194,72 @@ pub fn cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The five-node scenario both network tests run: `nodes[0]` is the publisher. Puts a
+/// random file of `len` bytes on it, waits for every chunk to have three holders and for
+/// provider records of the root, kills the publisher with SIGKILL, and gets the file through
+/// a node that held none of it: the bytes must be identical, and every chunk must have
+/// crossed the network. `limit` bounds each wait.
+pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
+    let work = tempfile::tempdir().unwrap();
+    // Inside a namespace the command line sees the same file system: a path works there too.
+    let file = work.path().join("random");
+    let content = random_file(&file, len, 4);
+    let cap = nodes[0].cli(&["put", "--api", &nodes[0].url(), file.to_str().unwrap()]);
+    assert!(cap.starts_with("cs:r:"), "{cap}");
+
+    let mut owned = 0;
+    wait_until(
+        "the publisher's chunks to reach 3 holders each",
+        limit,
+        || {
+            let status = nodes[0].status();
+            owned = status["chunks_owned"].as_u64().unwrap();
+            owned > 0 && status["chunks_replicated"].as_u64().unwrap() == owned
+        },
+    );
+    let held: Vec<u64> = nodes[1..]
+        .iter()
+        .map(|node| node.status()["bytes_held_for_others"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        held.iter().filter(|&&bytes| bytes > 0).count(),
+        3,
+        "{held:?}"
+    );
+    // The holders announced the root: peers close to its id keep provider records.
+    wait_until("provider records for the root", limit, || {
+        nodes
+            .iter()
+            .map(|node| node.status()["provider_records"].as_u64().unwrap())
+            .sum::<u64>()
+            >= 3
+    });
+    nodes[0].kill_9();
+
+    // Get through the node that holds none of it, so every chunk crosses the network.
+    let getter = nodes[1..]
+        .iter()
+        .find(|node| node.status()["bytes_held_for_others"].as_u64().unwrap() == 0)
+        .unwrap();
+    let out = work.path().join("got");
+    getter.cli(&[
+        "get",
+        "--api",
+        &getter.url(),
+        &cap,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&out).unwrap() == content,
+        "the file came back different"
+    );
+    let status = getter.status();
+    assert_eq!(status["fetches_ok"].as_u64().unwrap(), 1);
+    // Every chunk of the tree now sits in the getter's store, fetched from the holders.
+    assert_eq!(status["chunks_held"].as_u64().unwrap(), owned, "{status}");
 }
 
 pub fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {

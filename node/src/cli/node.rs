@@ -26,6 +26,20 @@ pub enum NodeCommand {
     /// Run the node until SIGINT or SIGTERM. Prints one JSON line (peer, listen, api) on
     /// stdout once it serves; logs go to stderr (CRYPTOSPHERE_LOG sets the level).
     Run(RunArgs),
+    /// Print a running node's status (JSON) from its API.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node's API (http://HOST:PORT).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CRYPTOSPHERE_API",
+        default_value = "http://127.0.0.1:7421"
+    )]
+    pub api: String,
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +79,17 @@ fn init_logs() {
 }
 
 pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failure> {
-    let NodeCommand::Run(run) = &args.command;
+    let run = match &args.command {
+        NodeCommand::Run(run) => run,
+        NodeCommand::Status(status) => {
+            let context = || format!("cannot read the status of the node at {}", status.api);
+            let text = client::status(&status.api)
+                .map_err(|e| Failure::new(client_code(&e), context(), e))?;
+            let mut stdout = std::io::stdout().lock();
+            return writeln!(stdout, "{}", text.trim())
+                .map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e));
+        }
+    };
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
     if run.connections_max == 0 || run.connections_per_ip_max == 0 {

@@ -51,6 +51,12 @@ fn call(
     }
 }
 
+/// The node's status, as the JSON text it answers with.
+pub fn status(api: &str) -> Result<String, ClientError> {
+    let url = format!("{}/v1/status", base(api)?);
+    Ok(call(ureq::get(&url).call(), &url)?.into_string()?)
+}
+
 /// Sends a file to the node; returns the capability it answers with.
 pub fn put(api: &str, source: impl Read) -> Result<String, ClientError> {
     let url = format!("{}/v1/objects", base(api)?);
