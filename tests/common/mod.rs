@@ -49,11 +49,16 @@ pub struct Launch {
     pub api: Option<String>,
     pub bootstrap: Vec<SocketAddr>,
     pub extra: Vec<String>,
+    /// Where the data directory goes (default: the system's temporary directory).
+    pub data_in: Option<PathBuf>,
 }
 
 impl Node {
     pub fn start(name: &str, launch: &Launch) -> Node {
-        let temp = tempfile::tempdir().unwrap();
+        let temp = match &launch.data_in {
+            Some(parent) => tempfile::tempdir_in(parent).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
         let dir = temp.path().to_path_buf();
         let log = std::fs::File::create(dir.join("node.log")).unwrap();
         let mut command = command(launch.netns.as_deref());
@@ -130,6 +135,18 @@ impl Node {
             .unwrap()
             .into_string()
             .unwrap()
+    }
+
+    /// The node's resident set size, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
     }
 
     pub fn log(&self) -> String {

@@ -77,6 +77,7 @@ pub fn synthetic_id(len: u32, seed: u64) -> ChunkId {
 pub fn payload_matches(id: &ChunkId, payload: &Payload) -> bool {
     match payload {
         Payload::Bytes(bytes) => chunk_id(bytes) == *id,
+        Payload::Hashed(hashed) => hashed.id() == *id,
         Payload::Synthetic { len, seed } => synthetic_id(*len, *seed) == *id,
     }
 }

@@ -90,12 +90,43 @@ pub enum ActorKind {
     Reputation = 3,
 }
 
-/// A chunk's payload as it travels and is stored: real bytes, or (in the simulator) a
-/// synthetic stand-in of a given length whose bytes are never materialised.
+/// A chunk's payload as it travels and is stored: real bytes (perhaps already hashed by the
+/// host), or (in the simulator) a synthetic stand-in of a given length whose bytes are never
+/// materialised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     Bytes(Vec<u8>),
+    Hashed(HashedBytes),
     Synthetic { len: u32, seed: u64 },
+}
+
+/// Real bytes and their SHA-256, computed when they were made (a host hashes what arrives on
+/// its connections' threads, so the actors need not hash it again on theirs). The only way
+/// to make one computes the hash, so `id` is always the id of `bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedBytes {
+    bytes: Vec<u8>,
+    id: ChunkId,
+}
+
+impl HashedBytes {
+    pub fn new(bytes: Vec<u8>) -> HashedBytes {
+        let id = crate::object::crypto::chunk_id(&bytes);
+        HashedBytes { bytes, id }
+    }
+
+    /// SHA-256 of the bytes.
+    pub fn id(&self) -> ChunkId {
+        self.id
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 impl Payload {
@@ -103,7 +134,25 @@ impl Payload {
     pub fn len(&self) -> u64 {
         match self {
             Payload::Bytes(bytes) => bytes.len() as u64,
+            Payload::Hashed(hashed) => hashed.bytes.len() as u64,
             Payload::Synthetic { len, .. } => u64::from(*len),
+        }
+    }
+
+    /// The real bytes, if any.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Bytes(bytes) => Some(bytes),
+            Payload::Hashed(hashed) => Some(hashed.bytes()),
+            Payload::Synthetic { .. } => None,
+        }
+    }
+
+    /// Hashes real bytes now (a host does this off the actors' thread).
+    pub fn hash_ahead(self) -> Payload {
+        match self {
+            Payload::Bytes(bytes) => Payload::Hashed(HashedBytes::new(bytes)),
+            other => other,
         }
     }
 
@@ -214,6 +263,7 @@ impl Payload {
     fn wire_len(&self) -> u64 {
         match self {
             Payload::Bytes(bytes) => bytes.len() as u64,
+            Payload::Hashed(hashed) => hashed.bytes().len() as u64,
             Payload::Synthetic { len, .. } => u64::from(*len) + PAYLOAD_TAG_BYTES,
         }
     }
@@ -372,7 +422,8 @@ pub enum Local {
     },
     /// From the reputation filter: a peer's score moved to another tenth.
     Standing { peer: PeerId, score: f64 },
-    /// To the store: keep this chunk as our own (not held for others).
+    /// To the store: keep this chunk as our own (not held for others). The sender has
+    /// checked the payload against the id.
     KeepOwn { chunk: ChunkId, payload: Payload },
     /// To the reputation filter: we were served (as requester) by `peer`; to be recorded on
     /// both chains.

@@ -603,9 +603,7 @@ impl Negotiator {
 
     /// The links of an object payload, or `None` if it is not a readable object.
     fn children(payload: &Payload) -> Option<Vec<(ChunkId, LinkKind)>> {
-        let Payload::Bytes(bytes) = payload else {
-            return None;
-        };
+        let bytes = payload.bytes()?;
         parse_links(bytes)
             .ok()
             .map(|(links, _)| links.into_iter().map(|l| (l.id, l.kind)).collect())

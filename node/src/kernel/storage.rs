@@ -63,7 +63,8 @@ impl StoreActor {
         self.store.get(chunk).ok().map(Payload::Bytes)
     }
 
-    /// Keeps a payload already checked against its id.
+    /// Keeps a payload already checked against its id (by the caller: hashing twice would
+    /// halve what a node can take in).
     fn keep(
         &mut self,
         ctx: &mut Context<'_>,
@@ -76,7 +77,12 @@ impl StoreActor {
             }
             Payload::Bytes(bytes) => {
                 self.store
-                    .put_verified(chunk, bytes)
+                    .put_trusted(chunk, bytes)
+                    .map_err(|_| Refusal::Unavailable)?;
+            }
+            Payload::Hashed(hashed) => {
+                self.store
+                    .put_trusted(chunk, hashed.into_bytes())
                     .map_err(|_| Refusal::Unavailable)?;
             }
         }
@@ -151,9 +157,8 @@ impl StoreActor {
                     ctx.local(ActorKind::Transport, Local::Respond { to: from, id, body });
                 }
             }
-            Input::Local(Local::KeepOwn { chunk, payload })
-                if payload_matches(&chunk, &payload) && !self.holds(&chunk) =>
-            {
+            // The negotiator checked the payload against its id (it built or fetched it).
+            Input::Local(Local::KeepOwn { chunk, payload }) if !self.holds(&chunk) => {
                 // A failing own store shows up later as a missing chunk; nothing to answer.
                 let _ = self.keep(ctx, chunk, payload);
             }

@@ -1,7 +1,8 @@
 //! The local HTTP API (axum): `POST /v1/objects` stores a file and starts its replication,
 //! `GET /v1/objects/{cap}` streams a file (fetching missing chunks from peers first),
-//! `GET /v1/status` is JSON and `GET /metrics` the Prometheus text format. Every error is a
-//! status code with a sentence naming the problem.
+//! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON
+//! and `GET /metrics` the Prometheus text format. Every error is a status code with a
+//! sentence naming the problem.
 
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::host::{FetchTree, GetStatus, PeerHost, Publish, Status};
 use super::Shared;
+use crate::ids::ChunkId;
 use crate::object::{Capability, Reader, WriteConfig, Writer};
 use crate::store::{gc, Store};
 
@@ -40,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/objects", post(put_object))
         .route("/v1/objects/{cap}", get(get_object))
+        .route("/v1/pins/{cap}", axum::routing::put(pin_object))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
@@ -139,32 +142,57 @@ async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
     (StatusCode::CREATED, format!("{}\n", Capability::Read(cap))).into_response()
 }
 
+/// Makes sure every chunk of the tree at `root` is in this node's store, fetching what is
+/// missing from peers.
+async fn fetch_missing(state: &ApiState, root: ChunkId) -> Result<(), Response> {
+    let store = state.store.clone();
+    let complete = tokio::task::spawn_blocking(move || gc::tree(&store, root)).await;
+    let missing = match complete {
+        Ok(Ok((_, missing))) => missing,
+        Ok(Err(e)) => return Err(fail(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        Err(e) => return Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    };
+    if !missing {
+        return Ok(());
+    }
+    let Ok(done) = state.host.send(FetchTree { root }).await else {
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is shutting down",
+        ));
+    };
+    match tokio::time::timeout(FETCH_TIMEOUT, done).await {
+        Ok(Ok(true)) => Ok(()),
+        _ => Err(fail(
+            StatusCode::BAD_GATEWAY,
+            format!("no peer served every chunk of {root}"),
+        )),
+    }
+}
+
+async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> Response {
+    let root = match Capability::from_str(&text) {
+        Ok(cap) => cap.id(),
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+    };
+    if let Err(failed) = fetch_missing(&state, root).await {
+        return failed;
+    }
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.pin(root)).await {
+        Ok(Ok(())) => (StatusCode::OK, format!("pinned {root}\n")).into_response(),
+        Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 async fn get_object(State(state): State<ApiState>, Path(text): Path<String>) -> Response {
     let cap = match Capability::from_str(&text).map(|cap| cap.readable()) {
         Ok(Ok(cap)) => cap,
         Ok(Err(e)) | Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    let store = state.store.clone();
-    let root = cap.id;
-    let complete = tokio::task::spawn_blocking(move || gc::tree(&store, root)).await;
-    let missing = match complete {
-        Ok(Ok((_, missing))) => missing,
-        Ok(Err(e)) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
-        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    if missing {
-        let Ok(done) = state.host.send(FetchTree { root }).await else {
-            return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
-        };
-        match tokio::time::timeout(FETCH_TIMEOUT, done).await {
-            Ok(Ok(true)) => {}
-            _ => {
-                return fail(
-                    StatusCode::BAD_GATEWAY,
-                    format!("no peer served every chunk of {root}"),
-                )
-            }
-        }
+    if let Err(failed) = fetch_missing(&state, cap.id).await {
+        return failed;
     }
     // Check the root before answering, so a bad capability is an error status, not a
     // broken body.

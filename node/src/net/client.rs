@@ -3,6 +3,9 @@
 
 use std::io::{Read, Write};
 
+/// Bytes moved per read and write when streaming a file from the node.
+const COPY_BUFFER_BYTES: usize = 1 << 20;
+
 /// Why a call to the node's API failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,7 +79,20 @@ pub fn get(api: &str, cap: &str, out: &mut dyn Write) -> Result<u64, ClientError
     let expected: Option<u64> = response
         .header("Content-Length")
         .and_then(|len| len.parse().ok());
-    let got = std::io::copy(&mut response.into_reader(), out)?;
+    // Large reads and writes: the default 8 KiB copy spends its time in system calls.
+    let mut reader = response.into_reader();
+    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+    let mut got = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        out.write_all(&buffer[..n])?;
+        got += n as u64;
+    }
     if let Some(expected) = expected.filter(|expected| *expected != got) {
         return Err(ClientError::Short { got, expected });
     }

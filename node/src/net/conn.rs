@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::host::{Arrived, DialEnded, LinkEnded, LinkUp, PeerHost};
 use super::Shared;
-use crate::kernel::{Frame, PeerId};
+use crate::kernel::{Frame, PeerId, Request, Response};
 use crate::wire::noise::{Handshake, Opener, Sealer, LENGTH_BYTES};
 use crate::wire::{codec, WireError};
 
@@ -74,21 +74,30 @@ async fn handshake(
     state.finish(shared.frame_bytes_max)
 }
 
+/// Bytes of read buffer a connection keeps between frames; a larger one (after a large
+/// frame) is given back.
+const READ_BUFFER_KEPT_BYTES: usize = 1 << 20;
+
 /// Reads one frame and its size on the wire: `Ok(None)` on a clean end between frames.
+/// `sealed` is the connection's read buffer, reused from frame to frame.
 async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
     opener: &mut Opener,
+    sealed: &mut Vec<u8>,
 ) -> Result<Option<(Frame, usize)>, WireError> {
     let mut prefix = [0u8; LENGTH_BYTES];
     if reader.read_exact(&mut prefix).await.is_err() {
         return Ok(None);
     }
     let len = opener.announced(prefix)?;
-    // Grow the buffer as bytes arrive, so an announced length costs nothing until sent.
-    let mut sealed = Vec::new();
+    // The buffer grows as bytes arrive, so an announced length costs nothing until sent.
+    sealed.clear();
+    if sealed.capacity() > READ_BUFFER_KEPT_BYTES {
+        sealed.shrink_to(READ_BUFFER_KEPT_BYTES);
+    }
     let read = tokio::time::timeout(
         FRAME_BODY_TIMEOUT,
-        (&mut *reader).take(len as u64).read_to_end(&mut sealed),
+        (&mut *reader).take(len as u64).read_to_end(sealed),
     )
     .await;
     match read {
@@ -96,8 +105,41 @@ async fn read_frame(
         Ok(_) => return Err(WireError::Truncated("the connection ended inside a frame")),
         Err(_) => return Err(WireError::Truncated("a frame stalled before its end")),
     }
-    let plain = opener.open(&sealed)?;
+    let plain = opener.open(sealed)?;
     Ok(Some((codec::decode(&plain)?, LENGTH_BYTES + len)))
+}
+
+/// Hashes the chunk a frame carries here, on the connection's thread, so the peer's actors
+/// check it against its id without hashing it again on theirs.
+fn hash_ahead(frame: Frame) -> Frame {
+    match frame {
+        Frame::Response {
+            id,
+            body: Response::Chunk { payload },
+        } => Frame::Response {
+            id,
+            body: Response::Chunk {
+                payload: payload.hash_ahead(),
+            },
+        },
+        Frame::Request {
+            id,
+            body:
+                Request::Store {
+                    chunk,
+                    payload,
+                    announce,
+                },
+        } => Frame::Request {
+            id,
+            body: Request::Store {
+                chunk,
+                payload: payload.hash_ahead(),
+                announce,
+            },
+        },
+        other => other,
+    }
 }
 
 static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -176,14 +218,16 @@ pub async fn run(
         }
         let _ = writer.shutdown().await;
     });
+    let mut sealed = Vec::new();
     let fault = loop {
         let next = tokio::select! {
-            frame = read_frame(&mut reader, &mut opener) => frame,
+            frame = read_frame(&mut reader, &mut opener, &mut sealed) => frame,
             _ = &mut killed => break None,
         };
         match next {
             Ok(Some((frame, size))) => {
                 shared.counters.add_in(size as u64);
+                let frame = hash_ahead(frame);
                 host.do_send(Arrived { from: peer, frame });
             }
             Ok(None) => break None,

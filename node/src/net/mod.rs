@@ -144,6 +144,10 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         path: options.data_dir.clone(),
         source,
     })?;
+    // Every peer is a socket: take all the descriptors the system allows us.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%e, "could not raise the open-file limit");
+    }
     let key = identity::load_or_create(&options.data_dir.join("identity.key"))?;
     let store = Store::open_rocks(&options.data_dir.join("store"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -79,6 +79,7 @@ impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Payload::Bytes(bytes) => serializer.serialize_bytes(bytes),
+            Payload::Hashed(hashed) => serializer.serialize_bytes(hashed.bytes()),
             Payload::Synthetic { .. } => Err(serde::ser::Error::custom(
                 "synthetic payloads exist only in the simulator and never travel",
             )),
