@@ -112,6 +112,8 @@ pub struct Negotiator {
     placing_total: usize,
     /// Chunks waiting for `placing_total` to drop below its limit, and whether for repair.
     deferred: BTreeMap<ChunkId, bool>,
+    /// Fetches waiting for a provider lookup.
+    looking: usize,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -132,6 +134,7 @@ impl Negotiator {
             next_tag: 1,
             placing_total: 0,
             deferred: BTreeMap::new(),
+            looking: 0,
         }
     }
 
@@ -224,6 +227,7 @@ impl Negotiator {
                 // Answers to requests made before a restart will never come: the fetches they
                 // served have failed.
                 self.waiting.clear();
+                self.looking = 0;
                 for fetch in std::mem::take(&mut self.fetches).into_values() {
                     ctx.event(Event::FetchDone {
                         root: fetch.root,
@@ -265,6 +269,7 @@ impl Negotiator {
             Input::Local(Local::Done { tag, from, outcome }) => self.done(ctx, tag, from, outcome),
             Input::Local(Local::Found { tag, providers }) => {
                 if let Some(Purpose::Lookup { root, started }) = self.waiting.remove(&tag) {
+                    self.looking -= 1;
                     let providers = providers.into_iter().map(|c| c.id).collect();
                     self.fetch_from(ctx, root, started, providers);
                 }
@@ -524,10 +529,20 @@ impl Negotiator {
     }
 
     fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
+        if self.fetches.len() + self.looking >= self.config.fetches_max {
+            ctx.event(Event::FetchDone {
+                root,
+                ok: false,
+                started: ctx.now(),
+                bytes: 0,
+            });
+            return;
+        }
         if self.config.lookups {
             // Ask the network who provides the root first; the ring is the fallback.
             let started = ctx.now();
             let tag = self.tag(Purpose::Lookup { root, started });
+            self.looking += 1;
             ctx.local(
                 ActorKind::Transport,
                 Local::FindProviders { key: root, tag },

@@ -67,15 +67,21 @@ impl RoutingTable {
 
     /// Adds or refreshes a contact. A full bucket keeps its old, live contacts (Kademlia's
     /// preference for peers that have stayed up); a new one replaces only a failing entry.
-    pub fn insert(&mut self, contact: Contact, now: Time) {
+    /// Only a first-hand contact (the peer itself) refreshes an entry or clears its failures;
+    /// a second-hand one (named by another peer) only fills an empty place.
+    pub fn insert(&mut self, contact: Contact, now: Time, first_hand: bool) {
         let Some(index) = bucket_of(&self.me.0, &contact.id.0) else {
             return;
         };
         let bucket = &mut self.buckets[index];
         if let Some(entry) = bucket.iter_mut().find(|e| e.contact.id == contact.id) {
-            entry.seen = now;
-            entry.failures = 0;
-            if contact.addr.is_some() {
+            if first_hand {
+                entry.seen = now;
+                entry.failures = 0;
+                if contact.addr.is_some() {
+                    entry.contact.addr = contact.addr;
+                }
+            } else if entry.contact.addr.is_none() {
                 entry.contact.addr = contact.addr;
             }
             return;
@@ -90,7 +96,7 @@ impl RoutingTable {
             self.len += 1;
         } else if let Some(worst) = bucket
             .iter_mut()
-            .filter(|e| e.failures > 0)
+            .filter(|e| first_hand && e.failures > 0)
             .max_by_key(|e| (e.failures, std::cmp::Reverse(e.seen)))
         {
             *worst = entry;
@@ -278,11 +284,16 @@ impl Lookup {
     }
 }
 
+/// Records one provider may have this peer keep, so no one provider can fill the store.
+pub const RECORDS_PER_PROVIDER_MAX: usize = 4_096;
+
 /// Provider records this peer keeps for others: who provides which chunk, until when.
 #[derive(Debug, Default)]
 pub struct ProviderRecords {
     records: BTreeMap<ChunkId, Vec<(Contact, Time)>>,
     count: usize,
+    /// Records kept per provider.
+    by_provider: BTreeMap<PeerId, usize>,
 }
 
 impl ProviderRecords {
@@ -296,15 +307,22 @@ impl ProviderRecords {
 
     /// Records (or renews) `provider` for `key` until `expires`, within `max` records.
     pub fn add(&mut self, key: ChunkId, provider: Contact, expires: Time, max: usize) {
-        let list = self.records.entry(key).or_default();
-        if let Some(entry) = list.iter_mut().find(|(c, _)| c.id == provider.id) {
-            *entry = (provider, expires);
+        if let Some(list) = self.records.get_mut(&key) {
+            if let Some(entry) = list.iter_mut().find(|(c, _)| c.id == provider.id) {
+                *entry = (provider, expires);
+                return;
+            }
+        }
+        let theirs = self.by_provider.get(&provider.id).copied().unwrap_or(0);
+        let listed = self.records.get(&key).map_or(0, Vec::len);
+        if self.count >= max || listed >= K || theirs >= RECORDS_PER_PROVIDER_MAX {
             return;
         }
-        if self.count >= max || list.len() >= K {
-            return;
-        }
-        list.push((provider, expires));
+        self.records
+            .entry(key)
+            .or_default()
+            .push((provider, expires));
+        *self.by_provider.entry(provider.id).or_default() += 1;
         self.count += 1;
     }
 
@@ -321,12 +339,17 @@ impl ProviderRecords {
     /// Drops expired records.
     pub fn expire(&mut self, now: Time) {
         let mut count = 0;
+        let mut by_provider: BTreeMap<PeerId, usize> = BTreeMap::new();
         self.records.retain(|_, list| {
             list.retain(|(_, expires)| *expires > now);
             count += list.len();
+            for (contact, _) in list.iter() {
+                *by_provider.entry(contact.id).or_default() += 1;
+            }
             !list.is_empty()
         });
         self.count = count;
+        self.by_provider = by_provider;
     }
 }
 
@@ -351,10 +374,10 @@ mod tests {
         let mut table = RoutingTable::new(me);
         // 30 contacts in the farthest bucket (first bit set): only K fit.
         for n in 0..30 {
-            table.insert(contact(id(0x80, n)), Time(u64::from(n)));
+            table.insert(contact(id(0x80, n)), Time(u64::from(n)), true);
         }
         assert_eq!(table.len(), K);
-        table.insert(contact(id(0x01, 1)), Time(0));
+        table.insert(contact(id(0x01, 1)), Time(0), true);
         let closest = table.closest(&id(0x01, 0).0, 2);
         assert_eq!(closest[0].id, id(0x01, 1));
         // A failing contact gives its place to a new one.
@@ -362,7 +385,7 @@ mod tests {
             table.failed(&id(0x80, 0));
         }
         assert_eq!(table.len(), K);
-        table.insert(contact(id(0x80, 99)), Time(100));
+        table.insert(contact(id(0x80, 99)), Time(100), true);
         assert_eq!(table.len(), K + 1);
         assert!(table
             .closest(&id(0x80, 99).0, 1)

@@ -10,6 +10,7 @@ use super::{
     ActorKind, Context, Event, Input, Local, Observation, Payload, Refusal, Request, Response,
 };
 use crate::ids::ChunkId;
+use crate::limits::CHUNK_STORED_BYTES_MAX;
 use crate::store::Store;
 
 /// The store actor.
@@ -107,7 +108,8 @@ impl StoreActor {
                         ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
                     }
                     Response::Stored
-                } else if !payload_matches(&chunk, &payload)
+                } else if payload.len() > CHUNK_STORED_BYTES_MAX as u64
+                    || !payload_matches(&chunk, &payload)
                     || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
                 {
                     ctx.observe(from, Observation::Misbehaved);

@@ -22,6 +22,10 @@ use crate::limits::CHUNK_STORED_BYTES_MAX;
 const GOSSIP_TOKEN: u64 = u64::MAX;
 /// Timer token of the provider records' republish (and expiry) round.
 const REPUBLISH_TOKEN: u64 = u64::MAX - 1;
+/// Announcing lookups run at once; the rest of a republish round waits its turn.
+const PROVIDE_LOOKUPS_MAX: usize = 32;
+/// Keys this peer announces at most.
+const PROVIDED_MAX: usize = 1 << 16;
 
 /// Why a lookup runs.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +73,9 @@ pub struct Transport {
     records: ProviderRecords,
     /// Roots we hold and announce.
     provided: BTreeSet<ChunkId>,
+    /// Announcements waiting for a lookup slot, and the announcing lookups running.
+    to_announce: Vec<ChunkId>,
+    announcing: usize,
 }
 
 impl Transport {
@@ -79,6 +86,8 @@ impl Transport {
             next_lookup: 1,
             records: ProviderRecords::default(),
             provided: BTreeSet::new(),
+            to_announce: Vec::new(),
+            announcing: 0,
             config,
             directory: Directory::from(Vec::new()),
             peer_list: Vec::new(),
@@ -109,16 +118,30 @@ impl Transport {
         self.records.len()
     }
 
-    fn learn(&mut self, ctx: &mut Context<'_>, Contact { id: peer, addr }: Contact) {
+    /// Takes a contact in. `first_hand`: the peer itself told us (it sent us something, said
+    /// where it listens, or answered where we dialed); second-hand contacts (named by
+    /// others) never replace an address we have or revive a failing table entry.
+    fn learn(
+        &mut self,
+        ctx: &mut Context<'_>,
+        Contact { id: peer, addr }: Contact,
+        first_hand: bool,
+    ) {
         if peer == ctx.me() {
             return;
         }
         // On a real network a contact is only worth routing to if it says where it listens.
         if self.config.lookups && (addr.is_some() || self.config.listen.is_none()) {
-            self.table.insert(Contact { id: peer, addr }, ctx.now());
+            let contact = Contact { id: peer, addr };
+            self.table.insert(contact, ctx.now(), first_hand);
         }
         if let Some(addr) = addr {
-            if self.addrs.get(&peer) != Some(&addr) && self.addrs.len() < self.config.peers_max {
+            let known = self.addrs.get(&peer);
+            let replace = match known {
+                Some(old) => first_hand && *old != addr,
+                None => self.addrs.len() < self.config.peers_max,
+            };
+            if replace {
                 self.addrs.insert(peer, addr);
                 ctx.address(peer, addr);
             }
@@ -234,13 +257,11 @@ impl Transport {
     fn link(&mut self, ctx: &mut Context<'_>, link: Link) {
         match link {
             Link::Up { peer, dialed } => {
-                self.learn(
-                    ctx,
-                    Contact {
-                        id: peer,
-                        addr: dialed,
-                    },
-                );
+                let contact = Contact {
+                    id: peer,
+                    addr: dialed,
+                };
+                self.learn(ctx, contact, true);
                 // A bootstrap address answered: introduce ourselves to whoever is there, and
                 // find our neighbourhood through it.
                 if dialed.is_some_and(|addr| self.bootstrapping.remove(&addr)) {
@@ -300,16 +321,15 @@ impl Transport {
                 }
                 if self.config.lookups {
                     self.lookups.clear();
+                    self.announcing = 0;
                     let now = ctx.now();
                     for peer in self.directory.iter() {
                         if *peer != ctx.me() {
-                            self.table.insert(
-                                Contact {
-                                    id: *peer,
-                                    addr: None,
-                                },
-                                now,
-                            );
+                            let contact = Contact {
+                                id: *peer,
+                                addr: None,
+                            };
+                            self.table.insert(contact, now, false);
                         }
                     }
                     if !self.table.is_empty() {
@@ -348,13 +368,11 @@ impl Transport {
                     } => *listen,
                     _ => None,
                 };
-                self.learn(
-                    ctx,
-                    Contact {
-                        id: from,
-                        addr: listen,
-                    },
-                );
+                let contact = Contact {
+                    id: from,
+                    addr: listen,
+                };
+                self.learn(ctx, contact, true);
                 match frame {
                     Frame::Request {
                         id,
@@ -427,9 +445,8 @@ impl Transport {
                 token: REPUBLISH_TOKEN,
             } => {
                 self.records.expire(ctx.now());
-                for key in self.provided.clone() {
-                    self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
-                }
+                self.to_announce = self.provided.iter().rev().copied().collect();
+                self.announce_next(ctx);
                 ctx.timer(self.config.provider_republish_us.max(1), REPUBLISH_TOKEN);
             }
             Input::Timer { token } => self.expired(ctx, token),
@@ -438,8 +455,12 @@ impl Transport {
                 self.start_lookup(ctx, key.0, LookupKind::Providers, purpose);
             }
             Input::Local(Local::Provide { key }) => {
-                if self.config.lookups && self.provided.insert(key) {
-                    self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
+                if self.config.lookups
+                    && self.provided.len() < PROVIDED_MAX
+                    && self.provided.insert(key)
+                {
+                    self.to_announce.push(key);
+                    self.announce_next(ctx);
                 }
             }
             // A lookup query refused for lack of room in flight.
@@ -467,6 +488,9 @@ impl Transport {
             // A message of the wrong kind: the request fails and the peer is dropped.
             ctx.observe(from, Observation::Misbehaved);
             ctx.disconnect(from);
+            if pending.reply_to == ActorKind::Transport && pending.tag != 0 {
+                return self.lookup_step(ctx, pending.tag, from, None);
+            }
             if pending.reply_to != ActorKind::Transport {
                 let outcome = Outcome::TimedOut;
                 let done = Local::Done {
@@ -481,7 +505,7 @@ impl Transport {
         ctx.observe(from, Observation::Answered);
         if let Response::Welcome { peers } = &body {
             for peer in peers.iter().take(self.config.welcome_peers_max) {
-                self.learn(ctx, *peer);
+                self.learn(ctx, *peer, false);
             }
         }
         if pending.reply_to == ActorKind::Transport && pending.tag != 0 {
@@ -528,6 +552,17 @@ impl Transport {
         }
     }
 
+    /// Starts announcing lookups from the queue while there is room.
+    fn announce_next(&mut self, ctx: &mut Context<'_>) {
+        while self.announcing < PROVIDE_LOOKUPS_MAX {
+            let Some(key) = self.to_announce.pop() else {
+                return;
+            };
+            self.announcing += 1;
+            self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
+        }
+    }
+
     fn start_lookup(
         &mut self,
         ctx: &mut Context<'_>,
@@ -562,7 +597,7 @@ impl Transport {
         if let Some((closer, providers)) = &named {
             // Everyone named is worth knowing (and the host needs their addresses).
             for contact in closer.iter().take(K).chain(providers.iter().take(K)) {
-                self.learn(ctx, *contact);
+                self.learn(ctx, *contact, false);
             }
         }
         let Some((lookup, _)) = self.lookups.get_mut(&id) else {
@@ -620,6 +655,8 @@ impl Transport {
                 for contact in lookup.closest_answered(self.config.provider_replicas) {
                     self.send(ctx, contact.id, request.clone(), ActorKind::Transport, 0);
                 }
+                self.announcing = self.announcing.saturating_sub(1);
+                self.announce_next(ctx);
             }
             LookupFor::Join => {}
         }

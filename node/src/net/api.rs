@@ -261,7 +261,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     const GAUGE: &str = "gauge";
     const COUNTER: &str = "counter";
     #[rustfmt::skip]
-    let metrics: [(&str, &str, &str, u64); 21] = [
+    let metrics: [(&str, &str, &str, u64); 22] = [
         ("connected_peers", GAUGE, "Peers with a live connection.", s.connected_peers as u64),
         ("known_peers", GAUGE, "Peers in the peer table.", s.known_peers as u64),
         ("routing_table_contacts", GAUGE, "Contacts in the Kademlia routing table.", s.routing_table_contacts as u64),
@@ -276,6 +276,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         ("fetches_failed_total", COUNTER, "Tree fetches that failed.", s.fetches_failed),
         ("protocol_faults_total", COUNTER, "Connections dropped for breaking the wire protocol.", s.protocol_faults),
         ("peers_marked", GAUGE, "Peers the reputation filter has seen misbehaving.", s.peers_marked as u64),
+        ("frames_dropped_total", COUNTER, "Frames dropped because a connection's send queue was full.", s.frames_dropped),
         ("requests_in_flight", GAUGE, "Requests to peers awaiting an answer.", s.requests_in_flight as u64),
         ("wire_bytes_in_total", COUNTER, "Sealed bytes received.", load(&counters.bytes_in)),
         ("wire_bytes_out_total", COUNTER, "Sealed bytes sent.", load(&counters.bytes_out)),

@@ -24,12 +24,20 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Dialing gives up after this.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link the host lets go has this long to write what is queued.
+const WRITER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames of one connection waiting for the peer host at once.
+const FRAMES_IN_HOST_MAX: usize = 32;
 
-/// What the host keeps of a live connection: dropping it closes the connection.
+/// What the host keeps of a live connection: dropping it closes the connection (after the
+/// frames already queued are written).
 #[derive(Debug)]
 pub struct LinkHandle {
     pub conn: u64,
-    pub frames: mpsc::UnboundedSender<Frame>,
+    /// Frames to send, each with the bytes it is charged against `queued`.
+    pub frames: mpsc::UnboundedSender<(Frame, u64)>,
+    /// Bytes queued and not yet written; the host sends no more past its budget.
+    pub queued: Arc<std::sync::atomic::AtomicU64>,
     pub _kill: oneshot::Sender<()>,
 }
 
@@ -144,13 +152,21 @@ fn hash_ahead(frame: Frame) -> Frame {
 
 static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Why a dial is made: for a known peer (with the host's attempt number), or for whoever
+/// listens at a bootstrap address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialFor {
+    pub peer: PeerId,
+    pub attempt: u64,
+}
+
 /// Runs a connection to its end. `dialed`: the address we dialed (we are the initiator);
 /// `expect`: the peer we dialed it for, if any.
 pub async fn run(
     mut stream: TcpStream,
     remote: SocketAddr,
     dialed: Option<SocketAddr>,
-    expect: Option<PeerId>,
+    expect: Option<DialFor>,
     shared: Arc<Shared>,
     host: Addr<PeerHost>,
 ) {
@@ -176,21 +192,31 @@ pub async fn run(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if let Some(addr) = dialed {
-                host.do_send(DialEnded { addr, expect });
+                host.do_send(DialEnded {
+                    addr,
+                    expect,
+                    wrong_peer: false,
+                });
             }
             return;
         }
     };
-    if expect.is_some_and(|e| e != peer) {
-        // Whoever listens there now is someone else; the link is still good.
+    if expect.is_some_and(|e| e.peer != peer) {
+        // Whoever listens there now is not who we were told: hang up, and let the host
+        // forget that address for the peer we wanted.
+        tracing::info!(%remote, ?peer, "dialed the wrong peer; connection dropped");
         host.do_send(DialEnded {
             addr: remote,
             expect,
+            wrong_peer: true,
         });
+        return;
     }
     let conn = NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (frames, mut outgoing) = mpsc::unbounded_channel::<Frame>();
+    let (frames, mut outgoing) = mpsc::unbounded_channel::<(Frame, u64)>();
+    let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (kill, mut killed) = oneshot::channel::<()>();
+    let (writer_failed, mut write_failure) = oneshot::channel::<()>();
     let (mut reader, mut writer) = stream.into_split();
     host.do_send(LinkUp {
         peer,
@@ -198,54 +224,79 @@ pub async fn run(
         handle: LinkHandle {
             conn,
             frames,
+            queued: queued.clone(),
             _kill: kill,
         },
     });
     let stats = shared.clone();
     let writing = tokio::spawn(async move {
         let mut buffer = Vec::new();
-        while let Some(frame) = outgoing.recv().await {
+        while let Some((frame, charged)) = outgoing.recv().await {
             buffer.clear();
             let sealed = codec::encode(&frame).and_then(|plain| sealer.seal(&plain, &mut buffer));
-            if let Err(e) = sealed {
-                tracing::warn!(%e, "a frame could not be sent");
-                continue;
-            }
-            if writer.write_all(&buffer).await.is_err() {
-                break;
+            let written = match sealed {
+                Ok(()) => writer.write_all(&buffer).await.is_ok(),
+                Err(e) => {
+                    // The session's nonces may have moved: the link cannot go on.
+                    tracing::warn!(%e, "a frame could not be sealed; connection dropped");
+                    false
+                }
+            };
+            queued.fetch_sub(charged, std::sync::atomic::Ordering::Relaxed);
+            if !written {
+                let _ = writer_failed.send(());
+                return;
             }
             stats.counters.add_out(buffer.len() as u64);
         }
+        // The host let the link go: every frame it queued has been written whole.
         let _ = writer.shutdown().await;
     });
+    // At most this many of this connection's frames wait for the peer host at once: a peer
+    // that sends faster than the node takes its frames in is simply read more slowly.
+    let in_host = Arc::new(tokio::sync::Semaphore::new(FRAMES_IN_HOST_MAX));
     let mut sealed = Vec::new();
-    let fault = loop {
+    let (fault, killed_by_host) = loop {
         let next = tokio::select! {
             frame = read_frame(&mut reader, &mut opener, &mut sealed) => frame,
-            _ = &mut killed => break None,
+            _ = &mut killed => break (None, true),
+            _ = &mut write_failure => break (None, false),
         };
         match next {
             Ok(Some((frame, size))) => {
                 shared.counters.add_in(size as u64);
                 let frame = hash_ahead(frame);
-                host.do_send(Arrived { from: peer, frame });
+                let Ok(permit) = in_host.clone().acquire_owned().await else {
+                    break (None, false);
+                };
+                host.do_send(Arrived {
+                    from: peer,
+                    frame,
+                    _permit: permit,
+                });
             }
-            Ok(None) => break None,
+            Ok(None) => break (None, false),
             Err(e) => {
                 tracing::info!(%remote, ?peer, %e, "peer broke the protocol; connection dropped");
                 shared.strike(remote.ip(), shared.now());
-                break Some(e.fault());
+                break (Some(e.fault()), false);
             }
         }
     };
-    writing.abort();
+    if killed_by_host {
+        // Let the writer finish what it has (it ends once its queue is empty), so the peer
+        // never sees a frame cut off by us.
+        let _ = tokio::time::timeout(WRITER_DRAIN_TIMEOUT, writing).await;
+    } else {
+        writing.abort();
+    }
     host.do_send(LinkEnded { peer, conn, fault });
 }
 
 /// Dials `addr` (for `expect`, if known) and runs the connection.
 pub async fn dial(
     addr: SocketAddr,
-    expect: Option<PeerId>,
+    expect: Option<DialFor>,
     shared: Arc<Shared>,
     host: Addr<PeerHost>,
 ) {
@@ -253,7 +304,11 @@ pub async fn dial(
         Ok(Ok(stream)) => run(stream, addr, Some(addr), expect, shared, host).await,
         _ => {
             tracing::debug!(%addr, "dial failed");
-            host.do_send(DialEnded { addr, expect });
+            host.do_send(DialEnded {
+                addr,
+                expect,
+                wrong_peer: false,
+            });
         }
     }
 }

@@ -24,6 +24,11 @@ use crate::store::Store;
 
 /// Frames kept for a peer while a connection to it is being dialed.
 const FRAMES_WAITING_FOR_DIAL_MAX: usize = 4_096;
+/// Bytes queued on one connection and not yet written; past this, frames for the peer are
+/// dropped (as a congested network would), and the transport's timeouts take over.
+const LINK_QUEUE_BYTES_MAX: u64 = 16 << 20;
+/// Connections kept to one peer (two peers that dial each other at once have two).
+const LINKS_PER_PEER_MAX: usize = 4;
 
 /// A frame from a connected peer.
 #[derive(Debug, Message)]
@@ -31,6 +36,8 @@ const FRAMES_WAITING_FOR_DIAL_MAX: usize = 4_096;
 pub struct Arrived {
     pub from: PeerId,
     pub frame: Frame,
+    /// Held until the frame is handled: it bounds the frames a connection has waiting here.
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A connection finished its handshake.
@@ -51,12 +58,13 @@ pub struct LinkEnded {
     pub fault: Option<WireFault>,
 }
 
-/// A dial failed, or reached someone other than `expect`.
+/// A dial failed, or reached someone other than `expect` (`wrong_peer`).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DialEnded {
     pub addr: SocketAddr,
-    pub expect: Option<PeerId>,
+    pub expect: Option<conn::DialFor>,
+    pub wrong_peer: bool,
 }
 
 /// Replicate a tree already in our store.
@@ -95,6 +103,8 @@ pub struct Status {
     pub fetches_ok: u64,
     pub fetches_failed: u64,
     pub protocol_faults: u64,
+    /// Frames dropped because a connection's send queue was full.
+    pub frames_dropped: u64,
     /// Peers the reputation filter has seen misbehaving.
     pub peers_marked: usize,
     pub requests_in_flight: usize,
@@ -123,8 +133,11 @@ pub struct PeerHost {
     links: BTreeMap<PeerId, Vec<LinkHandle>>,
     /// Where peers listen, as the transport told us.
     addrs: BTreeMap<PeerId, SocketAddr>,
-    /// Peers being dialed, with the frames waiting for the connection.
-    dialing: BTreeMap<PeerId, Vec<Frame>>,
+    /// Peers being dialed: the attempt, and the frames waiting for the connection.
+    dialing: BTreeMap<PeerId, (u64, Vec<Frame>)>,
+    next_attempt: u64,
+    /// Frames dropped because a connection's queue was full.
+    frames_dropped: u64,
     fetch_waiters: BTreeMap<ChunkId, Vec<oneshot::Sender<bool>>>,
     status: Status,
     /// Our own address, for the connection tasks we start.
@@ -157,6 +170,7 @@ impl PeerHost {
             fetches_ok: 0,
             fetches_failed: 0,
             protocol_faults: 0,
+            frames_dropped: 0,
             peers_marked: 0,
             requests_in_flight: 0,
         };
@@ -172,6 +186,8 @@ impl PeerHost {
             links: BTreeMap::new(),
             addrs: BTreeMap::new(),
             dialing: BTreeMap::new(),
+            next_attempt: 0,
+            frames_dropped: 0,
             fetch_waiters: BTreeMap::new(),
             status,
             address: None,
@@ -218,12 +234,21 @@ impl PeerHost {
 
     fn send(&mut self, ctx: &mut Context<Self>, peer: PeerId, frame: Frame) {
         if let Some(link) = self.links.get(&peer).and_then(|links| links.last()) {
+            let charged = frame.encoded_len();
+            let queued = link.queued.load(std::sync::atomic::Ordering::Relaxed);
+            if queued + charged > LINK_QUEUE_BYTES_MAX {
+                self.frames_dropped += 1;
+                tracing::debug!(?peer, queued, "connection queue full; frame dropped");
+                return;
+            }
+            link.queued
+                .fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
             // A closed connection reports its end; until then the frame is lost like any
             // frame on a failing link, and the transport's timeout handles it.
-            let _ = link.frames.send(frame);
+            let _ = link.frames.send((frame, charged));
             return;
         }
-        if let Some(waiting) = self.dialing.get_mut(&peer) {
+        if let Some((_, waiting)) = self.dialing.get_mut(&peer) {
             if waiting.len() < FRAMES_WAITING_FOR_DIAL_MAX {
                 waiting.push(frame);
             }
@@ -236,12 +261,15 @@ impl PeerHost {
             ctx.notify(Unreachable(input));
             return;
         };
-        self.dialing.insert(peer, vec![frame]);
+        self.next_attempt += 1;
+        let attempt = self.next_attempt;
+        self.dialing.insert(peer, (attempt, vec![frame]));
         let host = self.address.clone();
         if let Some(host) = host {
             let shared = self.shared.clone();
+            let expect = conn::DialFor { peer, attempt };
             self.runtime
-                .spawn(conn::dial(addr, Some(peer), shared, host));
+                .spawn(conn::dial(addr, Some(expect), shared, host));
         }
     }
 
@@ -307,10 +335,24 @@ impl Handler<LinkUp> for PeerHost {
             dialed,
             handle,
         } = message;
-        for frame in self.dialing.remove(&peer).unwrap_or_default() {
-            let _ = handle.frames.send(frame);
+        for frame in self
+            .dialing
+            .remove(&peer)
+            .map(|(_, f)| f)
+            .unwrap_or_default()
+        {
+            let charged = frame.encoded_len();
+            handle
+                .queued
+                .fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.frames.send((frame, charged));
         }
-        self.links.entry(peer).or_default().push(handle);
+        let links = self.links.entry(peer).or_default();
+        if links.len() >= LINKS_PER_PEER_MAX {
+            // The oldest goes (its queued frames are still written).
+            links.remove(0);
+        }
+        links.push(handle);
         self.status.connected_peers = self.links.len();
         self.step(
             ctx,
@@ -345,13 +387,22 @@ impl Handler<DialEnded> for PeerHost {
     type Result = ();
 
     fn handle(&mut self, message: DialEnded, ctx: &mut Context<Self>) {
-        if let Some(peer) = message.expect {
-            if !self.links.contains_key(&peer) {
-                // The frames are lost; the transport fails their requests.
-                self.dialing.remove(&peer);
-                let input = Input::Link(Link::Unreachable { peer });
-                self.step(ctx, ActorKind::Transport, input);
-            }
+        let Some(conn::DialFor { peer, attempt }) = message.expect else {
+            return;
+        };
+        if message.wrong_peer && self.addrs.get(&peer) == Some(&message.addr) {
+            // Someone else listens there: that address is no way to reach the peer.
+            self.addrs.remove(&peer);
+        }
+        // Only the attempt still waiting counts; a later dial has its own.
+        if self.dialing.get(&peer).map(|(a, _)| *a) != Some(attempt) {
+            return;
+        }
+        self.dialing.remove(&peer);
+        if !self.links.contains_key(&peer) {
+            // The frames are lost; the transport fails their requests.
+            let input = Input::Link(Link::Unreachable { peer });
+            self.step(ctx, ActorKind::Transport, input);
         }
     }
 }
@@ -411,6 +462,7 @@ impl Handler<GetStatus> for PeerHost {
         status.provider_records = self.peer.transport.provider_records();
         status.requests_in_flight = self.peer.transport.in_flight();
         status.peers_marked = self.peer.reputation.marked();
+        status.frames_dropped = self.frames_dropped;
         status.bytes_held_for_others = self.peer.store.bytes_for_others();
         let (mut owned, mut replicated) = (0, 0);
         for (_, holders) in self.peer.negotiator.replica_counts() {
