@@ -76,12 +76,15 @@ fn fetch_run(work: &Path, input: &Path, cap: &mut Option<String>) -> (f64, f64) 
         );
     }
     *cap = Some(put.clone());
+    // The holder's store settles (memtable flushes, compactions) before anything is timed.
+    holder.wait_idle(Duration::from_secs(60));
     let fetcher = Node::start("fetcher", &tmpfs_launch(work, vec![holder.listen]));
     wait_until(
         "the fetcher to meet the holder",
         Duration::from_secs(30),
         || fetcher.status()["known_peers"].as_u64().unwrap() >= 1,
     );
+    fetcher.wait_idle(Duration::from_secs(60));
     let output = work.join("output");
     let _ = std::fs::remove_file(&output);
     let started = Instant::now();

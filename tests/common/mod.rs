@@ -137,6 +137,29 @@ impl Node {
             .unwrap()
     }
 
+    /// CPU time the node has used so far (user and system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which may hold spaces) start after its ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// Waits until the node has been idle (under 2 % of a core) for half a second.
+    pub fn wait_idle(&self, limit: Duration) {
+        wait_until("the node to settle", limit, || {
+            let before = self.cpu_ticks();
+            std::thread::sleep(Duration::from_millis(500));
+            self.cpu_ticks() - before <= 1
+        });
+    }
+
     /// The node's resident set size, from /proc.
     pub fn rss_bytes(&self) -> u64 {
         let pid = self.child.as_ref().unwrap().id();

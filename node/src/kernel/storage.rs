@@ -61,7 +61,9 @@ impl StoreActor {
                 seed: *seed,
             });
         }
-        self.store.get(chunk).ok().map(Payload::Bytes)
+        // What this actor reads goes to other peers (served, or placed), and they check it
+        // against its id.
+        self.store.get_for_peer(chunk).ok().map(Payload::Bytes)
     }
 
     /// Keeps a payload already checked against its id (by the caller: hashing twice would

@@ -175,6 +175,16 @@ impl StoreBackend for RocksBackend {
             .map_err(rocks("read a chunk"))
     }
 
+    fn get_checksummed(&self, id: &ChunkId) -> Option<Result<Option<Vec<u8>>, BackendError>> {
+        let mut options = ReadOptions::default();
+        options.set_verify_checksums(true);
+        Some(
+            self.db
+                .get_cf_opt(self.cf(CF_CHUNKS), key(CHUNK_PREFIX, id), &options)
+                .map_err(rocks("read a chunk")),
+        )
+    }
+
     fn contains(&self, id: &ChunkId) -> Result<bool, BackendError> {
         Ok(self
             .db

@@ -83,6 +83,7 @@ on_every_backend!(
     chains_append_in_order_and_survive_reopen,
     scrub_finds_corrupt_chunks,
     verify_cap_checks_without_keys,
+    reads_for_peers_catch_damage,
 );
 
 fn chunks_round_trip_and_survive_reopen(mut h: Harness) {
@@ -117,6 +118,57 @@ fn reads_recheck_ids(h: Harness) {
         Err(StoreError::Corrupt(_))
     ));
     assert!(!h.store.contains(&other).unwrap());
+}
+
+/// Bytes for peers are checked by the backend's checksums (RocksDB) or by hashing (memory):
+/// either way, damage on the medium is an error, not bytes sent out.
+#[allow(clippy::disallowed_methods)] // the test damages the files RocksDB wrote
+fn reads_for_peers_catch_damage(mut h: Harness) {
+    let content = pseudo_random(900_000, 9);
+    h.put(&content);
+    let (id, bytes) = h
+        .store
+        .chunk_ids()
+        .unwrap()
+        .into_iter()
+        .map(|id| (id, h.store.get(&id).unwrap()))
+        .max_by_key(|(_, bytes)| bytes.len())
+        .unwrap();
+    assert_eq!(h.store.get_for_peer(&id).unwrap(), bytes);
+    let absent = crate::object::crypto::chunk_id(b"absent");
+    assert!(matches!(
+        h.store.get_for_peer(&absent),
+        Err(StoreError::Missing(_))
+    ));
+    match &h.dir {
+        None => {
+            let mut wrong = bytes.clone();
+            wrong[1000] ^= 1;
+            let batch = WriteBatch {
+                chunks: vec![(id, wrong)],
+                ..WriteBatch::default()
+            };
+            h.store.backend().write(batch).unwrap();
+        }
+        Some(dir) => {
+            // Flip one bit of the chunk where RocksDB keeps it (a blob file), as bit rot would.
+            let window = &bytes[5000..5032];
+            let mut flipped = false;
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let mut file = std::fs::read(&path).unwrap();
+                if let Some(at) = file.windows(32).position(|w| w == window) {
+                    file[at + 7] ^= 0x10;
+                    std::fs::write(&path, &file).unwrap();
+                    flipped = true;
+                }
+            }
+            assert!(flipped, "the chunk's bytes were not found on disk");
+            h.reopen();
+        }
+    }
+    assert!(h.store.get_for_peer(&id).is_err());
+    assert!(h.store.get(&id).is_err());
 }
 
 fn duplicate_chunks_are_stored_once(h: Harness) {
