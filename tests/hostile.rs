@@ -2,7 +2,9 @@
 //! a garbage handshake, a frame over the size limit, a truncated frame, an undecodable
 //! message, an answer to a request never made, and a flood of connections. Each time the
 //! node drops the connection (and marks the peer, when it has an identity to mark), and a
-//! fresh peer gets a file from it both while the flood is held open and after it.
+//! fresh peer gets a file from it both while the flood is held open and after it. And a peer
+//! that answers fetches with wrong bytes has them refused, and is marked, while the file
+//! comes whole from an honest holder.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -188,4 +190,104 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
     get_through_fresh_peer("after", &a, &cap, &content, work.path());
     let status = a.status();
     assert_eq!(status["fetches_failed"].as_u64().unwrap(), 0, "{status}");
+}
+
+/// Answers a node's requests as a liar would: every chunk it is asked for comes back as other
+/// bytes. Runs until the node hangs up.
+fn serve_lies(mut stream: TcpStream, seed: u8) {
+    use cryptosphere::kernel::{Payload, Request};
+    use cryptosphere::wire::noise::LENGTH_BYTES;
+    let identity = NoiseIdentity::generate(&SigningKey::from_bytes(&[seed; 32])).unwrap();
+    let mut handshake = Handshake::new(&identity, true).unwrap();
+    while !handshake.is_finished() {
+        if handshake.my_turn() {
+            let message = handshake.write().unwrap();
+            stream
+                .write_all(&(message.len() as u16).to_be_bytes())
+                .unwrap();
+            stream.write_all(&message).unwrap();
+        } else {
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).unwrap();
+            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
+            stream.read_exact(&mut message).unwrap();
+            handshake.read(&message).unwrap();
+        }
+    }
+    let (mut sealer, mut opener, _) = handshake.finish(2 << 20).unwrap();
+    loop {
+        let mut prefix = [0u8; LENGTH_BYTES];
+        if stream.read_exact(&mut prefix).is_err() {
+            return;
+        }
+        let len = opener.announced(prefix).unwrap();
+        let mut sealed = vec![0u8; len];
+        if stream.read_exact(&mut sealed).is_err() {
+            return;
+        }
+        let Frame::Request { id, body } = codec::decode(&opener.open(&sealed).unwrap()).unwrap()
+        else {
+            continue;
+        };
+        let answer = match body {
+            Request::Hello { .. } => Response::Welcome { peers: Vec::new() },
+            Request::FindNode { .. } => Response::Nodes { peers: Vec::new() },
+            Request::GetProviders { .. } => Response::Providers {
+                providers: Vec::new(),
+                closer: Vec::new(),
+            },
+            Request::Fetch { .. } => Response::Chunk {
+                payload: Payload::Bytes(vec![0x5a; 4096]),
+            },
+            _ => Response::Noted,
+        };
+        let frame = sealed_frame(&mut sealer, Frame::Response { id, body: answer });
+        if stream.write_all(&frame).is_err() {
+            return;
+        }
+    }
+}
+
+fn sealed_frame(sealer: &mut Sealer, frame: Frame) -> Vec<u8> {
+    sealed(sealer, &codec::encode(&frame).unwrap())
+}
+
+#[test]
+fn a_peer_serving_wrong_chunks_is_refused_and_marked() {
+    let work = tempfile::tempdir().unwrap();
+    // An honest holder with a file, and a fetcher that knows it.
+    let holder = Node::start("holder", &Launch::default());
+    let file = work.path().join("file");
+    let content = random_file(&file, 2 << 20, 12);
+    let cap = cli(&["put", "--api", &holder.url(), file.to_str().unwrap()]);
+    let fetcher = Node::start(
+        "fetcher",
+        &Launch {
+            bootstrap: vec![holder.listen],
+            ..Launch::default()
+        },
+    );
+    // A liar connects to the fetcher, which asks it for chunks like any peer it knows.
+    let liar = connect_from_elsewhere(fetcher.listen);
+    let serving = std::thread::spawn(move || serve_lies(liar, 21));
+    wait_until("the fetcher to know both", Duration::from_secs(30), || {
+        fetcher.status()["known_peers"].as_u64().unwrap() >= 2
+    });
+    let out = work.path().join("got");
+    cli(&[
+        "get",
+        "--api",
+        &fetcher.url(),
+        &cap,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&out).unwrap() == content,
+        "wrong bytes came back"
+    );
+    let status = fetcher.status();
+    assert_eq!(status["peers_marked"].as_u64().unwrap(), 1, "{status}");
+    drop(fetcher);
+    let _ = serving.join();
 }
