@@ -4,7 +4,7 @@
 //! node drops the connection (and marks the peer, when it has an identity to mark), and a
 //! fresh peer gets a file from it both while the flood is held open and after it. And a peer
 //! that answers fetches with wrong bytes has them refused, and is marked, while the file
-//! comes whole from an honest holder.
+//! comes whole from an honest holder. A connection that stays silent is closed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -250,6 +250,25 @@ fn serve_lies(mut stream: TcpStream, seed: u8) {
 
 fn sealed_frame(sealer: &mut Sealer, frame: Frame) -> Vec<u8> {
     sealed(sealer, &codec::encode(&frame).unwrap())
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let a = Node::start(
+        "target",
+        &Launch {
+            extra: vec!["--idle-timeout".into(), "2".into()],
+            ..Launch::default()
+        },
+    );
+    let (stream, _) = authenticated(a.listen, 30);
+    let started = std::time::Instant::now();
+    assert_dropped(stream, "idle connection");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "closed too early"
+    );
+    assert_eq!(a.status()["protocol_faults"].as_u64().unwrap(), 0);
 }
 
 #[test]

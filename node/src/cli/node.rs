@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Inbound connections accepted at once from one IP address.
     #[arg(long, value_name = "N", default_value_t = GateLimits::default().connections_per_ip_max)]
     pub connections_per_ip_max: usize,
+    /// Seconds a connection may carry no frame before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
             connections_per_ip_max: run.connections_per_ip_max,
             ..GateLimits::default()
         },
+        idle_timeout: std::time::Duration::from_secs(run.idle_timeout),
     };
     crate::net::run(options).map_err(|e| {
         let code = match &e {

@@ -228,7 +228,10 @@ pub async fn run(
             _kill: kill,
         },
     });
+    // When a frame last went out or came in (microseconds since the node started).
+    let last_activity = Arc::new(std::sync::atomic::AtomicU64::new(shared.now().micros()));
     let stats = shared.clone();
+    let active_at = last_activity.clone();
     let writing = tokio::spawn(async move {
         let mut buffer = Vec::new();
         while let Some((frame, charged)) = outgoing.recv().await {
@@ -248,6 +251,7 @@ pub async fn run(
                 return;
             }
             stats.counters.add_out(buffer.len() as u64);
+            active_at.store(stats.now().micros(), std::sync::atomic::Ordering::Relaxed);
         }
         // The host let the link go: every frame it queued has been written whole.
         let _ = writer.shutdown().await;
@@ -257,14 +261,26 @@ pub async fn run(
     let in_host = Arc::new(tokio::sync::Semaphore::new(FRAMES_IN_HOST_MAX));
     let mut sealed = Vec::new();
     let (fault, killed_by_host) = loop {
+        // A connection that carries no frame either way for `idle_timeout` is closed (and
+        // dialed again when there is something to send): idle ones cannot hold every slot.
+        let idle = || shared.since(last_activity.load(std::sync::atomic::Ordering::Relaxed));
+        let idle_left = shared.idle_timeout.saturating_sub(idle());
         let next = tokio::select! {
             frame = read_frame(&mut reader, &mut opener, &mut sealed) => frame,
             _ = &mut killed => break (None, true),
             _ = &mut write_failure => break (None, false),
+            _ = tokio::time::sleep(idle_left) => {
+                if idle() >= shared.idle_timeout {
+                    tracing::debug!(?peer, "idle connection closed");
+                    break (None, false);
+                }
+                continue;
+            }
         };
         match next {
             Ok(Some((frame, size))) => {
                 shared.counters.add_in(size as u64);
+                last_activity.store(shared.now().micros(), std::sync::atomic::Ordering::Relaxed);
                 let frame = hash_ahead(frame);
                 let Ok(permit) = in_host.clone().acquire_owned().await else {
                     break (None, false);

@@ -37,6 +37,8 @@ pub struct NodeOptions {
     pub api: SocketAddr,
     pub replication: usize,
     pub gate: GateLimits,
+    /// A connection idle this long (no frame either way) is closed.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Why the node could not run.
@@ -90,6 +92,7 @@ impl Counters {
 pub struct Shared {
     pub noise: NoiseIdentity,
     pub frame_bytes_max: usize,
+    pub idle_timeout: std::time::Duration,
     pub counters: Counters,
     epoch: Instant,
     gate: Mutex<Gate>,
@@ -98,6 +101,11 @@ pub struct Shared {
 impl Shared {
     pub fn now(&self) -> Time {
         Time(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Time since `micros` (a value of `now()`).
+    pub fn since(&self, micros: u64) -> std::time::Duration {
+        std::time::Duration::from_micros(self.now().since(Time(micros)))
     }
 
     fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
@@ -180,6 +188,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let shared = Arc::new(Shared {
         noise: NoiseIdentity::generate(&key)?,
         frame_bytes_max: config.frame_bytes_max as usize,
+        idle_timeout: options.idle_timeout,
         counters: Counters::default(),
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
