@@ -18,11 +18,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{cli, random_file, wait_until, Launch, Node};
+use common::{cli, client_handshake, random_file, wait_until, Launch, Node};
 use cryptosphere::kernel::{Frame, Response};
 use cryptosphere::wire::codec;
-use cryptosphere::wire::noise::{Handshake, NoiseIdentity, Sealer};
-use ed25519_dalek::SigningKey;
+use cryptosphere::wire::noise::Sealer;
 
 /// A TCP connection from 127.0.0.2, so the flood does not share an address with the
 /// well-behaved peers on 127.0.0.1.
@@ -41,24 +40,7 @@ fn connect_from_elsewhere(to: SocketAddr) -> TcpStream {
 /// A completed handshake with a fresh identity.
 fn authenticated(to: SocketAddr, seed: u8) -> (TcpStream, Sealer) {
     let mut stream = connect_from_elsewhere(to);
-    let identity = NoiseIdentity::generate(&SigningKey::from_bytes(&[seed; 32])).unwrap();
-    let mut handshake = Handshake::new(&identity, true).unwrap();
-    while !handshake.is_finished() {
-        if handshake.my_turn() {
-            let message = handshake.write().unwrap();
-            stream
-                .write_all(&(message.len() as u16).to_be_bytes())
-                .unwrap();
-            stream.write_all(&message).unwrap();
-        } else {
-            let mut prefix = [0u8; 2];
-            stream.read_exact(&mut prefix).unwrap();
-            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut message).unwrap();
-            handshake.read(&message).unwrap();
-        }
-    }
-    let (sealer, _, _) = handshake.finish(2 << 20).unwrap();
+    let (sealer, _) = client_handshake(&mut stream, [seed; 32]);
     (stream, sealer)
 }
 
@@ -197,24 +179,7 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
 fn serve_lies(mut stream: TcpStream, seed: u8) {
     use cryptosphere::kernel::{Payload, Request};
     use cryptosphere::wire::noise::LENGTH_BYTES;
-    let identity = NoiseIdentity::generate(&SigningKey::from_bytes(&[seed; 32])).unwrap();
-    let mut handshake = Handshake::new(&identity, true).unwrap();
-    while !handshake.is_finished() {
-        if handshake.my_turn() {
-            let message = handshake.write().unwrap();
-            stream
-                .write_all(&(message.len() as u16).to_be_bytes())
-                .unwrap();
-            stream.write_all(&message).unwrap();
-        } else {
-            let mut prefix = [0u8; 2];
-            stream.read_exact(&mut prefix).unwrap();
-            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut message).unwrap();
-            handshake.read(&message).unwrap();
-        }
-    }
-    let (mut sealer, mut opener, _) = handshake.finish(2 << 20).unwrap();
+    let (mut sealer, mut opener) = client_handshake(&mut stream, [seed; 32]);
     loop {
         let mut prefix = [0u8; LENGTH_BYTES];
         if stream.read_exact(&mut prefix).is_err() {

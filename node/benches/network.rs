@@ -18,14 +18,12 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{random_file, wait_until, Launch, Node};
-use cryptosphere::wire::noise::{Handshake, NoiseIdentity};
-use ed25519_dalek::SigningKey;
+use common::{client_handshake, random_file, wait_until, Launch, Node};
 
 const CONNECTIONS: usize = 1_000;
 
@@ -130,24 +128,9 @@ fn files_equal(a: &Path, b: &Path) -> bool {
 }
 
 /// An authenticated connection to `node`, as a peer would hold one.
-fn connect(node: &Node, identity: &NoiseIdentity) -> TcpStream {
+fn connect(node: &Node, seed: [u8; 32]) -> TcpStream {
     let mut stream = TcpStream::connect(node.listen).unwrap();
-    let mut handshake = Handshake::new(identity, true).unwrap();
-    while !handshake.is_finished() {
-        if handshake.my_turn() {
-            let message = handshake.write().unwrap();
-            stream
-                .write_all(&(message.len() as u16).to_be_bytes())
-                .unwrap();
-            stream.write_all(&message).unwrap();
-        } else {
-            let mut prefix = [0u8; 2];
-            stream.read_exact(&mut prefix).unwrap();
-            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
-            stream.read_exact(&mut message).unwrap();
-            handshake.read(&message).unwrap();
-        }
-    }
+    client_handshake(&mut stream, seed);
     stream
 }
 
@@ -213,10 +196,7 @@ fn main() {
     let idle = node.rss_bytes();
     let started = Instant::now();
     let streams: Vec<TcpStream> = (0..CONNECTIONS)
-        .map(|i| {
-            let key = SigningKey::from_bytes(&blake_seed(i));
-            connect(&node, &NoiseIdentity::generate(&key).unwrap())
-        })
+        .map(|i| connect(&node, seed_of(i)))
         .collect();
     wait_until(
         "the node to count every connection",
@@ -234,7 +214,7 @@ fn main() {
 }
 
 /// A distinct identity seed per connection.
-fn blake_seed(i: usize) -> [u8; 32] {
+fn seed_of(i: usize) -> [u8; 32] {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     seed

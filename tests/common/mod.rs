@@ -309,3 +309,36 @@ pub fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     std::fs::write(path, &bytes).unwrap();
     bytes
 }
+
+/// Runs the initiator's side of the wire handshake over `stream` as the peer whose identity
+/// key is `seed` repeated (a test peer, or an attacker with an identity of its own).
+pub fn client_handshake(
+    stream: &mut std::net::TcpStream,
+    seed: [u8; 32],
+) -> (
+    cryptosphere::wire::noise::Sealer,
+    cryptosphere::wire::noise::Opener,
+) {
+    use cryptosphere::wire::noise::{Handshake, NoiseIdentity};
+    use std::io::{Read, Write};
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let identity = NoiseIdentity::generate(&key).unwrap();
+    let mut handshake = Handshake::new(&identity, true).unwrap();
+    while !handshake.is_finished() {
+        if handshake.my_turn() {
+            let message = handshake.write().unwrap();
+            stream
+                .write_all(&(message.len() as u16).to_be_bytes())
+                .unwrap();
+            stream.write_all(&message).unwrap();
+        } else {
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).unwrap();
+            let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
+            stream.read_exact(&mut message).unwrap();
+            handshake.read(&message).unwrap();
+        }
+    }
+    let (sealer, opener, _) = handshake.finish(2 << 20).unwrap();
+    (sealer, opener)
+}
