@@ -5,7 +5,8 @@
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::disallowed_methods
+    clippy::disallowed_methods,
+    clippy::disallowed_types
 )]
 
 use std::io::{BufRead, BufReader};
