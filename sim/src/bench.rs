@@ -199,7 +199,7 @@ fn kernel(events: u64) -> f64 {
                 frame: delivery.frame,
             },
         );
-        for (_, frame) in outbox.wire.drain(..) {
+        for (_, frame) in outbox.effects().wire.drain(..) {
             bytes += frame.encoded_len();
             let target = net.gen_range(0..PEERS as u32);
             queue.push(

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::peer::Peer;
 use super::{
-    ActorKind, Command, Directory, Event, Frame, Input, KernelConfig, Outbox, PeerId, Time,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Outbox, PeerId,
+    Time,
 };
 use crate::store::Store;
 
@@ -162,16 +163,41 @@ impl Harness {
 
     fn drain(&mut self, index: usize) {
         let from = self.peers[index].id();
-        let wire: Vec<(PeerId, Frame)> = self.outbox.wire.drain(..).collect();
-        for (to, frame) in wire {
+        let mut effects = std::mem::take(self.outbox.effects());
+        let Effects {
+            wire,
+            timers,
+            events,
+            trace,
+            dials,
+            addresses,
+            disconnects,
+        } = &mut effects;
+        // No trace digest, no addresses and no dials here: peers are reached by id.
+        trace.clear();
+        dials.clear();
+        addresses.clear();
+        // A dropped connection loses what is on its way, both ways.
+        for peer in disconnects.drain(..) {
+            let Some(&other) = self.index.get(&peer) else {
+                continue;
+            };
+            let other_id = self.peers[other].id();
+            self.queue.retain(|_, delivery| match delivery {
+                Delivery::Wire { to, from: sender, .. } => {
+                    !((*to == other && *sender == from) || (*to == index && *sender == other_id))
+                }
+                Delivery::Timer { .. } => true,
+            });
+        }
+        for (to, frame) in wire.drain(..) {
             self.frames_sent += 1;
             if let Some(&to) = self.index.get(&to) {
                 let at = self.now.plus(self.latency_us);
                 self.push(at, Delivery::Wire { to, from, frame });
             }
         }
-        let timers: Vec<(ActorKind, Time, u64)> = self.outbox.timers.drain(..).collect();
-        for (actor, at, token) in timers {
+        for (actor, at, token) in timers.drain(..) {
             self.push(
                 at,
                 Delivery::Timer {
@@ -182,8 +208,8 @@ impl Harness {
                 },
             );
         }
-        self.events
-            .extend(self.outbox.events.drain(..).map(|e| (index, e)));
+        self.events.extend(events.drain(..).map(|e| (index, e)));
+        *self.outbox.effects() = effects;
     }
 
     /// Runs every delivery due up to `until`, advancing the clock.

@@ -572,9 +572,10 @@ pub enum WireFault {
     Undecodable,
 }
 
-/// What actors emit; the host drains it after each step.
+/// What one step asks of its host. A host takes it apart with an exhaustive pattern (no
+/// `..`), so that a new kind of effect does not compile until every host handles it.
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub struct Effects {
     /// Frames to other peers.
     pub wire: Vec<(PeerId, Frame)>,
     /// Timers: (actor, fire at, token).
@@ -582,8 +583,6 @@ pub struct Outbox {
     pub events: Vec<Event>,
     /// Every input delivered during the step: (actor, message kind code), in order.
     pub trace: Vec<(ActorKind, u8)>,
-    /// Messages for sibling actors, delivered by [`peer::Peer`] within the same step.
-    pub(crate) local: std::collections::VecDeque<(ActorKind, Local)>,
     /// Addresses to connect to whose peer is not known yet (bootstrap).
     pub dials: Vec<SocketAddr>,
     /// Where peers listen, as learned (hosts with real connections dial these).
@@ -592,16 +591,44 @@ pub struct Outbox {
     pub disconnects: Vec<PeerId>,
 }
 
+impl Effects {
+    pub fn clear(&mut self) {
+        let Effects {
+            wire,
+            timers,
+            events,
+            trace,
+            dials,
+            addresses,
+            disconnects,
+        } = self;
+        wire.clear();
+        timers.clear();
+        events.clear();
+        trace.clear();
+        dials.clear();
+        addresses.clear();
+        disconnects.clear();
+    }
+}
+
+/// What actors emit during a step: the host's [`Effects`], and the messages between sibling
+/// actors that [`peer::Peer`] delivers within the step (empty again when the step ends).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    effects: Effects,
+    pub(crate) local: std::collections::VecDeque<(ActorKind, Local)>,
+}
+
 impl Outbox {
     pub fn clear(&mut self) {
-        self.wire.clear();
-        self.timers.clear();
-        self.events.clear();
-        self.trace.clear();
+        self.effects.clear();
         self.local.clear();
-        self.dials.clear();
-        self.addresses.clear();
-        self.disconnects.clear();
+    }
+
+    /// The effects of the steps since the last [`Outbox::clear`], for the host to carry out.
+    pub fn effects(&mut self) -> &mut Effects {
+        &mut self.effects
     }
 }
 
@@ -656,12 +683,13 @@ impl<'a> Context<'a> {
             ActorKind::Transport,
             "only the transport talks to peers"
         );
-        self.out.wire.push((to, frame));
+        self.out.effects.wire.push((to, frame));
     }
 
     /// Asks for `Input::Timer { token }` after `after` microseconds.
     pub fn timer(&mut self, after: u64, token: u64) {
         self.out
+            .effects
             .timers
             .push((self.actor, self.now.plus(after), token));
     }
@@ -669,19 +697,19 @@ impl<'a> Context<'a> {
     /// Asks the host to connect to `addr` (the transport's privilege).
     pub fn dial(&mut self, addr: SocketAddr) {
         debug_assert_eq!(self.actor, ActorKind::Transport);
-        self.out.dials.push(addr);
+        self.out.effects.dials.push(addr);
     }
 
     /// Tells the host where `peer` listens.
     pub fn address(&mut self, peer: PeerId, addr: SocketAddr) {
         debug_assert_eq!(self.actor, ActorKind::Transport);
-        self.out.addresses.push((peer, addr));
+        self.out.effects.addresses.push((peer, addr));
     }
 
     /// Asks the host to drop the connection to `peer`.
     pub fn disconnect(&mut self, peer: PeerId) {
         debug_assert_eq!(self.actor, ActorKind::Transport);
-        self.out.disconnects.push(peer);
+        self.out.effects.disconnects.push(peer);
     }
 
     /// Tells this peer's reputation filter what `peer` did.
@@ -690,7 +718,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn event(&mut self, event: Event) {
-        self.out.events.push(event);
+        self.out.effects.events.push(event);
     }
 }
 

@@ -113,7 +113,7 @@ impl Peer {
         rng: &mut ChaCha8Rng,
         out: &mut Outbox,
     ) {
-        out.trace.push((actor, input_code(&input)));
+        out.effects().trace.push((actor, input_code(&input)));
         let mut ctx = Context::new(now, self.id, actor, rng, out);
         match actor {
             ActorKind::Transport => self.transport.handle(&mut ctx, input),

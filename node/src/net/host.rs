@@ -18,7 +18,8 @@ use crate::ids::ChunkId;
 use crate::kernel::content::Content;
 use crate::kernel::peer::Peer;
 use crate::kernel::{
-    ActorKind, Command, Directory, Event, Frame, Input, Link, Outbox, PeerId, WireFault,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, Link, Outbox, PeerId,
+    WireFault,
 };
 use crate::store::Store;
 
@@ -207,27 +208,38 @@ impl PeerHost {
 
     fn carry_out(&mut self, ctx: &mut Context<Self>, out: &mut Outbox) {
         let now = self.shared.now();
-        for (peer, addr) in out.addresses.drain(..) {
+        let Effects {
+            wire,
+            timers,
+            events,
+            trace,
+            dials,
+            addresses,
+            disconnects,
+        } = out.effects();
+        // The node keeps no trace digest: that is the simulator's.
+        trace.clear();
+        for (peer, addr) in addresses.drain(..) {
             self.addrs.insert(peer, addr);
         }
-        for peer in out.disconnects.drain(..) {
+        for peer in disconnects.drain(..) {
             tracing::info!(?peer, "dropping the connection to a misbehaving peer");
             self.links.remove(&peer);
         }
-        for (peer, frame) in out.wire.drain(..) {
+        for (peer, frame) in wire.drain(..) {
             self.send(ctx, peer, frame);
         }
-        for addr in out.dials.drain(..) {
+        for addr in dials.drain(..) {
             let (shared, host) = (self.shared.clone(), ctx.address());
             self.runtime.spawn(conn::dial(addr, None, shared, host));
         }
-        for (actor, at, token) in out.timers.drain(..) {
+        for (actor, at, token) in timers.drain(..) {
             let after = Duration::from_micros(at.since(now));
             ctx.run_later(after, move |host, ctx| {
                 host.step(ctx, actor, Input::Timer { token })
             });
         }
-        for event in out.events.drain(..) {
+        for event in events.drain(..) {
             self.event(event);
         }
     }
