@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{cli, client_handshake, random_file, wait_until, Launch, Node};
-use cryptosphere::kernel::{Frame, Response};
+use cryptosphere::kernel::{ChainResponse, Frame, Response};
 use cryptosphere::wire::codec;
 use cryptosphere::wire::noise::Sealer;
 
@@ -127,7 +127,18 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
 
     // A well-sealed frame whose message does not decode.
     let (mut stream, mut sealer) = authenticated(a.listen, 3);
-    let frame = sealed(&mut sealer, &[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    let frame = sealed(
+        &mut sealer,
+        &[
+            cryptosphere::wire::VERSION,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ],
+    );
     stream.write_all(&frame).unwrap();
     assert_dropped(stream, "undecodable message");
 
@@ -135,7 +146,7 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
     let (mut stream, mut sealer) = authenticated(a.listen, 4);
     let answer = Frame::Response {
         id: u64::MAX,
-        body: Response::Noted,
+        body: Response::Chain(ChainResponse::Noted),
     };
     let frame = sealed(&mut sealer, &codec::encode(&answer).unwrap());
     stream.write_all(&frame).unwrap();
@@ -177,7 +188,9 @@ fn a_node_under_attack_keeps_serving_well_behaved_peers() {
 /// Answers a node's requests as a liar would: every chunk it is asked for comes back as other
 /// bytes. Runs until the node hangs up.
 fn serve_lies(mut stream: TcpStream, seed: u8) {
-    use cryptosphere::kernel::{Payload, Request};
+    use cryptosphere::kernel::{
+        Payload, Refusal, Request, RouteRequest, RouteResponse, StoreRequest, StoreResponse,
+    };
     use cryptosphere::wire::noise::LENGTH_BYTES;
     let (mut sealer, mut opener) = client_handshake(&mut stream, [seed; 32]);
     loop {
@@ -195,16 +208,25 @@ fn serve_lies(mut stream: TcpStream, seed: u8) {
             continue;
         };
         let answer = match body {
-            Request::Hello { .. } => Response::Welcome { peers: Vec::new() },
-            Request::FindNode { .. } => Response::Nodes { peers: Vec::new() },
-            Request::GetProviders { .. } => Response::Providers {
-                providers: Vec::new(),
-                closer: Vec::new(),
-            },
-            Request::Fetch { .. } => Response::Chunk {
+            Request::Route(RouteRequest::Hello { .. }) => {
+                Response::Route(RouteResponse::Welcome { peers: Vec::new() })
+            }
+            Request::Route(RouteRequest::FindNode { .. }) => {
+                Response::Route(RouteResponse::Nodes { peers: Vec::new() })
+            }
+            Request::Route(RouteRequest::GetProviders { .. }) => {
+                Response::Route(RouteResponse::Providers {
+                    providers: Vec::new(),
+                    closer: Vec::new(),
+                })
+            }
+            Request::Route(RouteRequest::AddProvider { .. }) => {
+                Response::Route(RouteResponse::Added)
+            }
+            Request::Store(StoreRequest::Fetch { .. }) => Response::Store(StoreResponse::Chunk {
                 payload: Payload::Bytes(vec![0x5a; 4096]),
-            },
-            _ => Response::Noted,
+            }),
+            _ => Response::Refused(Refusal::NotServed),
         };
         let frame = sealed_frame(&mut sealer, Frame::Response { id, body: answer });
         if stream.write_all(&frame).is_err() {

@@ -3,7 +3,9 @@
 
 use cryptosphere::kernel::content::{build, Content};
 use cryptosphere::kernel::harness::{peer_id, Harness};
-use cryptosphere::kernel::{Command, Event, Frame, KernelConfig, Payload, Request, Time};
+use cryptosphere::kernel::{
+    Command, Event, Frame, KernelConfig, Payload, Request, StoreRequest, Time,
+};
 
 const LATENCY_US: u64 = 20 * Time::MILLISECOND;
 
@@ -174,11 +176,11 @@ fn a_payload_that_does_not_match_its_id_is_refused_and_marked() {
         liar,
         Frame::Request {
             id: 7,
-            body: Request::Store {
+            body: Request::Store(StoreRequest::Store {
                 chunk,
                 payload: Payload::Synthetic { len: 5, seed: 5 },
                 announce: false,
-            },
+            }),
         },
     );
     assert!(!h.peer(1).store.holds(&chunk));
@@ -227,11 +229,11 @@ fn a_real_node_refuses_synthetic_payloads_and_oversized_requests() {
         peer_id(2),
         Frame::Request {
             id: 1,
-            body: Request::Store {
+            body: Request::Store(StoreRequest::Store {
                 chunk,
                 payload,
                 announce: false,
-            },
+            }),
         },
     );
     assert!(
@@ -242,9 +244,9 @@ fn a_real_node_refuses_synthetic_payloads_and_oversized_requests() {
     // A frame over the size limit is dropped unread and its sender marked.
     let huge = Frame::Request {
         id: 2,
-        body: Request::Check {
+        body: Request::Store(StoreRequest::Check {
             chunks: vec![chunk; 100_000],
-        },
+        }),
     };
     h.inject(1, peer_id(0), huge);
     assert_eq!(h.peer(1).reputation.record(&peer_id(0)).misbehaved, 1);
@@ -263,11 +265,11 @@ fn a_misbehaving_peer_gets_no_more_replicas() {
             peer_id(3),
             Frame::Request {
                 id,
-                body: Request::Store {
+                body: Request::Store(StoreRequest::Store {
                     chunk,
                     payload: Payload::Synthetic { len: 1, seed: id },
                     announce: false,
-                },
+                }),
             },
         );
     }

@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use cryptosphere::chain::agreement::propose;
 use cryptosphere::chain::exchange::RangeRequest;
 use cryptosphere::chain::{Outcome, Service, Transaction};
-use cryptosphere::kernel::{Contact, Frame, Payload, PeerId, Refusal, Request, Response};
+use cryptosphere::kernel::{
+    ChainRequest, ChainResponse, Contact, Frame, Payload, PeerId, Refusal, Request, Response,
+    RouteRequest, RouteResponse, StoreRequest, StoreResponse,
+};
 use cryptosphere::wire::codec::{decode, encode};
 use cryptosphere::wire::noise::{Handshake, NoiseIdentity, Opener, Sealer};
 use cryptosphere::wire::WireError;
@@ -24,24 +27,30 @@ fn request() -> impl Strategy<Value = Request> {
     );
     let hello_addr = addr.clone();
     prop_oneof![
-        hello_addr.prop_map(|listen| Request::Hello { listen }),
+        hello_addr.prop_map(|listen| Request::Route(RouteRequest::Hello { listen })),
         (
             id.clone(),
             proptest::collection::vec(any::<u8>(), 0..2_000),
             any::<bool>()
         )
-            .prop_map(|(chunk, bytes, announce)| Request::Store {
-                chunk,
-                payload: Payload::Bytes(bytes),
-                announce,
+            .prop_map(|(chunk, bytes, announce)| {
+                Request::Store(StoreRequest::Store {
+                    chunk,
+                    payload: Payload::Bytes(bytes),
+                    announce,
+                })
             }),
-        any::<[u8; 32]>().prop_map(|target| Request::FindNode {
+        any::<[u8; 32]>().prop_map(|target| Request::Route(RouteRequest::FindNode {
             target: PeerId(target)
-        }),
-        id.clone().prop_map(|key| Request::GetProviders { key }),
-        (id.clone(), addr.clone()).prop_map(|(key, addr)| Request::AddProvider { key, addr }),
-        id.clone().prop_map(|chunk| Request::Fetch { chunk }),
-        proptest::collection::vec(id, 0..20).prop_map(|chunks| Request::Check { chunks }),
+        })),
+        id.clone()
+            .prop_map(|key| Request::Route(RouteRequest::GetProviders { key })),
+        (id.clone(), addr.clone())
+            .prop_map(|(key, addr)| Request::Route(RouteRequest::AddProvider { key, addr })),
+        id.clone()
+            .prop_map(|chunk| Request::Store(StoreRequest::Fetch { chunk })),
+        proptest::collection::vec(id, 0..20)
+            .prop_map(|chunks| Request::Store(StoreRequest::Check { chunks })),
         (any::<u8>(), any::<u64>()).prop_map(|(seed, bytes)| {
             let tx = Transaction {
                 service: Service::ChunkServed,
@@ -53,19 +62,24 @@ fn request() -> impl Strategy<Value = Request> {
                 commitment: [seed; 32],
             };
             let key = SigningKey::from_bytes(&[seed; 32]);
-            Request::Agree(Box::new(propose(&key, None, [seed ^ 1; 32], tx)))
+            Request::Chain(ChainRequest::Agree(Box::new(propose(
+                &key,
+                None,
+                [seed ^ 1; 32],
+                tx,
+            ))))
         }),
         any::<[u8; 32]>().prop_map(|half| {
             let mut on_provider_half = [0u8; 64];
             on_provider_half[..32].copy_from_slice(&half);
-            Request::Countersign { on_provider_half }
+            Request::Chain(ChainRequest::Countersign { on_provider_half })
         }),
         (any::<[u8; 32]>(), any::<u64>(), any::<u32>()).prop_map(|(owner, from_seq, max)| {
-            Request::ChainRange(RangeRequest {
+            Request::Chain(ChainRequest::Range(RangeRequest {
                 owner,
                 from_seq,
                 max,
-            })
+            }))
         }),
     ]
 }
@@ -79,19 +93,26 @@ fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         contacts
             .clone()
-            .prop_map(|peers| Response::Welcome { peers }),
-        contacts.clone().prop_map(|peers| Response::Nodes { peers }),
-        (contacts.clone(), contacts)
-            .prop_map(|(providers, closer)| Response::Providers { providers, closer }),
-        Just(Response::Stored),
-        Just(Response::Refused(Refusal::QuotaFull)),
-        proptest::collection::vec(any::<u8>(), 0..2_000).prop_map(|bytes| Response::Chunk {
-            payload: Payload::Bytes(bytes)
+            .prop_map(|peers| Response::Route(RouteResponse::Welcome { peers })),
+        contacts
+            .clone()
+            .prop_map(|peers| Response::Route(RouteResponse::Nodes { peers })),
+        (contacts.clone(), contacts).prop_map(|(providers, closer)| {
+            Response::Route(RouteResponse::Providers { providers, closer })
         }),
-        Just(Response::NotFound),
-        Just(Response::Busy),
-        Just(Response::Noted),
-        Just(Response::Records(Vec::new())),
+        Just(Response::Route(RouteResponse::Added)),
+        Just(Response::Store(StoreResponse::Stored)),
+        Just(Response::Refused(Refusal::QuotaFull)),
+        Just(Response::Refused(Refusal::NotServed)),
+        proptest::collection::vec(any::<u8>(), 0..2_000).prop_map(|bytes| {
+            Response::Store(StoreResponse::Chunk {
+                payload: Payload::Bytes(bytes),
+            })
+        }),
+        Just(Response::Store(StoreResponse::NotFound)),
+        Just(Response::Refused(Refusal::Busy)),
+        Just(Response::Chain(ChainResponse::Noted)),
+        Just(Response::Chain(ChainResponse::Records(Vec::new()))),
     ]
 }
 

@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use cryptosphere::kernel::{
-    ActorKind, Context, Frame, Input, Outbox, PeerId, Request, Response, Time,
+    ActorKind, Context, Frame, Input, Outbox, PeerId, Request, Response, RouteRequest,
+    StoreResponse, Time,
 };
 
 use crate::queue::EventQueue;
@@ -116,7 +117,7 @@ impl Echo {
                 from,
                 Frame::Response {
                     id,
-                    body: Response::Stored,
+                    body: Response::Store(StoreResponse::Stored),
                 },
             ),
             Input::Wire {
@@ -126,7 +127,7 @@ impl Echo {
                 from,
                 Frame::Request {
                     id,
-                    body: Request::Hello { listen: None },
+                    body: Request::Route(RouteRequest::Hello { listen: None }),
                 },
             ),
             _ => {}
@@ -165,7 +166,7 @@ fn kernel(events: u64) -> f64 {
                 from,
                 frame: Frame::Request {
                     id: i as u64,
-                    body: Request::Hello { listen: None },
+                    body: Request::Route(RouteRequest::Hello { listen: None }),
                 },
             },
         );

@@ -18,8 +18,7 @@ use cryptosphere::ids::ChunkId;
 use cryptosphere::kernel::content::Content;
 use cryptosphere::kernel::peer::Peer;
 use cryptosphere::kernel::{
-    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Outbox, PeerId,
-    Time,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Outbox, PeerId, Time,
 };
 use cryptosphere::store::Store;
 
@@ -199,7 +198,10 @@ impl World {
                         .chains
                         .as_ref()
                         .map_or(Time::HOUR, |c| minutes(c.exchange_every_minutes)),
-                    chain_fork_at_us: g.strategy.fork_at_hours.map(hours),
+                    strategy: cryptosphere::kernel::strategy::Strategy {
+                        fork_at_us: g.strategy.fork_at_hours.map(hours),
+                        ..Default::default()
+                    },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
                     storage_for_others_bytes: g.storage_mib << 20,
@@ -601,7 +603,7 @@ impl World {
                     }
                 }
             }
-            Event::ReplicaPlaced { .. } => {}
+            Event::ReplicaPlaced { .. } | Event::Disqualified { .. } => {}
             Event::LookupDone { key, found, hops } => {
                 // Only lookups for live data count: at least one holder is up.
                 let holders = self.holders.get(&key).map_or(&[][..], |v| &v[..]);

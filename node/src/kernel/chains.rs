@@ -9,8 +9,8 @@ use ed25519_dalek::SigningKey;
 use rand::Rng;
 
 use super::{
-    ActorKind, Context, Event, Input, KernelConfig, Local, Observation, Outcome, PeerId, Request,
-    Response, Time,
+    ActorKind, ChainRequest, ChainResponse, Context, Event, Input, KernelConfig, Local,
+    Observation, Outcome, PeerId, Refusal, Request, Response, Time,
 };
 use crate::chain::agreement::{
     accept, complete, finish, propose, Completion, PendingHalf, Proposal,
@@ -23,13 +23,29 @@ const RECORD_TOKEN: u64 = 1;
 const EXCHANGE_TOKEN: u64 = 2;
 const FORK_TOKEN: u64 = 3;
 
+/// Quantities of services owed one counterparty, not recorded yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Owed {
+    bytes: u64,
+    creds: u64,
+    seconds: u64,
+}
+
+impl Owed {
+    fn add(&mut self, other: Owed) {
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.creds = self.creds.saturating_add(other.creds);
+        self.seconds = self.seconds.saturating_add(other.seconds);
+    }
+}
+
 /// What a request we sent was for.
 #[derive(Debug)]
 enum Waiting {
     Agreement {
         peer: PeerId,
         service: Service,
-        bytes: u64,
+        owed: Owed,
         proposal: Box<Proposal>,
     },
     Range(RangeRequest),
@@ -52,8 +68,8 @@ pub struct Chains {
     fork_at_us: Option<u64>,
     own: Vec<Record>,
     book: ChainBook,
-    /// Services not recorded yet: (counterparty, kind) → bytes.
-    owed: BTreeMap<(PeerId, Service), u64>,
+    /// Services not recorded yet, summed: (counterparty, kind) → quantities.
+    owed: BTreeMap<(PeerId, Service), Owed>,
     proposing: bool,
     providing: Option<(PeerId, Time, PendingHalf)>,
     waiting: BTreeMap<u64, Waiting>,
@@ -84,7 +100,7 @@ impl Chains {
             key,
             record_interval_us: record_interval_us.max(Time::SECOND),
             exchange_interval_us: config.chain_exchange_interval_us.max(Time::SECOND),
-            fork_at_us: config.chain_fork_at_us,
+            fork_at_us: config.strategy.fork_at_us,
             own,
             book: ChainBook::default(),
             owed: BTreeMap::new(),
@@ -135,7 +151,7 @@ impl Chains {
     }
 
     fn countersign(&mut self, ctx: &mut Context<'_>, peer: PeerId, on_provider_half: [u8; 64]) {
-        let body = Request::Countersign { on_provider_half };
+        let body = Request::Chain(ChainRequest::Countersign { on_provider_half });
         self.send(
             ctx,
             peer,
@@ -166,7 +182,7 @@ impl Chains {
             self.send(
                 ctx,
                 *peer,
-                Request::Fork(Box::new(proof.clone())),
+                Request::Chain(ChainRequest::Fork(Box::new(proof.clone()))),
                 Waiting::Other,
             );
         }
@@ -191,8 +207,14 @@ impl Chains {
                 peer,
                 service,
                 bytes,
+                creds,
+                seconds,
             }) => {
-                *self.owed.entry((peer, service)).or_default() += bytes;
+                self.owed.entry((peer, service)).or_default().add(Owed {
+                    bytes,
+                    creds,
+                    seconds,
+                });
             }
             Input::Timer {
                 token: RECORD_TOKEN,
@@ -222,7 +244,7 @@ impl Chains {
                         self.send(
                             ctx,
                             peer,
-                            Request::ChainRange(request),
+                            Request::Chain(ChainRequest::Range(request)),
                             Waiting::Range(request),
                         );
                     }
@@ -231,7 +253,15 @@ impl Chains {
             }
             Input::Timer { token: FORK_TOKEN } => self.fork(ctx),
             Input::Local(Local::Incoming { from, id, body }) => {
-                let answer = self.serve(ctx, from, body, peers);
+                let answer = match body {
+                    Request::Chain(request) => match self.serve(ctx, from, request, peers) {
+                        Ok(answer) => Response::Chain(answer),
+                        Err(refusal) => Response::Refused(refusal),
+                    },
+                    Request::Route(_) | Request::Store(_) | Request::Trade(_) => {
+                        Response::Refused(Refusal::NotServed)
+                    }
+                };
                 ctx.local(
                     ActorKind::Transport,
                     Local::Respond {
@@ -256,14 +286,14 @@ impl Chains {
         if self.busy() {
             return;
         }
-        let Some(((peer, service), bytes)) = self.owed.pop_first() else {
+        let Some(((peer, service), owed)) = self.owed.pop_first() else {
             return;
         };
         let tx = Transaction {
             service,
-            bytes,
-            creds: 0,
-            seconds: 0,
+            bytes: owed.bytes,
+            creds: owed.creds,
+            seconds: owed.seconds,
             time: ctx.now().micros(),
             outcome: ServiceOutcome::Delivered,
             commitment: [0; 32],
@@ -273,11 +303,11 @@ impl Chains {
         self.send(
             ctx,
             peer,
-            Request::Agree(Box::new(proposal.clone())),
+            Request::Chain(ChainRequest::Agree(Box::new(proposal.clone()))),
             Waiting::Agreement {
                 peer,
                 service,
-                bytes,
+                owed,
                 proposal: Box::new(proposal),
             },
         );
@@ -287,36 +317,37 @@ impl Chains {
         &mut self,
         ctx: &mut Context<'_>,
         from: PeerId,
-        request: Request,
+        request: ChainRequest,
         peers: &[PeerId],
-    ) -> Response {
+    ) -> Result<ChainResponse, Refusal> {
         match request {
-            Request::Agree(proposal) => {
+            ChainRequest::Agree(proposal) => {
                 if proposal.requester != from.0 {
                     ctx.observe(from, Observation::Misbehaved);
-                    return Response::Busy;
+                    return Err(Refusal::Invalid);
                 }
                 if self.busy() {
-                    return Response::Busy;
+                    return Err(Refusal::Busy);
                 }
                 match accept(&self.key, self.own.last(), &proposal) {
                     Ok((acceptance, pending)) => {
                         self.providing = Some((from, ctx.now(), pending));
-                        Response::Accepted(Box::new(acceptance))
+                        Ok(ChainResponse::Accepted(Box::new(acceptance)))
                     }
-                    Err(_) => Response::Busy,
+                    // Built on another head of ours than we have (a stale view): try again.
+                    Err(_) => Err(Refusal::Busy),
                 }
             }
-            Request::Countersign { on_provider_half } => match self.providing.take() {
+            ChainRequest::Countersign { on_provider_half } => match self.providing.take() {
                 Some((peer, _, pending)) if peer == from => {
                     match finish(pending, &Completion { on_provider_half }) {
                         Ok(record) => {
                             self.append(ctx, record);
-                            Response::Noted
+                            Ok(ChainResponse::Noted)
                         }
                         Err(_) => {
                             ctx.observe(from, Observation::Misbehaved);
-                            Response::Busy
+                            Err(Refusal::Invalid)
                         }
                     }
                 }
@@ -327,27 +358,26 @@ impl Chains {
                         r.counterparty == from.0 && r.counterparty_sig == on_provider_half
                     });
                     if known {
-                        Response::Noted
+                        Ok(ChainResponse::Noted)
                     } else {
-                        Response::Busy
+                        Err(Refusal::Busy)
                     }
                 }
             },
-            Request::ChainRange(request) => {
+            ChainRequest::Range(request) => {
                 let records = if request.owner == self.me().0 {
                     ChainBook::serve(&self.own, &request)
                 } else {
                     ChainBook::serve(self.book.chain(&request.owner), &request)
                 };
-                Response::Records(records)
+                Ok(ChainResponse::Records(records))
             }
-            Request::Fork(proof) => {
+            ChainRequest::Fork(proof) => {
                 if self.book.learn_fork((*proof).clone()) {
                     self.learned(ctx, *proof, peers);
                 }
-                Response::Noted
+                Ok(ChainResponse::Noted)
             }
-            _ => Response::Busy,
         }
     }
 
@@ -366,12 +396,12 @@ impl Chains {
             Waiting::Agreement {
                 peer,
                 service,
-                bytes,
+                owed,
                 proposal,
             } => {
                 self.proposing = false;
                 let finished = match outcome {
-                    Outcome::Answered(Response::Accepted(acceptance)) => {
+                    Outcome::Answered(Response::Chain(ChainResponse::Accepted(acceptance))) => {
                         complete(&self.key, &proposal, &acceptance).ok()
                     }
                     _ => None,
@@ -384,11 +414,12 @@ impl Chains {
                         self.countersign(ctx, peer, completion.on_provider_half);
                     }
                     // Busy, refused or silent: owe it still, and try later.
-                    None => *self.owed.entry((peer, service)).or_default() += bytes,
+                    None => self.owed.entry((peer, service)).or_default().add(owed),
                 }
             }
             Waiting::Range(request) => {
-                let Outcome::Answered(Response::Records(records)) = outcome else {
+                let Outcome::Answered(Response::Chain(ChainResponse::Records(records))) = outcome
+                else {
                     return;
                 };
                 match self.book.receive(&request, records) {
@@ -408,7 +439,10 @@ impl Chains {
                 on_provider_half,
             } => {
                 // Until the provider has it, keep sending: it keeps our half's position for us.
-                if !matches!(outcome, Outcome::Answered(Response::Noted)) {
+                if !matches!(
+                    outcome,
+                    Outcome::Answered(Response::Chain(ChainResponse::Noted))
+                ) {
                     self.pending_countersigns.push((peer, on_provider_half));
                 }
             }

@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::Payload;
+use super::{Challenge, Payload};
 use crate::ids::{ChunkId, ChunkKey};
 use crate::limits::CHUNK_PLAINTEXT_BYTES_MAX;
 use crate::object::crypto::chunk_id;
@@ -80,6 +80,36 @@ pub fn payload_matches(id: &ChunkId, payload: &Payload) -> bool {
         Payload::Hashed(hashed) => hashed.id() == *id,
         Payload::Synthetic { len, seed } => synthetic_id(*len, *seed) == *id,
     }
+}
+
+/// Domain separator of the audit answer over a synthetic payload.
+const SYNTHETIC_AUDIT_DOMAIN: &[u8] = b"cryptosphere/sim/audit/v1";
+
+/// The answer to an audit challenge over `payload`: `SHA-256(nonce ‖ bytes[offset .. offset
+/// + len])` for real bytes. A synthetic payload's bytes are never made, so its answer hashes
+/// its descriptor (which only a holder has) with the nonce and the range instead. `None`
+/// when the range is not inside the payload.
+pub fn audit_proof(payload: &Payload, challenge: &Challenge) -> Option<[u8; 32]> {
+    let start = challenge.offset as usize;
+    let end = start.checked_add(challenge.len as usize)?;
+    if challenge.len == 0 || end as u64 > payload.len() {
+        return None;
+    }
+    let hash = match payload {
+        Payload::Synthetic { len, seed } => Sha256::new()
+            .chain_update(SYNTHETIC_AUDIT_DOMAIN)
+            .chain_update(challenge.nonce)
+            .chain_update(len.to_le_bytes())
+            .chain_update(seed.to_le_bytes())
+            .chain_update(challenge.offset.to_le_bytes())
+            .chain_update(challenge.len.to_le_bytes())
+            .finalize(),
+        real => Sha256::new()
+            .chain_update(challenge.nonce)
+            .chain_update(&real.bytes()?[start..end])
+            .finalize(),
+    };
+    Some(hash.into())
 }
 
 /// Builds the chunks of `content`.

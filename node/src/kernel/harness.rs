@@ -11,8 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::peer::Peer;
 use super::{
-    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Outbox, PeerId,
-    Time,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Outbox, PeerId, Time,
 };
 use crate::store::Store;
 
@@ -184,9 +183,9 @@ impl Harness {
             };
             let other_id = self.peers[other].id();
             self.queue.retain(|_, delivery| match delivery {
-                Delivery::Wire { to, from: sender, .. } => {
-                    !((*to == other && *sender == from) || (*to == index && *sender == other_id))
-                }
+                Delivery::Wire {
+                    to, from: sender, ..
+                } => !((*to == other && *sender == from) || (*to == index && *sender == other_id)),
                 Delivery::Timer { .. } => true,
             });
         }

@@ -13,11 +13,13 @@
 pub mod chains;
 pub mod content;
 pub mod harness;
+pub mod msg;
 pub mod negotiator;
 pub mod peer;
 pub mod reputation;
 pub mod routing;
 pub mod storage;
+pub mod strategy;
 pub mod transport;
 
 use std::fmt;
@@ -27,6 +29,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ChunkId;
+
+pub use msg::{
+    ChainRequest, ChainResponse, Challenge, Frame, Refusal, Request, Response, RouteRequest,
+    RouteResponse, StoreRequest, StoreResponse, Terms, TradeRequest, TradeResponse,
+    FRAME_HEADER_BYTES,
+};
 
 /// Virtual or real time, in microseconds since the host started.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -161,219 +169,15 @@ impl Payload {
     }
 }
 
-/// Why a peer refused to store a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Refusal {
-    /// Storing it would exceed what the peer gives to others.
-    QuotaFull,
-    /// The payload does not match the chunk id.
-    BadChunk,
-    /// The peer's own store failed.
-    Unavailable,
-    /// The request asks about more than the peer answers at once.
-    TooLarge,
-}
-
-/// A request one peer makes of another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Request {
-    /// Introduce yourself (and where you listen); the answer carries some of the peers the
-    /// other side knows.
-    Hello { listen: Option<SocketAddr> },
-    /// Keep this chunk for me; `announce`: it is a tree's root, so tell the network (with a
-    /// provider record) that you hold it.
-    Store {
-        chunk: ChunkId,
-        payload: Payload,
-        announce: bool,
-    },
-    /// Send me this chunk.
-    Fetch { chunk: ChunkId },
-    /// Do you still hold these chunks?
-    Check { chunks: Vec<ChunkId> },
-    /// Let us record a service on both our chains (step 1 of the chain agreement).
-    Agree(Box<crate::chain::agreement::Proposal>),
-    /// My signature on your half (step 3 of the chain agreement).
-    Countersign {
-        #[serde(with = "crate::wire::fixed::bytes64")]
-        on_provider_half: [u8; 64],
-    },
-    /// Send me these records of this owner's chain.
-    ChainRange(crate::chain::exchange::RangeRequest),
-    /// Proof that a key forked its chain.
-    Fork(Box<crate::chain::ForkProof>),
-    /// Which peers do you know closest to `target`?
-    FindNode { target: PeerId },
-    /// Who provides `key`? (And which peers do you know closest to it?)
-    GetProviders { key: ChunkId },
-    /// I provide `key`; I listen at `addr`.
-    AddProvider {
-        key: ChunkId,
-        addr: Option<SocketAddr>,
-    },
-}
-
-/// The answer to a [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Response {
-    Welcome {
-        peers: Vec<Contact>,
-    },
-    Stored,
-    Refused(Refusal),
-    Chunk {
-        payload: Payload,
-    },
-    NotFound,
-    Holding {
-        missing: Vec<ChunkId>,
-    },
-    /// Step 2 of the chain agreement.
-    Accepted(Box<crate::chain::agreement::Acceptance>),
-    /// Another agreement is in progress; ask again later.
-    Busy,
-    Records(Vec<crate::chain::Record>),
-    /// Done (a countersignature, a fork proof or a provider record taken in).
-    Noted,
-    /// Peers closest to the target of a FindNode.
-    Nodes {
-        peers: Vec<Contact>,
-    },
-    /// Providers of a key, and peers closest to it.
-    Providers {
-        providers: Vec<Contact>,
-        closer: Vec<Contact>,
-    },
-}
-
-/// What travels between peers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Frame {
-    Request { id: u64, body: Request },
-    Response { id: u64, body: Response },
-}
-
-/// Bytes of a frame's header: kind (1), request id (8), body length (4).
-pub const FRAME_HEADER_BYTES: u64 = 13;
-/// AES-GCM tag a synthetic payload would carry on the wire (real payloads already hold it).
-const PAYLOAD_TAG_BYTES: u64 = 16;
-
-impl Payload {
-    /// Bytes this payload occupies on the wire.
-    fn wire_len(&self) -> u64 {
-        match self {
-            Payload::Bytes(bytes) => bytes.len() as u64,
-            Payload::Hashed(hashed) => hashed.bytes().len() as u64,
-            Payload::Synthetic { len, .. } => u64::from(*len) + PAYLOAD_TAG_BYTES,
-        }
-    }
-}
-
-impl Frame {
-    /// Encoded size, charged against bandwidth. The layout is documented in
-    /// `docs/scenario-format.md` until the wire protocol issue fixes the real encoding.
-    pub fn encoded_len(&self) -> u64 {
-        let body = match self {
-            Frame::Request { body, .. } => match body {
-                Request::Hello { .. } => 1,
-                Request::Store { payload, .. } => 1 + 32 + payload.wire_len() + 1,
-                Request::Fetch { .. } => 1 + 32,
-                Request::Check { chunks } => 1 + 4 + 32 * chunks.len() as u64,
-                // Keys, positions and the transaction (kind, quantities, time, outcome,
-                // commitment).
-                Request::Agree(_) => 1 + 32 + 8 + 32 + 32 + (1 + 8 * 4 + 1 + 32),
-                Request::Countersign { .. } => 1 + 64,
-                Request::ChainRange(_) => 1 + 32 + 8 + 4,
-                Request::Fork(_) => 1 + 2 * crate::chain::RECORD_BYTES as u64,
-                Request::FindNode { .. } | Request::GetProviders { .. } => 1 + 32,
-                Request::AddProvider { .. } => 1 + 32 + 1,
-            },
-            Frame::Response { body, .. } => match body {
-                Response::Welcome { peers } => 1 + 4 + 33 * peers.len() as u64,
-                Response::Stored | Response::NotFound => 1,
-                Response::Refused(_) => 2,
-                Response::Chunk { payload } => 1 + payload.wire_len(),
-                Response::Holding { missing } => 1 + 4 + 32 * missing.len() as u64,
-                Response::Accepted(_) => 1 + 8 + 32 + 64 + 64,
-                Response::Busy | Response::Noted => 1,
-                Response::Records(records) => {
-                    1 + 4 + crate::chain::RECORD_BYTES as u64 * records.len() as u64
-                }
-                Response::Nodes { peers } => 1 + 4 + 33 * peers.len() as u64,
-                Response::Providers { providers, closer } => {
-                    1 + 8 + 33 * (providers.len() + closer.len()) as u64
-                }
-            },
-        };
-        FRAME_HEADER_BYTES + body
-    }
-
-    /// A small stable number for the trace digest.
-    pub fn kind_code(&self) -> u8 {
-        match self {
-            Frame::Request { body, .. } => match body {
-                Request::Hello { .. } => 1,
-                Request::Store { .. } => 2,
-                Request::Fetch { .. } => 3,
-                Request::Check { .. } => 4,
-                Request::Agree(_) => 5,
-                Request::Countersign { .. } => 6,
-                Request::ChainRange(_) => 7,
-                Request::Fork(_) => 8,
-                Request::FindNode { .. } => 9,
-                Request::GetProviders { .. } => 10,
-                Request::AddProvider { .. } => 21,
-            },
-            Frame::Response { body, .. } => match body {
-                Response::Welcome { .. } => 11,
-                Response::Stored => 12,
-                Response::Refused(_) => 13,
-                Response::Chunk { .. } => 14,
-                Response::NotFound => 15,
-                Response::Holding { .. } => 16,
-                Response::Accepted(_) => 17,
-                Response::Busy => 18,
-                Response::Records(_) => 19,
-                Response::Noted => 20,
-                Response::Nodes { .. } => 22,
-                Response::Providers { .. } => 23,
-            },
-        }
-    }
-}
-
-impl Request {
-    /// Is `response` a possible answer to this request? Anything else is a message of the
-    /// wrong kind, and its sender is marked.
-    pub fn admits(&self, response: &Response) -> bool {
-        use Response as A;
-        match self {
-            Request::Hello { .. } => matches!(response, A::Welcome { .. }),
-            Request::Store { .. } => matches!(response, A::Stored | A::Refused(_)),
-            Request::Fetch { .. } => {
-                matches!(response, A::Chunk { .. } | A::NotFound | A::Refused(_))
-            }
-            Request::Check { .. } => matches!(response, A::Holding { .. } | A::Refused(_)),
-            Request::Agree(_) => matches!(response, A::Accepted(_) | A::Busy | A::Refused(_)),
-            Request::Countersign { .. } | Request::Fork(_) => {
-                matches!(response, A::Noted | A::Refused(_))
-            }
-            Request::ChainRange(_) => matches!(response, A::Records(_) | A::Refused(_)),
-            Request::FindNode { .. } => matches!(response, A::Nodes { .. } | A::Refused(_)),
-            Request::GetProviders { .. } => {
-                matches!(response, A::Providers { .. } | A::Refused(_))
-            }
-            Request::AddProvider { .. } => matches!(response, A::Noted | A::Refused(_)),
-        }
-    }
-}
-
 /// How a request to another peer ended, as the transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Answered(Response),
     /// No answer after every retry.
     TimedOut,
+    /// Never sent: our own limit on requests in flight was reached. It says nothing about
+    /// the peer.
+    NotSent,
 }
 
 /// What a peer's reputation filter is told about another peer.
@@ -426,11 +230,26 @@ pub enum Local {
     /// checked the payload against the id.
     KeepOwn { chunk: ChunkId, payload: Payload },
     /// To the reputation filter: we were served (as requester) by `peer`; to be recorded on
-    /// both chains.
+    /// both chains, with its quantities.
     Served {
         peer: PeerId,
         service: crate::chain::Service,
         bytes: u64,
+        creds: u64,
+        seconds: u64,
+    },
+    /// From the negotiator to the store: what `peer` may use here (storage held for it, and
+    /// bytes served to it in all).
+    Grant {
+        peer: PeerId,
+        quota_bytes: u64,
+        serve_until_bytes: u64,
+    },
+    /// From the store to the negotiator: what `peer` uses here now.
+    Usage {
+        peer: PeerId,
+        held_bytes: u64,
+        served_bytes: u64,
     },
     /// To the store: send back chunk `chunk` under `tag`.
     Read { chunk: ChunkId, tag: u64 },
@@ -467,6 +286,8 @@ impl Local {
             Local::FindProviders { .. } => 43,
             Local::Found { .. } => 44,
             Local::Provide { .. } => 45,
+            Local::Grant { .. } => 46,
+            Local::Usage { .. } => 47,
         }
     }
 }
@@ -511,6 +332,8 @@ pub enum Event {
         found: bool,
         hops: u32,
     },
+    /// This peer's audits disqualified `holder` (its contracts end, its replicas move).
+    Disqualified { holder: PeerId },
     /// A replica of one of our chunks was placed on `holder`.
     ReplicaPlaced {
         chunk: ChunkId,
@@ -763,8 +586,6 @@ pub struct KernelConfig {
     pub chain_record_interval_us: Option<u64>,
     /// How often to fetch another peer's chain (checking it for forks).
     pub chain_exchange_interval_us: u64,
-    /// Adversary: fork this peer's own chain at this time.
-    pub chain_fork_at_us: Option<u64>,
     /// Where this peer listens for connections (announced in Hello); `None` in the simulator.
     pub listen: Option<SocketAddr>,
     /// Addresses dialed at start to find the first peers (real hosts).
@@ -784,6 +605,10 @@ pub struct KernelConfig {
     pub provider_records_max: usize,
     /// The closest peers to a key that get each provider record.
     pub provider_replicas: usize,
+    /// How this peer trades (altruism, and the adversaries' behaviours).
+    pub strategy: strategy::Strategy,
+    /// The economy's limits and audit parameters.
+    pub economy: strategy::Economy,
 }
 
 impl Default for KernelConfig {
@@ -809,16 +634,17 @@ impl Default for KernelConfig {
             synthetic_payloads: false,
             chain_record_interval_us: None,
             chain_exchange_interval_us: 10 * 60 * Time::SECOND,
-            chain_fork_at_us: None,
             listen: None,
             bootstrap: Vec::new(),
             keep_fetched: false,
-            placements_in_flight_max: 1 << 16,
+            placements_in_flight_max: 1 << 11,
             lookups: false,
             provider_ttl_us: 24 * Time::HOUR,
             provider_republish_us: 12 * Time::HOUR,
             provider_records_max: 1 << 20,
             provider_replicas: 8,
+            strategy: strategy::Strategy::default(),
+            economy: strategy::Economy::default(),
         }
     }
 }

@@ -48,12 +48,7 @@ impl Peer {
         Peer {
             id,
             transport: Transport::new(config.clone(), id),
-            store: StoreActor::new(
-                store,
-                config.storage_for_others_bytes,
-                config.check_chunks_max,
-                config.synthetic_payloads,
-            ),
+            store: StoreActor::new(store, &config),
             negotiator: Negotiator::new(config.clone()),
             reputation: Reputation::new(chains),
         }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ActorKind, Context, Input, Local, Observation, PeerId};
+use super::{ActorKind, Context, Input, Local, Observation, PeerId, Refusal, Response};
 
 /// Counts for one peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,9 +86,19 @@ impl Reputation {
         let (peer, observation) = match input {
             Input::Local(Local::Observe { peer, observation }) => (peer, observation),
             other => {
-                if let Some(chains) = self.chains.as_mut() {
-                    let peers: Vec<PeerId> = self.records.keys().copied().collect();
-                    chains.handle(ctx, other, &peers);
+                match self.chains.as_mut() {
+                    Some(chains) => {
+                        let peers: Vec<PeerId> = self.records.keys().copied().collect();
+                        chains.handle(ctx, other, &peers);
+                    }
+                    // Chains are off: chain requests get a typed refusal, not silence.
+                    None => {
+                        if let Input::Local(Local::Incoming { from, id, .. }) = other {
+                            let body = Response::Refused(Refusal::NotServed);
+                            let respond = Local::Respond { to: from, id, body };
+                            ctx.local(ActorKind::Transport, respond);
+                        }
+                    }
                 }
                 return;
             }

@@ -1,53 +1,84 @@
 //! The store actor: the chunk store behind an actor. It keeps our own chunks and the chunks
-//! other peers asked us to keep, within a quota, and accounts for the bytes held for others.
-//! Real payloads go to a [`Store`] (memory or RocksDB, checked against their ids); synthetic
-//! ones (simulator only) are kept as their descriptors.
+//! other peers asked us to keep, and enforces what each peer may use: the storage quota and
+//! the bytes served that the negotiator grants it ([`Local::Grant`]), or a stranger's
+//! allowance when it has no grant. It answers audits from the bytes it holds, and tells the
+//! negotiator what each peer uses ([`Local::Usage`]). Real payloads go to a [`Store`]
+//! (memory or RocksDB, checked against their ids); synthetic ones (simulator only) are kept
+//! as their descriptors. The adversaries' store behaviours (freeloading, dropping, lying)
+//! are here, read from the [`Strategy`].
 
 use std::collections::BTreeMap;
 
-use super::content::payload_matches;
+use rand::Rng;
+
+use super::content::{audit_proof, payload_matches};
+use super::strategy::{Economy, Strategy};
 use super::{
-    ActorKind, Context, Event, Input, Local, Observation, Payload, Refusal, Request, Response,
+    ActorKind, Challenge, Context, Event, Input, KernelConfig, Local, Observation, Payload, PeerId,
+    Refusal, Request, Response, StoreRequest, StoreResponse,
 };
 use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
 use crate::store::Store;
+
+/// What one other peer uses here, and what it may use.
+#[derive(Debug, Clone, Copy, Default)]
+struct Account {
+    /// Bytes of its chunks we hold.
+    held_bytes: u64,
+    /// Bytes served to it since we started.
+    served_bytes: u64,
+    /// What the negotiator granted; `None`: a stranger's allowance.
+    grant: Option<Grant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    quota_bytes: u64,
+    serve_until_bytes: u64,
+}
 
 /// The store actor.
 #[derive(Debug)]
 pub struct StoreActor {
     check_chunks_max: usize,
     synthetic_payloads: bool,
+    strategy: Strategy,
+    economy: Economy,
     store: Store,
     synthetic: BTreeMap<ChunkId, (u32, u64)>,
-    /// Chunks held for other peers, with their sizes.
-    for_others: BTreeMap<ChunkId, u64>,
+    /// Chunks held for other peers: who asked, and the size.
+    for_others: BTreeMap<ChunkId, (PeerId, u64)>,
     for_others_bytes: u64,
-    quota_bytes: u64,
+    /// Everything we give to others, bytes.
+    capacity_bytes: u64,
+    accounts: BTreeMap<PeerId, Account>,
 }
 
 impl StoreActor {
-    /// `synthetic_payloads`: accept payloads that are descriptors (simulator only).
-    pub fn new(
-        store: Store,
-        quota_bytes: u64,
-        check_chunks_max: usize,
-        synthetic_payloads: bool,
-    ) -> StoreActor {
+    pub fn new(store: Store, config: &KernelConfig) -> StoreActor {
         StoreActor {
-            check_chunks_max,
-            synthetic_payloads,
+            check_chunks_max: config.check_chunks_max,
+            synthetic_payloads: config.synthetic_payloads,
+            strategy: config.strategy.clone(),
+            economy: config.economy.clone(),
             store,
             synthetic: BTreeMap::new(),
             for_others: BTreeMap::new(),
             for_others_bytes: 0,
-            quota_bytes,
+            capacity_bytes: config.storage_for_others_bytes,
+            accounts: BTreeMap::new(),
         }
     }
 
     /// Bytes held for other peers.
     pub fn bytes_for_others(&self) -> u64 {
         self.for_others_bytes
+    }
+
+    /// Bytes of `peer`'s chunks held here.
+    pub fn bytes_held_for(&self, peer: &PeerId) -> u64 {
+        self.accounts.get(peer).map_or(0, |a| a.held_bytes)
     }
 
     pub fn holds(&self, chunk: &ChunkId) -> bool {
@@ -93,73 +124,218 @@ impl StoreActor {
         Ok(())
     }
 
-    fn serve(
+    fn forget(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
+        if self.synthetic.remove(&chunk).is_none() {
+            // A chunk that cannot be deleted stays (and is still served); nothing is lost.
+            if self.store.backend().delete(&[chunk]).is_err() {
+                return;
+            }
+        }
+        ctx.event(Event::Holding { chunk, held: false });
+    }
+
+    /// The account of `peer`, made if there is room (a full table declines strangers).
+    fn account(&mut self, peer: PeerId) -> Option<&mut Account> {
+        if !self.accounts.contains_key(&peer) {
+            if self.accounts.len() >= self.economy.ledger_peers_max {
+                // Room is made only from accounts that hold nothing and were never granted.
+                let idle = self
+                    .accounts
+                    .iter()
+                    .find(|(_, a)| a.held_bytes == 0 && a.grant.is_none())
+                    .map(|(p, _)| *p)?;
+                self.accounts.remove(&idle);
+            }
+            self.accounts.insert(peer, Account::default());
+        }
+        self.accounts.get_mut(&peer)
+    }
+
+    fn quota_bytes(&self, account: &Account) -> u64 {
+        account.grant.map_or_else(
+            || self.strategy.stranger_storage_bytes(&self.economy),
+            |g| g.quota_bytes,
+        )
+    }
+
+    fn serve_until_bytes(&self, account: &Account) -> u64 {
+        account.grant.map_or_else(
+            || self.strategy.bandwidth_allowance_bytes(&self.economy),
+            |g| g.serve_until_bytes,
+        )
+    }
+
+    fn usage(&self, ctx: &mut Context<'_>, peer: PeerId) {
+        if let Some(account) = self.accounts.get(&peer) {
+            let usage = Local::Usage {
+                peer,
+                held_bytes: account.held_bytes,
+                served_bytes: account.served_bytes,
+            };
+            ctx.local(ActorKind::Negotiator, usage);
+        }
+    }
+
+    fn store_for(
         &mut self,
         ctx: &mut Context<'_>,
-        from: super::PeerId,
-        request: Request,
-    ) -> Option<Response> {
-        Some(match request {
-            Request::Store {
+        from: PeerId,
+        (chunk, payload, announce): (ChunkId, Payload, bool),
+    ) -> Result<StoreResponse, Refusal> {
+        let announce_it = |ctx: &mut Context<'_>| {
+            if announce {
+                ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
+            }
+        };
+        if self.holds(&chunk) {
+            announce_it(ctx);
+            return Ok(StoreResponse::Stored);
+        }
+        if payload.len() > CHUNK_STORED_BYTES_MAX as u64
+            || !payload_matches(&chunk, &payload)
+            || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
+        {
+            ctx.observe(from, Observation::Misbehaved);
+            return Err(Refusal::BadChunk);
+        }
+        if self.strategy.storage_freeloader {
+            return Err(Refusal::Declined);
+        }
+        let len = payload.len();
+        let Some(account) = self.account(from).copied() else {
+            return Err(Refusal::Declined);
+        };
+        if account.held_bytes + len > self.quota_bytes(&account)
+            || self.for_others_bytes + len > self.capacity_bytes
+        {
+            return Err(Refusal::QuotaFull);
+        }
+        // The silent dropper says it keeps the chunk, and does not.
+        if self.strategy.drop_fraction > 0.0 && ctx.rng().gen_bool(self.strategy.drop_fraction) {
+            return Ok(StoreResponse::Stored);
+        }
+        self.keep(ctx, chunk, payload)?;
+        self.for_others.insert(chunk, (from, len));
+        self.for_others_bytes += len;
+        if let Some(account) = self.accounts.get_mut(&from) {
+            account.held_bytes += len;
+        }
+        self.usage(ctx, from);
+        announce_it(ctx);
+        Ok(StoreResponse::Stored)
+    }
+
+    fn fetch_for(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        chunk: ChunkId,
+    ) -> Result<StoreResponse, Refusal> {
+        if self.strategy.bandwidth_freeloader {
+            return Err(Refusal::Declined);
+        }
+        let Some(payload) = self.read(&chunk) else {
+            return Ok(StoreResponse::NotFound);
+        };
+        let len = payload.len();
+        let Some(account) = self.account(from).copied() else {
+            return Err(Refusal::Declined);
+        };
+        if account.served_bytes.saturating_add(len) > self.serve_until_bytes(&account) {
+            return Err(Refusal::Declined);
+        }
+        if let Some(account) = self.accounts.get_mut(&from) {
+            account.served_bytes += len;
+        }
+        self.usage(ctx, from);
+        Ok(StoreResponse::Chunk { payload })
+    }
+
+    fn audit(&mut self, ctx: &mut Context<'_>, challenges: &[Challenge]) -> StoreResponse {
+        let proofs = challenges
+            .iter()
+            .map(|challenge| {
+                if self.strategy.liar {
+                    // Made up, without reading anything: it cannot match.
+                    let mut made_up = [0u8; 32];
+                    ctx.rng().fill(&mut made_up);
+                    return Some(made_up);
+                }
+                audit_proof(&self.read(&challenge.chunk)?, challenge)
+            })
+            .collect();
+        StoreResponse::Proofs { proofs }
+    }
+
+    fn serve(&mut self, ctx: &mut Context<'_>, from: PeerId, request: StoreRequest) -> Response {
+        let answer = match request {
+            StoreRequest::Store {
                 chunk,
                 payload,
                 announce,
-            } => {
-                if self.holds(&chunk) {
-                    if announce {
-                        ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
-                    }
-                    Response::Stored
-                } else if payload.len() > CHUNK_STORED_BYTES_MAX as u64
-                    || !payload_matches(&chunk, &payload)
-                    || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
-                {
-                    ctx.observe(from, Observation::Misbehaved);
-                    Response::Refused(Refusal::BadChunk)
-                } else if self.for_others_bytes + payload.len() > self.quota_bytes {
-                    Response::Refused(Refusal::QuotaFull)
-                } else {
-                    let len = payload.len();
-                    match self.keep(ctx, chunk, payload) {
-                        Ok(()) => {
-                            self.for_others.insert(chunk, len);
-                            self.for_others_bytes += len;
-                            if announce {
-                                ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
-                            }
-                            Response::Stored
-                        }
-                        Err(refusal) => Response::Refused(refusal),
-                    }
-                }
+            } => self.store_for(ctx, from, (chunk, payload, announce)),
+            StoreRequest::Fetch { chunk } => self.fetch_for(ctx, from, chunk),
+            StoreRequest::Check { chunks } if chunks.len() > self.check_chunks_max => {
+                Err(Refusal::TooLarge)
             }
-            Request::Fetch { chunk } => match self.read(&chunk) {
-                Some(payload) => Response::Chunk { payload },
-                None => Response::NotFound,
-            },
-            Request::Check { chunks } if chunks.len() > self.check_chunks_max => {
-                Response::Refused(Refusal::TooLarge)
-            }
-            Request::Check { chunks } => Response::Holding {
+            StoreRequest::Check { chunks } => Ok(StoreResponse::Holding {
                 missing: chunks.into_iter().filter(|c| !self.holds(c)).collect(),
-            },
-            Request::Hello { .. }
-            | Request::Agree(_)
-            | Request::Countersign { .. }
-            | Request::ChainRange(_)
-            | Request::Fork(_)
-            | Request::FindNode { .. }
-            | Request::GetProviders { .. }
-            | Request::AddProvider { .. } => return None,
-        })
+            }),
+            StoreRequest::Audit { challenges } if challenges.len() > self.check_chunks_max => {
+                Err(Refusal::TooLarge)
+            }
+            StoreRequest::Audit { challenges } => Ok(self.audit(ctx, &challenges)),
+        };
+        match answer {
+            Ok(answer) => Response::Store(answer),
+            Err(refusal) => Response::Refused(refusal),
+        }
+    }
+
+    /// Takes in what the negotiator grants `peer`. Its chunks over a smaller quota are
+    /// dropped (from the highest id down), and it places them elsewhere.
+    fn grant(&mut self, ctx: &mut Context<'_>, peer: PeerId, grant: Grant) {
+        let Some(account) = self.account(peer) else {
+            return;
+        };
+        account.grant = Some(grant);
+        if account.held_bytes <= grant.quota_bytes {
+            return;
+        }
+        let mut over = account.held_bytes - grant.quota_bytes;
+        let theirs: Vec<(ChunkId, u64)> = self
+            .for_others
+            .iter()
+            .rev()
+            .filter(|(_, (owner, _))| *owner == peer)
+            .map(|(chunk, (_, len))| (*chunk, *len))
+            .collect();
+        for (chunk, len) in theirs {
+            if over == 0 {
+                break;
+            }
+            self.for_others.remove(&chunk);
+            self.for_others_bytes -= len;
+            over = over.saturating_sub(len);
+            if let Some(account) = self.accounts.get_mut(&peer) {
+                account.held_bytes -= len;
+            }
+            self.forget(ctx, chunk);
+        }
+        self.usage(ctx, peer);
     }
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
             Input::Local(Local::Incoming { from, id, body }) => {
-                if let Some(body) = self.serve(ctx, from, body) {
-                    ctx.local(ActorKind::Transport, Local::Respond { to: from, id, body });
-                }
+                // The transport sends us storage requests only; anything else is refused.
+                let body = match body {
+                    Request::Store(request) => self.serve(ctx, from, request),
+                    Request::Route(_) | Request::Chain(_) | Request::Trade(_) => {
+                        Response::Refused(Refusal::NotServed)
+                    }
+                };
+                ctx.local(ActorKind::Transport, Local::Respond { to: from, id, body });
             }
             // The negotiator checked the payload against its id (it built or fetched it).
             Input::Local(Local::KeepOwn { chunk, payload }) if !self.holds(&chunk) => {
@@ -176,6 +352,17 @@ impl StoreActor {
                         payload,
                     },
                 );
+            }
+            Input::Local(Local::Grant {
+                peer,
+                quota_bytes,
+                serve_until_bytes,
+            }) => {
+                let grant = Grant {
+                    quota_bytes,
+                    serve_until_bytes,
+                };
+                self.grant(ctx, peer, grant);
             }
             _ => {}
         }

@@ -13,7 +13,8 @@ use rand::Rng;
 use super::routing::{Lookup, LookupKind, ProviderRecords, RoutingTable, K};
 use super::{
     ActorKind, Contact, Context, Directory, Event, Frame, Input, KernelConfig, Link, Local,
-    Observation, Outcome, PeerId, Request, Response, Time,
+    Observation, Outcome, PeerId, Request, Response, RouteRequest, RouteResponse, StoreRequest,
+    Time,
 };
 use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
@@ -177,7 +178,7 @@ impl Transport {
     /// How long to wait for an answer to `frame` before retrying.
     fn timeout_for(&self, frame: &Frame, body: &Request) -> u64 {
         let answer_bytes = match body {
-            Request::Fetch { .. } => CHUNK_STORED_BYTES_MAX as u64,
+            Request::Store(StoreRequest::Fetch { .. }) => CHUNK_STORED_BYTES_MAX as u64,
             _ => 0,
         };
         let bytes = frame.encoded_len() + answer_bytes;
@@ -213,7 +214,7 @@ impl Transport {
                 Local::Done {
                     tag,
                     from: to,
-                    outcome: Outcome::TimedOut,
+                    outcome: Outcome::NotSent,
                 },
             );
             return;
@@ -234,9 +235,9 @@ impl Transport {
     }
 
     fn hello(&self) -> Request {
-        Request::Hello {
+        Request::Route(RouteRequest::Hello {
             listen: self.config.listen,
-        }
+        })
     }
 
     fn greet(&mut self, ctx: &mut Context<'_>, count: usize) {
@@ -363,7 +364,7 @@ impl Transport {
                 }
                 let listen = match &frame {
                     Frame::Request {
-                        body: Request::Hello { listen },
+                        body: Request::Route(RouteRequest::Hello { listen }),
                         ..
                     } => *listen,
                     _ => None,
@@ -374,64 +375,23 @@ impl Transport {
                 };
                 self.learn(ctx, contact, true);
                 match frame {
-                    Frame::Request {
-                        id,
-                        body: Request::Hello { .. },
-                    } => {
-                        let count = self.config.welcome_peers_max.min(self.known_peers());
-                        let mut peers = Vec::with_capacity(count);
-                        for _ in 0..count {
-                            if let Some(peer) = self.random_peer(ctx) {
-                                peers.push(self.contact(peer));
-                            }
+                    // Routing is ours; chunks go to the store, chain business to the
+                    // reputation filter, contracts to the negotiator.
+                    Frame::Request { id, body } => match body {
+                        Request::Route(request) => {
+                            let body = Response::Route(self.route(ctx, from, request));
+                            ctx.wire(from, Frame::Response { id, body });
                         }
-                        ctx.wire(
-                            from,
-                            Frame::Response {
-                                id,
-                                body: Response::Welcome { peers },
-                            },
-                        );
-                    }
-                    Frame::Request {
-                        id,
-                        body: Request::FindNode { target },
-                    } => {
-                        let peers = self.table.closest(&target.0, K);
-                        let body = Response::Nodes { peers };
-                        ctx.wire(from, Frame::Response { id, body });
-                    }
-                    Frame::Request {
-                        id,
-                        body: Request::GetProviders { key },
-                    } => {
-                        let providers = self.records.get(&key, ctx.now());
-                        let closer = self.table.closest(&key.0, K);
-                        let body = Response::Providers { providers, closer };
-                        ctx.wire(from, Frame::Response { id, body });
-                    }
-                    Frame::Request {
-                        id,
-                        body: Request::AddProvider { key, addr },
-                    } => {
-                        let expires = ctx.now().plus(self.config.provider_ttl_us);
-                        let provider = Contact { id: from, addr };
-                        let max = self.config.provider_records_max;
-                        self.records.add(key, provider, expires, max);
-                        let body = Response::Noted;
-                        ctx.wire(from, Frame::Response { id, body });
-                    }
-                    Frame::Request { id, body } => {
-                        // Chain business goes to the reputation filter, chunks to the store.
-                        let to = match body {
-                            Request::Agree(_)
-                            | Request::Countersign { .. }
-                            | Request::ChainRange(_)
-                            | Request::Fork(_) => ActorKind::Reputation,
-                            _ => ActorKind::Store,
-                        };
-                        ctx.local(to, Local::Incoming { from, id, body });
-                    }
+                        Request::Store(_) => {
+                            ctx.local(ActorKind::Store, Local::Incoming { from, id, body })
+                        }
+                        Request::Chain(_) => {
+                            ctx.local(ActorKind::Reputation, Local::Incoming { from, id, body })
+                        }
+                        Request::Trade(_) => {
+                            ctx.local(ActorKind::Negotiator, Local::Incoming { from, id, body })
+                        }
+                    },
                     Frame::Response { id, body } => self.answered(ctx, from, id, body),
                 }
             }
@@ -470,6 +430,41 @@ impl Transport {
         }
     }
 
+    /// Answers a routing request.
+    fn route(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        request: RouteRequest,
+    ) -> RouteResponse {
+        match request {
+            RouteRequest::Hello { .. } => {
+                let count = self.config.welcome_peers_max.min(self.known_peers());
+                let mut peers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    if let Some(peer) = self.random_peer(ctx) {
+                        peers.push(self.contact(peer));
+                    }
+                }
+                RouteResponse::Welcome { peers }
+            }
+            RouteRequest::FindNode { target } => RouteResponse::Nodes {
+                peers: self.table.closest(&target.0, K),
+            },
+            RouteRequest::GetProviders { key } => RouteResponse::Providers {
+                providers: self.records.get(&key, ctx.now()),
+                closer: self.table.closest(&key.0, K),
+            },
+            RouteRequest::AddProvider { key, addr } => {
+                let expires = ctx.now().plus(self.config.provider_ttl_us);
+                let provider = Contact { id: from, addr };
+                let max = self.config.provider_records_max;
+                self.records.add(key, provider, expires, max);
+                RouteResponse::Added
+            }
+        }
+    }
+
     fn answered(&mut self, ctx: &mut Context<'_>, from: PeerId, id: u64, body: Response) {
         if !(self.first_id..self.next_id).contains(&id) {
             // An answer to a request never made: a message of the wrong kind.
@@ -503,7 +498,7 @@ impl Transport {
             return;
         }
         ctx.observe(from, Observation::Answered);
-        if let Response::Welcome { peers } = &body {
+        if let Response::Route(RouteResponse::Welcome { peers }) = &body {
             for peer in peers.iter().take(self.config.welcome_peers_max) {
                 self.learn(ctx, *peer, false);
             }
@@ -590,8 +585,10 @@ impl Transport {
             return;
         }
         let named = match answer {
-            Some(Response::Nodes { peers }) => Some((peers, Vec::new())),
-            Some(Response::Providers { providers, closer }) => Some((closer, providers)),
+            Some(Response::Route(RouteResponse::Nodes { peers })) => Some((peers, Vec::new())),
+            Some(Response::Route(RouteResponse::Providers { providers, closer })) => {
+                Some((closer, providers))
+            }
             _ => None,
         };
         if let Some((closer, providers)) = &named {
@@ -617,10 +614,10 @@ impl Transport {
         };
         let queries = lookup.next_queries();
         let request = match lookup.kind {
-            LookupKind::Nodes => Request::FindNode {
+            LookupKind::Nodes => RouteRequest::FindNode {
                 target: PeerId(lookup.target),
             },
-            LookupKind::Providers => Request::GetProviders {
+            LookupKind::Providers => RouteRequest::GetProviders {
                 key: ChunkId(lookup.target),
             },
         };
@@ -632,7 +629,8 @@ impl Transport {
             return;
         }
         for contact in queries {
-            self.send(ctx, contact.id, request.clone(), ActorKind::Transport, id);
+            let body = Request::Route(request.clone());
+            self.send(ctx, contact.id, body, ActorKind::Transport, id);
         }
     }
 
@@ -648,10 +646,10 @@ impl Transport {
                 ctx.local(ActorKind::Negotiator, Local::Found { tag, providers });
             }
             LookupFor::Provide { key } => {
-                let request = Request::AddProvider {
+                let request = Request::Route(RouteRequest::AddProvider {
                     key,
                     addr: self.config.listen,
-                };
+                });
                 for contact in lookup.closest_answered(self.config.provider_replicas) {
                     self.send(ctx, contact.id, request.clone(), ActorKind::Transport, 0);
                 }

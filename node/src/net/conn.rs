@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::host::{Arrived, DialEnded, LinkEnded, LinkUp, PeerHost};
 use super::Shared;
-use crate::kernel::{Frame, PeerId, Request, Response};
+use crate::kernel::{Frame, PeerId, Request, Response, StoreRequest, StoreResponse};
 use crate::wire::noise::{Handshake, Opener, Sealer, LENGTH_BYTES};
 use crate::wire::{codec, WireError};
 
@@ -123,28 +123,28 @@ fn hash_ahead(frame: Frame) -> Frame {
     match frame {
         Frame::Response {
             id,
-            body: Response::Chunk { payload },
+            body: Response::Store(StoreResponse::Chunk { payload }),
         } => Frame::Response {
             id,
-            body: Response::Chunk {
+            body: Response::Store(StoreResponse::Chunk {
                 payload: payload.hash_ahead(),
-            },
+            }),
         },
         Frame::Request {
             id,
             body:
-                Request::Store {
+                Request::Store(StoreRequest::Store {
                     chunk,
                     payload,
                     announce,
-                },
+                }),
         } => Frame::Request {
             id,
-            body: Request::Store {
+            body: Request::Store(StoreRequest::Store {
                 chunk,
                 payload: payload.hash_ahead(),
                 announce,
-            },
+            }),
         },
         other => other,
     }

@@ -18,8 +18,7 @@ use crate::ids::ChunkId;
 use crate::kernel::content::Content;
 use crate::kernel::peer::Peer;
 use crate::kernel::{
-    ActorKind, Command, Directory, Effects, Event, Frame, Input, Link, Outbox, PeerId,
-    WireFault,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, Link, Outbox, PeerId, WireFault,
 };
 use crate::store::Store;
 

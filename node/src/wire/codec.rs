@@ -63,7 +63,7 @@ impl std::io::Write for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{Payload, Request, Response};
+    use crate::kernel::{Payload, Request, Response, RouteRequest, StoreRequest, StoreResponse};
     use crate::ChunkId;
 
     /// The examples of `docs/wire-protocol.md`, byte for byte.
@@ -71,36 +71,39 @@ mod tests {
     fn documented_examples_hold() {
         let hello = Frame::Request {
             id: 5,
-            body: Request::Hello {
+            body: Request::Route(RouteRequest::Hello {
                 listen: Some("127.0.0.1:7420".parse().unwrap()),
-            },
+            }),
         };
         assert_eq!(
             encode(&hello).unwrap(),
-            [1, 0, 5, 0, 1, 0, 127, 0, 0, 1, 0xfc, 0x39]
+            [2, 0, 5, 0, 0, 1, 0, 127, 0, 0, 1, 0xfc, 0x39]
         );
         let v6 = Frame::Request {
             id: 300,
-            body: Request::Hello {
+            body: Request::Route(RouteRequest::Hello {
                 listen: Some("[::1]:1".parse().unwrap()),
-            },
+            }),
         };
-        let mut expected = vec![1, 0, 0xac, 0x02, 0, 1, 1];
+        let mut expected = vec![2, 0, 0xac, 0x02, 0, 0, 1, 1];
         expected.extend_from_slice(&[0; 15]);
         expected.extend_from_slice(&[1, 1]);
         assert_eq!(encode(&v6).unwrap(), expected);
         let chunk = Frame::Response {
             id: 5,
-            body: Response::Chunk {
+            body: Response::Store(StoreResponse::Chunk {
                 payload: Payload::Bytes(vec![0xaa; 3]),
-            },
+            }),
         };
-        assert_eq!(encode(&chunk).unwrap(), [1, 1, 5, 3, 3, 0xaa, 0xaa, 0xaa]);
+        assert_eq!(
+            encode(&chunk).unwrap(),
+            [2, 1, 5, 1, 1, 3, 0xaa, 0xaa, 0xaa]
+        );
         let refused = Frame::Response {
             id: 0,
             body: Response::Refused(crate::kernel::Refusal::TooLarge),
         };
-        assert_eq!(encode(&refused).unwrap(), [1, 1, 0, 2, 3]);
+        assert_eq!(encode(&refused).unwrap(), [2, 1, 0, 4, 3]);
     }
 
     #[test]
@@ -108,15 +111,15 @@ mod tests {
         let frames = [
             Frame::Request {
                 id: 7,
-                body: Request::Fetch {
+                body: Request::Store(StoreRequest::Fetch {
                     chunk: ChunkId([3; 32]),
-                },
+                }),
             },
             Frame::Response {
                 id: u64::MAX,
-                body: Response::Chunk {
+                body: Response::Store(StoreResponse::Chunk {
                     payload: Payload::Bytes(vec![9; 300]),
-                },
+                }),
             },
         ];
         for frame in frames {
@@ -130,19 +133,19 @@ mod tests {
                 Err(WireError::Truncated(_))
             ));
             let mut other = bytes.clone();
-            other[0] = 2;
-            assert_eq!(decode(&other), Err(WireError::Version(2)));
+            other[0] = 1;
+            assert_eq!(decode(&other), Err(WireError::Version(1)));
         }
         assert!(decode(&[]).is_err());
-        // Fetch (request variant 2) with id 1 written as an over-long varint.
-        let mut overlong = vec![VERSION, 0, 0x81, 0x00, 2];
+        // Store protocol (1), Fetch (1), with id 1 written as an over-long varint.
+        let mut overlong = vec![VERSION, 0, 0x81, 0x00, 1, 1];
         overlong.extend_from_slice(&[3; 32]);
         assert!(matches!(decode(&overlong), Err(WireError::Undecodable(_))));
         let synthetic = Frame::Response {
             id: 1,
-            body: Response::Chunk {
+            body: Response::Store(StoreResponse::Chunk {
                 payload: Payload::Synthetic { len: 3, seed: 1 },
-            },
+            }),
         };
         assert!(matches!(encode(&synthetic), Err(WireError::Unencodable(_))));
     }

@@ -16,7 +16,8 @@ pub mod noise;
 use crate::kernel::WireFault;
 
 /// The protocol version carried first in every frame.
-pub const VERSION: u8 = 1;
+/// Version 2 nests each message in its protocol (route, store, chain).
+pub const VERSION: u8 = 2;
 /// The Noise protocol name.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
 /// The Noise prologue: both sides must use the same one, or the handshake fails.

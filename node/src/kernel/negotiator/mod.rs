@@ -1,10 +1,12 @@
-//! The negotiator: decides where our chunks' replicas go and keeps them alive, and fetches
-//! trees for the user. (The barter economy of later issues lives here too.)
+//! The negotiator: decides where our chunks' replicas go and keeps them alive, fetches
+//! trees for the user, and trades: storage contracts, ledgers and audits
+//! ([`contracts`], [`ledger`], [`audit`]).
 //!
 //! Placement: every chunk of a tree is placed at the tree's root id on the ring of known
 //! peer ids (consistent hashing), so a fetcher that knows only the root looks in the same
 //! place. The candidates are the first `replication + extra_candidates` usable peers
-//! clockwise from that point, and the reputation ranking picks among them. Upkeep: every
+//! clockwise from that point, and the reputation ranking picks among them; contract
+//! partners with room come first. Upkeep: every
 //! `check_interval` we ask each holder whether it still holds our chunks; a holder that lost
 //! one is marked and replaced, and one unreachable for `holder_dead_after` is replaced.
 //!
@@ -12,14 +14,22 @@
 //! with it are the sources the rest of the tree is fetched from, spread across them, with
 //! the other candidates as fallbacks.
 
+pub mod audit;
+pub mod contracts;
+pub mod ledger;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 
+use self::audit::Replica;
+use self::contracts::Contract;
+use self::ledger::Ledgers;
+
 use super::content::{build, payload_matches};
 use super::{
     ActorKind, Command, Context, Directory, Event, Input, KernelConfig, Local, Observation,
-    Outcome, Payload, PeerId, Request, Response, Time,
+    Outcome, Payload, PeerId, Request, Response, StoreRequest, StoreResponse, Time,
 };
 use crate::chain::Service;
 use crate::ids::ChunkId;
@@ -27,6 +37,8 @@ use crate::object::format::{parse_links, LinkKind};
 
 /// Timer token of the upkeep round.
 const CHECK_TOKEN: u64 = 0;
+/// Timer token of the audit round.
+const AUDIT_TOKEN: u64 = 1;
 /// Peers with a score below this are never chosen.
 const SCORE_MIN: f64 = 0.2;
 /// Placement attempts per chunk and round before waiting for the next round.
@@ -37,7 +49,10 @@ const PLACE_ATTEMPTS_MAX: u32 = 8;
 struct Owned {
     /// Where on the ring its holders are sought (its tree's root).
     point: PeerId,
-    holders: BTreeSet<PeerId>,
+    /// Its length, bytes (known once read for placement).
+    len: u64,
+    /// Who holds it, and the audit challenges kept for that replica.
+    holders: BTreeMap<PeerId, Replica>,
     /// Peers asked this round that refused or stayed silent.
     tried: BTreeSet<PeerId>,
     placing: u32,
@@ -56,6 +71,23 @@ enum Purpose {
         chunk: ChunkId,
         repair: bool,
         bytes: u64,
+        replica: Replica,
+    },
+    /// A contract proposed to `peer`.
+    Propose {
+        peer: PeerId,
+        terms: crate::kernel::Terms,
+    },
+    /// A contract with `peer` ended by us.
+    End,
+    /// Challenges sent to `holder`: the chunks and the expected answers, in order.
+    Audit {
+        holder: PeerId,
+        items: Vec<(ChunkId, u64)>,
+    },
+    /// Our copy of a chunk, read to make new challenges for its replica on `holder`.
+    Refresh {
+        holder: PeerId,
     },
     Check {
         chunks: Vec<ChunkId>,
@@ -114,6 +146,19 @@ pub struct Negotiator {
     deferred: BTreeMap<ChunkId, bool>,
     /// Fetches waiting for a provider lookup.
     looking: usize,
+    ledgers: Ledgers,
+    contracts: BTreeMap<PeerId, Contract>,
+    /// Peers with a proposal of ours in flight.
+    proposing: BTreeSet<PeerId>,
+    /// The secret our audit challenges derive from (drawn at the first start).
+    audit_key: [u8; 32],
+    /// Where the next audit round starts among our holders (they take turns).
+    audit_cursor: PeerId,
+    /// Chunks short of holders with no candidate left this round; placed again when a
+    /// contract is made.
+    starved: BTreeSet<ChunkId>,
+    /// When creds were last counted.
+    last_term_round: Time,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -135,6 +180,13 @@ impl Negotiator {
             placing_total: 0,
             deferred: BTreeMap::new(),
             looking: 0,
+            ledgers: Ledgers::default(),
+            contracts: BTreeMap::new(),
+            proposing: BTreeSet::new(),
+            audit_key: [0; 32],
+            audit_cursor: PeerId([0; 32]),
+            starved: BTreeSet::new(),
+            last_term_round: Time::default(),
         }
     }
 
@@ -194,6 +246,7 @@ impl Negotiator {
             **peer != ctx.me()
                 && !skip(peer)
                 && self.score(peer) >= SCORE_MIN
+                && !self.ledgers.disqualified(peer)
                 && !self.recently_unreachable(ctx.now(), peer)
         };
         // The first `wanted` usable peers of each sorted set, clockwise from `point`, then
@@ -243,11 +296,18 @@ impl Negotiator {
                     owned.attempts = 0;
                     owned.tried.clear();
                 }
+                self.proposing.clear();
+                if self.audit_key == [0; 32] {
+                    ctx.rng().fill(&mut self.audit_key);
+                }
                 let interval = self.config.check_interval_us.max(Time::SECOND);
                 let first = ctx
                     .rng()
                     .gen_range(Time::HOUR..Time::HOUR.saturating_add(interval));
                 ctx.timer(first, CHECK_TOKEN);
+                let audits = self.audit_interval_us();
+                let first = ctx.rng().gen_range(audits / 2..audits.saturating_add(1));
+                ctx.timer(first, AUDIT_TOKEN);
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
             Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
@@ -276,8 +336,27 @@ impl Negotiator {
             }
             Input::Timer { token: CHECK_TOKEN } => {
                 self.check_round(ctx);
+                self.term_round(ctx);
                 ctx.timer(self.config.check_interval_us.max(Time::SECOND), CHECK_TOKEN);
             }
+            Input::Timer { token: AUDIT_TOKEN } => {
+                self.audit_round(ctx);
+                ctx.timer(self.audit_interval_us(), AUDIT_TOKEN);
+            }
+            Input::Local(Local::Incoming { from, id, body }) => {
+                let body = match body {
+                    Request::Trade(request) => self.trade(ctx, from, request),
+                    Request::Route(_) | Request::Store(_) | Request::Chain(_) => {
+                        Response::Refused(crate::kernel::Refusal::NotServed)
+                    }
+                };
+                ctx.local(ActorKind::Transport, Local::Respond { to: from, id, body });
+            }
+            Input::Local(Local::Usage {
+                peer,
+                held_bytes,
+                served_bytes,
+            }) => self.usage(ctx, peer, held_bytes, served_bytes),
             _ => {}
         }
     }
@@ -304,7 +383,8 @@ impl Negotiator {
         for &chunk in &chunks {
             self.owned.entry(chunk).or_insert_with(|| Owned {
                 point,
-                holders: BTreeSet::new(),
+                len: 0,
+                holders: BTreeMap::new(),
                 tried: BTreeSet::new(),
                 placing: 0,
                 attempts: 0,
@@ -335,7 +415,12 @@ impl Negotiator {
             return;
         };
         let have = owned.holders.len() + owned.placing as usize;
-        if have >= self.config.replication || owned.attempts >= PLACE_ATTEMPTS_MAX {
+        if have >= self.config.replication {
+            return;
+        }
+        if owned.attempts >= PLACE_ATTEMPTS_MAX {
+            // Tried enough peers this round: wait for a contract or the next round.
+            self.starved.insert(chunk);
             return;
         }
         if self.placing_total >= self.config.placements_in_flight_max {
@@ -344,13 +429,14 @@ impl Negotiator {
         }
         let need = self.config.replication - have;
         let peers: Vec<PeerId> = self
-            .candidates(ctx, owned.point, &|peer| {
-                owned.holders.contains(peer) || owned.tried.contains(peer)
+            .placement_candidates(ctx, owned, &|peer| {
+                owned.holders.contains_key(peer) || owned.tried.contains(peer)
             })
             .into_iter()
             .take(need)
             .collect();
         if peers.is_empty() {
+            self.starved.insert(chunk);
             return;
         }
         if let Some(owned) = self.owned.get_mut(&chunk) {
@@ -370,8 +456,10 @@ impl Negotiator {
         chunk: ChunkId,
         payload: Option<Payload>,
     ) {
-        let Some(Purpose::ReadForPlacement { repair, peers }) = self.waiting.remove(&tag) else {
-            return;
+        let (repair, peers) = match self.waiting.remove(&tag) {
+            Some(Purpose::ReadForPlacement { repair, peers }) => (repair, peers),
+            Some(Purpose::Refresh { holder }) => return self.refreshed(chunk, holder, payload),
+            _ => return,
         };
         let Some(payload) = payload else {
             // We lost our own copy; nothing to place from.
@@ -386,19 +474,30 @@ impl Negotiator {
                 .owned
                 .get(&chunk)
                 .is_some_and(|owned| owned.point == ring_point(&chunk));
+        if let Some(owned) = self.owned.get_mut(&chunk) {
+            owned.len = payload.len();
+        }
         for peer in peers {
+            let replica = Replica::make(
+                &self.audit_key,
+                (chunk, peer),
+                &payload,
+                None,
+                &self.config.economy,
+            );
             self.send(
                 ctx,
                 peer,
-                Request::Store {
+                Request::Store(StoreRequest::Store {
                     chunk,
                     payload: payload.clone(),
                     announce,
-                },
+                }),
                 Purpose::Place {
                     chunk,
                     repair,
                     bytes: payload.len(),
+                    replica,
                 },
             );
         }
@@ -416,32 +515,43 @@ impl Negotiator {
                 chunk,
                 repair,
                 bytes,
+                replica,
             } => {
+                if outcome == Outcome::NotSent {
+                    // Our own limit, not the peer's doing: the chunk waits for room and the
+                    // peer stays a candidate. Deferred placements are not started now (they
+                    // would meet the same limit within this step): the next answer starts them.
+                    self.placing_total = self.placing_total.saturating_sub(1);
+                    if let Some(owned) = self.owned.get_mut(&chunk) {
+                        owned.placing = owned.placing.saturating_sub(1);
+                        owned.tried.remove(&from);
+                        owned.attempts = owned.attempts.saturating_sub(1);
+                        self.deferred.insert(chunk, repair);
+                    }
+                    return;
+                }
                 self.placed_one(ctx, 1);
                 let Some(owned) = self.owned.get_mut(&chunk) else {
                     return;
                 };
                 owned.placing = owned.placing.saturating_sub(1);
-                if outcome == Outcome::Answered(Response::Stored) {
-                    owned.holders.insert(from);
-                    let service = Service::ChunkStored;
-                    ctx.local(
-                        ActorKind::Reputation,
-                        Local::Served {
-                            peer: from,
-                            service,
-                            bytes,
-                        },
-                    );
+                let stored = outcome == Outcome::Answered(Response::Store(StoreResponse::Stored));
+                if stored {
+                    owned.holders.insert(from, replica);
                     ctx.event(Event::ReplicaPlaced {
                         chunk,
                         holder: from,
                         repair,
                     });
-                } else {
+                }
+                self.placement_answered(ctx, from, bytes, &outcome);
+                if !stored {
                     self.place(ctx, chunk, repair);
                 }
             }
+            Purpose::Propose { peer, terms } => self.proposal_answered(ctx, peer, terms, outcome),
+            Purpose::Audit { holder, items } => self.audited(ctx, holder, items, outcome),
+            Purpose::End | Purpose::Refresh { .. } => {}
             Purpose::Check { chunks } => self.checked(ctx, from, chunks, outcome),
             Purpose::FetchRoot { fetch } => self.root_answered(ctx, fetch, from, outcome),
             Purpose::FetchChunk {
@@ -459,7 +569,7 @@ impl Negotiator {
         let mut by_holder: BTreeMap<PeerId, Vec<ChunkId>> = BTreeMap::new();
         let mut thin = Vec::new();
         for (chunk, owned) in &mut self.owned {
-            for holder in &owned.holders {
+            for holder in owned.holders.keys() {
                 by_holder.entry(*holder).or_default().push(*chunk);
             }
             owned.tried.clear();
@@ -474,9 +584,9 @@ impl Negotiator {
                 self.send(
                     ctx,
                     holder,
-                    Request::Check {
+                    Request::Store(StoreRequest::Check {
                         chunks: chunks.clone(),
-                    },
+                    }),
                     Purpose::Check { chunks },
                 );
             }
@@ -494,19 +604,22 @@ impl Negotiator {
         outcome: Outcome,
     ) {
         let lost: Vec<ChunkId> = match outcome {
-            Outcome::Answered(Response::Holding { missing }) => {
+            Outcome::Answered(Response::Store(StoreResponse::Holding { missing })) => {
                 let asked: BTreeSet<ChunkId> = asked.into_iter().collect();
                 let missing: Vec<ChunkId> =
                     missing.into_iter().filter(|c| asked.contains(c)).collect();
                 if !missing.is_empty() {
                     ctx.observe(holder, Observation::Misbehaved);
                 }
+                if let Some(ledger) = self.ledgers.get_mut(&holder) {
+                    ledger.term_failed += missing.len() as u64;
+                }
                 missing
             }
-            Outcome::Answered(_) => {
-                ctx.observe(holder, Observation::Misbehaved);
-                Vec::new()
-            }
+            // A refusal (it asks too much at once, say) tells nothing about the chunks.
+            Outcome::Answered(_) => return,
+            // Not asked (our own limit): the next round asks again.
+            Outcome::NotSent => return,
             Outcome::TimedOut => {
                 let entry = self
                     .unreachable_since
@@ -586,7 +699,7 @@ impl Negotiator {
             self.send(
                 ctx,
                 *peer,
-                Request::Fetch { chunk: root },
+                Request::Store(StoreRequest::Fetch { chunk: root }),
                 Purpose::FetchRoot { fetch: id },
             );
         }
@@ -630,12 +743,12 @@ impl Negotiator {
         };
         fetch.root_queries -= 1;
         let valid = match outcome {
-            Outcome::Answered(Response::Chunk { payload })
+            Outcome::Answered(Response::Store(StoreResponse::Chunk { payload }))
                 if payload_matches(&fetch.root, &payload) =>
             {
                 Some(payload)
             }
-            Outcome::Answered(Response::Chunk { .. }) => {
+            Outcome::Answered(Response::Store(StoreResponse::Chunk { .. })) => {
                 ctx.observe(from, Observation::Misbehaved);
                 None
             }
@@ -685,8 +798,11 @@ impl Negotiator {
                 peer: from,
                 service: Service::ChunkServed,
                 bytes,
+                creds: 0,
+                seconds: 0,
             },
         );
+        self.received_from(ctx, from, bytes);
         let limit = self.config.fetch_chunks_max;
         let Some(fetch) = self.fetches.get_mut(&id) else {
             return;
@@ -741,7 +857,7 @@ impl Negotiator {
         self.send(
             ctx,
             peer,
-            Request::Fetch { chunk },
+            Request::Store(StoreRequest::Fetch { chunk }),
             Purpose::FetchChunk {
                 fetch: id,
                 chunk,
@@ -765,10 +881,12 @@ impl Negotiator {
             return;
         }
         let payload = match outcome {
-            Outcome::Answered(Response::Chunk { payload }) if payload_matches(&chunk, &payload) => {
+            Outcome::Answered(Response::Store(StoreResponse::Chunk { payload }))
+                if payload_matches(&chunk, &payload) =>
+            {
                 payload
             }
-            Outcome::Answered(Response::Chunk { .. }) => {
+            Outcome::Answered(Response::Store(StoreResponse::Chunk { .. })) => {
                 ctx.observe(from, Observation::Misbehaved);
                 return self.ask(ctx, id, (chunk, kind), (start, tries + 1));
             }

@@ -1,0 +1,531 @@
+//! Storage contracts and the grants that enforce them. A requester proposes terms to a
+//! peer it wants to place chunks on; the provider's strategy accepts them, counters, or
+//! declines. Both sides keep the contract, tell their store actor what the other may use
+//! ([`Local::Grant`]), and judge it at the end of each term: a partner that failed audits,
+//! refused service beyond what altruism tolerates, or drew more credit than it may is not
+//! renewed. Creds are counted on the reservations: what each side holds for the other.
+
+use super::ledger::Creds;
+use super::{Negotiator, Owned, Purpose};
+use crate::kernel::strategy::Economy;
+use crate::kernel::{
+    ActorKind, Context, Local, Observation, Outcome, PeerId, Refusal, Request, Response,
+    StoreResponse, Terms, Time, TradeRequest, TradeResponse,
+};
+
+/// A storage contract with one peer, both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    /// Bytes it holds for us (its promise).
+    pub for_me_bytes: u64,
+    /// Bytes we hold for it (ours).
+    pub for_them_bytes: u64,
+    pub term_us: u64,
+    /// When the current term ends (and the contract is judged).
+    pub ends: Time,
+}
+
+/// Longest term we agree to.
+const TERM_US_MAX: u64 = 7 * Time::DAY;
+
+impl Negotiator {
+    pub fn contracts(&self) -> impl Iterator<Item = (&PeerId, &Contract)> {
+        self.contracts.iter()
+    }
+
+    pub fn ledgers(&self) -> &super::ledger::Ledgers {
+        &self.ledgers
+    }
+
+    fn economy(&self) -> &Economy {
+        &self.config.economy
+    }
+
+    pub(super) fn audit_interval_us(&self) -> u64 {
+        self.config.strategy.audit_interval_us(&self.config.economy)
+    }
+
+    /// Creds a partner may owe us at a term's end and still be renewed.
+    fn credit_creds(&self) -> Creds {
+        let bytes = self.config.strategy.credit_bytes(self.economy());
+        Creds::for_storage(bytes, self.economy().contract_term_us)
+    }
+
+    /// Bytes we have promised to hold for others, leaving `except` out.
+    fn promised_bytes(&self, except: &PeerId) -> u64 {
+        self.contracts
+            .iter()
+            .filter(|(peer, _)| *peer != except)
+            .map(|(_, c)| c.for_them_bytes)
+            .sum()
+    }
+
+    /// Where a chunk's replicas go: with routing on, contract partners with room first
+    /// (nearest the chunk's ring point, so chunks spread over partners), then the ring;
+    /// without routing, the ring alone (fetchers find holders there).
+    pub(super) fn placement_candidates(
+        &self,
+        ctx: &Context<'_>,
+        owned: &Owned,
+        skip: &dyn Fn(&PeerId) -> bool,
+    ) -> Vec<PeerId> {
+        let declined = |peer: &PeerId| {
+            self.ledgers
+                .get(peer)
+                .and_then(|l| l.declined_at)
+                .is_some_and(|at| ctx.now().since(at) < self.economy().contract_term_us)
+                && !self.contracts.contains_key(peer)
+        };
+        let skip_all = |peer: &PeerId| skip(peer) || declined(peer);
+        let mut picked = Vec::new();
+        if self.config.lookups {
+            let mut partners: Vec<(PeerId, [u8; 32])> = self
+                .contracts
+                .iter()
+                .filter(|(peer, contract)| {
+                    let used = self.ledgers.get(peer).map_or(0, |l| l.held_by_them_bytes);
+                    used + owned.len <= contract.for_me_bytes
+                        && !skip_all(peer)
+                        && !self.ledgers.disqualified(peer)
+                        && !self.recently_unreachable(ctx.now(), peer)
+                })
+                .map(|(peer, _)| {
+                    let mut distance = [0u8; 32];
+                    for (d, (a, b)) in distance.iter_mut().zip(peer.0.iter().zip(owned.point.0)) {
+                        *d = a ^ b;
+                    }
+                    (*peer, distance)
+                })
+                .collect();
+            partners.sort_by_key(|(peer, distance)| (*distance, *peer));
+            picked.extend(partners.into_iter().map(|(peer, _)| peer));
+        }
+        for peer in self.candidates(ctx, owned.point, &skip_all) {
+            if !picked.contains(&peer) {
+                picked.push(peer);
+            }
+        }
+        picked
+    }
+
+    /// A placement on `from` was answered: count it, and seek a contract where we lack one.
+    pub(super) fn placement_answered(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        bytes: u64,
+        outcome: &Outcome,
+    ) {
+        let contracted = self.contracts.get(&from).copied();
+        let contracts = &self.contracts;
+        let Some(ledger) = self
+            .ledgers
+            .entry(from, ctx.now(), &self.config.economy, &|p| {
+                contracts.contains_key(p)
+            })
+        else {
+            return;
+        };
+        match outcome {
+            Outcome::Answered(Response::Store(StoreResponse::Stored)) => {
+                ledger.held_by_them_bytes += bytes;
+                ledger.term_served += 1;
+                let used = ledger.held_by_them_bytes;
+                match contracted {
+                    None => self.want_contract(ctx, from, bytes),
+                    Some(c) if used + bytes > c.for_me_bytes => {
+                        self.want_contract(ctx, from, bytes)
+                    }
+                    Some(_) => {}
+                }
+            }
+            Outcome::Answered(Response::Refused(Refusal::QuotaFull)) => {
+                let used = ledger.held_by_them_bytes;
+                match contracted {
+                    // Within its promise, it fell short.
+                    Some(c) if used + bytes <= c.for_me_bytes => ledger.term_failed += 1,
+                    _ => self.want_contract(ctx, from, bytes),
+                }
+            }
+            Outcome::Answered(Response::Refused(Refusal::Declined)) if contracted.is_some() => {
+                ledger.term_failed += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Proposes a contract to `peer` big enough for what we hold there and `need` more.
+    fn want_contract(&mut self, ctx: &mut Context<'_>, peer: PeerId, need: u64) {
+        if self.proposing.contains(&peer)
+            || self.ledgers.disqualified(&peer)
+            || (!self.contracts.contains_key(&peer)
+                && self.contracts.len() >= self.economy().contracts_max)
+        {
+            return;
+        }
+        let used = self.ledgers.get(&peer).map_or(0, |l| l.held_by_them_bytes);
+        let current = self.contracts.get(&peer).map_or(0, |c| c.for_me_bytes);
+        let bytes = self
+            .economy()
+            .contract_bytes_min
+            .max(used.saturating_add(need).saturating_mul(2))
+            .max(current.saturating_mul(2));
+        let free = self
+            .config
+            .storage_for_others_bytes
+            .saturating_sub(self.promised_bytes(&peer));
+        let offer = if self.config.strategy.storage_freeloader {
+            0
+        } else {
+            bytes.min(free)
+        };
+        let terms = Terms {
+            bytes,
+            reciprocal_bytes: offer,
+            term_s: (self.economy().contract_term_us / Time::SECOND) as u32,
+        };
+        self.propose(ctx, peer, terms);
+    }
+
+    fn propose(&mut self, ctx: &mut Context<'_>, peer: PeerId, terms: Terms) {
+        self.proposing.insert(peer);
+        let body = Request::Trade(TradeRequest::Propose(terms));
+        self.send(ctx, peer, body, Purpose::Propose { peer, terms });
+    }
+
+    pub(super) fn proposal_answered(
+        &mut self,
+        ctx: &mut Context<'_>,
+        peer: PeerId,
+        terms: Terms,
+        outcome: Outcome,
+    ) {
+        self.proposing.remove(&peer);
+        match outcome {
+            Outcome::Answered(Response::Trade(TradeResponse::Accepted(agreed)))
+                if agreed == terms =>
+            {
+                let contract = Contract {
+                    for_me_bytes: terms.bytes,
+                    for_them_bytes: terms.reciprocal_bytes,
+                    term_us: u64::from(terms.term_s) * Time::SECOND,
+                    ends: ctx.now().plus(u64::from(terms.term_s) * Time::SECOND),
+                };
+                self.contract_made(ctx, peer, contract);
+            }
+            // Terms it would accept: take them if they are less than we asked (so this ends).
+            Outcome::Answered(Response::Trade(TradeResponse::Countered(countered)))
+                if countered.bytes > 0 && countered.bytes < terms.bytes =>
+            {
+                let terms = Terms {
+                    reciprocal_bytes: countered.reciprocal_bytes.min(terms.reciprocal_bytes),
+                    ..countered
+                };
+                self.propose(ctx, peer, terms);
+            }
+            Outcome::Answered(_) => {
+                if let Some(ledger) = self.ledgers.get_mut(&peer) {
+                    ledger.declined_at = Some(ctx.now());
+                }
+            }
+            Outcome::TimedOut | Outcome::NotSent => {}
+        }
+    }
+
+    fn contract_made(&mut self, ctx: &mut Context<'_>, peer: PeerId, contract: Contract) {
+        self.contracts.insert(peer, contract);
+        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+            ledger.stranger_since = None;
+            ledger.declined_at = None;
+        }
+        self.grant(ctx, peer);
+        // Chunks that found no room may fit now: they try again from the start.
+        for chunk in std::mem::take(&mut self.starved) {
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.attempts = 0;
+                owned.tried.clear();
+            }
+            self.place(ctx, chunk, true);
+        }
+    }
+
+    /// Serves a trade request from `from` as our strategy says.
+    pub(super) fn trade(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        request: TradeRequest,
+    ) -> Response {
+        match request {
+            TradeRequest::Propose(terms) => match self.consider(ctx, from, terms) {
+                Ok(answer) => Response::Trade(answer),
+                Err(refusal) => Response::Refused(refusal),
+            },
+            TradeRequest::End => {
+                if self.contracts.contains_key(&from) {
+                    self.end_contract(ctx, from, false, false);
+                }
+                Response::Trade(TradeResponse::Ended)
+            }
+        }
+    }
+
+    /// The provider's side of a proposal.
+    fn consider(
+        &mut self,
+        ctx: &mut Context<'_>,
+        from: PeerId,
+        terms: Terms,
+    ) -> Result<TradeResponse, Refusal> {
+        let term_us = u64::from(terms.term_s) * Time::SECOND;
+        if terms.bytes == 0 || term_us == 0 || term_us > TERM_US_MAX {
+            return Err(Refusal::Invalid);
+        }
+        if self.config.strategy.storage_freeloader {
+            return Err(Refusal::Declined);
+        }
+        if !self.contracts.contains_key(&from)
+            && self.contracts.len() >= self.economy().contracts_max
+        {
+            return Err(Refusal::Declined);
+        }
+        let credit_creds = self.credit_creds();
+        let contracts = &self.contracts;
+        let ledger = self
+            .ledgers
+            .entry(from, ctx.now(), &self.config.economy, &|p| {
+                contracts.contains_key(p)
+            })
+            .ok_or(Refusal::Declined)?;
+        // A peer that broke a contract with us, or owes us more than our credit, gets none.
+        let owes = Creds(ledger.creds_given.0.saturating_sub(ledger.creds_received.0));
+        if ledger.disqualified || ledger.contracts_broken > 0 || owes > credit_creds {
+            return Err(Refusal::Declined);
+        }
+        let free = self
+            .config
+            .storage_for_others_bytes
+            .saturating_sub(self.promised_bytes(&from));
+        let credit = self.config.strategy.credit_bytes(self.economy());
+        let acceptable = terms
+            .bytes
+            .min(free)
+            .min(terms.reciprocal_bytes.saturating_add(credit));
+        if acceptable < terms.bytes {
+            if acceptable >= self.economy().contract_bytes_min / 4 {
+                return Ok(TradeResponse::Countered(Terms {
+                    bytes: acceptable,
+                    reciprocal_bytes: terms.reciprocal_bytes.min(acceptable),
+                    term_s: terms.term_s,
+                }));
+            }
+            return Err(Refusal::Declined);
+        }
+        let contract = Contract {
+            for_me_bytes: terms.reciprocal_bytes,
+            for_them_bytes: terms.bytes,
+            term_us,
+            ends: ctx.now().plus(term_us),
+        };
+        self.contract_made(ctx, from, contract);
+        Ok(TradeResponse::Accepted(terms))
+    }
+
+    /// What the store should let `peer` use: its contract's quota (or a stranger's, for one
+    /// term), and bytes served up to what it served us plus our allowance.
+    fn grant(&self, ctx: &mut Context<'_>, peer: PeerId) {
+        let strategy = &self.config.strategy;
+        let ledger = self.ledgers.get(&peer);
+        let (quota_bytes, serve_until_bytes) = if ledger.is_some_and(|l| l.disqualified) {
+            (0, 0)
+        } else {
+            let quota = match self.contracts.get(&peer) {
+                Some(contract) => contract.for_them_bytes,
+                None => {
+                    let trial_over = ledger
+                        .and_then(|l| l.stranger_since)
+                        .is_some_and(|at| ctx.now().since(at) >= self.economy().contract_term_us);
+                    let broke = ledger.is_some_and(|l| l.contracts_broken > 0);
+                    if trial_over || broke {
+                        0
+                    } else {
+                        strategy.stranger_storage_bytes(self.economy())
+                    }
+                }
+            };
+            let received = ledger.map_or(0, |l| l.bandwidth_received_bytes);
+            let allowance = strategy.bandwidth_allowance_bytes(self.economy());
+            (quota, received.saturating_add(allowance))
+        };
+        ctx.local(
+            ActorKind::Store,
+            Local::Grant {
+                peer,
+                quota_bytes,
+                serve_until_bytes,
+            },
+        );
+    }
+
+    /// The store reports what `peer` uses here.
+    pub(super) fn usage(&mut self, ctx: &mut Context<'_>, peer: PeerId, held: u64, served: u64) {
+        let contracted = self.contracts.contains_key(&peer);
+        let contracts = &self.contracts;
+        let Some(ledger) = self
+            .ledgers
+            .entry(peer, ctx.now(), &self.config.economy, &|p| {
+                contracts.contains_key(p)
+            })
+        else {
+            return;
+        };
+        ledger.held_for_them_bytes = held;
+        ledger.bandwidth_given_bytes = served;
+        if held > 0 && !contracted && ledger.stranger_since.is_none() {
+            ledger.stranger_since = Some(ctx.now());
+        }
+    }
+
+    /// `from` served us `bytes`: it may draw as much more from us.
+    pub(super) fn received_from(&mut self, ctx: &mut Context<'_>, from: PeerId, bytes: u64) {
+        let contracts = &self.contracts;
+        if let Some(ledger) = self
+            .ledgers
+            .entry(from, ctx.now(), &self.config.economy, &|p| {
+                contracts.contains_key(p)
+            })
+        {
+            ledger.bandwidth_received_bytes += bytes;
+            ledger.term_served += u64::from(self.contracts.contains_key(&from));
+        }
+        self.grant(ctx, from);
+    }
+
+    /// Ends our contract with `peer`: its quota here falls (the store drops its chunks over
+    /// it), and our chunks it held are placed elsewhere. `tell`: we end it, so say so;
+    /// `broken`: it did not keep its side.
+    pub(super) fn end_contract(
+        &mut self,
+        ctx: &mut Context<'_>,
+        peer: PeerId,
+        tell: bool,
+        broken: bool,
+    ) {
+        self.contracts.remove(&peer);
+        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+            if broken {
+                ledger.contracts_broken += 1;
+            }
+            // What it held for us under the contract is no longer promised.
+            ledger.stranger_since = Some(ctx.now());
+        }
+        if tell {
+            let body = Request::Trade(TradeRequest::End);
+            self.send(ctx, peer, body, Purpose::End);
+        }
+        self.grant(ctx, peer);
+        self.lose_holder(ctx, peer);
+    }
+
+    /// Our chunks on `peer` are no longer there (as far as we count): place them again.
+    pub(super) fn lose_holder(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
+        let mut lost = Vec::new();
+        for (chunk, owned) in &mut self.owned {
+            if owned.holders.remove(&peer).is_some() {
+                lost.push(*chunk);
+            }
+        }
+        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+            ledger.held_by_them_bytes = 0;
+        }
+        for chunk in lost {
+            self.place(ctx, chunk, true);
+        }
+    }
+
+    /// Once per upkeep round: counts the creds each side gave over the round, judges the
+    /// contracts whose term ended, and ends strangers' free term.
+    pub(super) fn term_round(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        let elapsed = now.since(self.last_term_round);
+        self.last_term_round = now;
+        // What each holder holds for us now.
+        let mut held_by: std::collections::BTreeMap<PeerId, u64> = Default::default();
+        for owned in self.owned.values() {
+            for holder in owned.holders.keys() {
+                *held_by.entry(*holder).or_default() += owned.len;
+            }
+        }
+        let peers: Vec<PeerId> = self.ledgers.iter().map(|(peer, _)| *peer).collect();
+        for peer in &peers {
+            let contract = self.contracts.get(peer).copied();
+            let Some(ledger) = self.ledgers.get_mut(peer) else {
+                continue;
+            };
+            ledger.held_by_them_bytes = held_by.get(peer).copied().unwrap_or(0);
+            let (given, received) = match contract {
+                Some(c) => (c.for_them_bytes, c.for_me_bytes),
+                None => (ledger.held_for_them_bytes, ledger.held_by_them_bytes),
+            };
+            ledger.creds_given = ledger.creds_given.plus(Creds::for_storage(given, elapsed));
+            let earned = Creds::for_storage(received, elapsed);
+            ledger.creds_received = ledger.creds_received.plus(earned);
+            if earned.0 > 0 && ledger.held_by_them_bytes > 0 {
+                // A service to us: recorded on both chains with its quantities.
+                let served = Local::Served {
+                    peer: *peer,
+                    service: crate::chain::Service::ChunkStored,
+                    bytes: ledger.held_by_them_bytes,
+                    creds: earned.0,
+                    seconds: elapsed / Time::SECOND,
+                };
+                ctx.local(ActorKind::Reputation, served);
+            }
+        }
+        let tolerated = self
+            .config
+            .strategy
+            .shortfall_tolerated(&self.config.economy);
+        let credit = self.credit_creds();
+        let ended: Vec<PeerId> = self
+            .contracts
+            .iter()
+            .filter(|(_, c)| c.ends <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in ended {
+            let Some(ledger) = self.ledgers.get_mut(&peer) else {
+                self.end_contract(ctx, peer, true, false);
+                continue;
+            };
+            let owes = Creds(ledger.creds_given.0.saturating_sub(ledger.creds_received.0));
+            let fell_short = ledger.disqualified || ledger.shortfall() > tolerated || owes > credit;
+            ledger.term_failed = 0;
+            ledger.term_served = 0;
+            if fell_short {
+                ctx.observe(peer, Observation::Misbehaved);
+                self.end_contract(ctx, peer, true, true);
+            } else {
+                ledger.contracts_kept += 1;
+                if let Some(contract) = self.contracts.get_mut(&peer) {
+                    contract.ends = contract.ends.plus(contract.term_us.max(Time::SECOND));
+                }
+            }
+        }
+        // Strangers whose free term is over: their quota falls to nothing.
+        let expired: Vec<PeerId> = self
+            .ledgers
+            .iter()
+            .filter(|(peer, l)| {
+                !self.contracts.contains_key(peer)
+                    && l.held_for_them_bytes > 0
+                    && l.stranger_since
+                        .is_some_and(|at| now.since(at) >= self.config.economy.contract_term_us)
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.grant(ctx, peer);
+        }
+    }
+}

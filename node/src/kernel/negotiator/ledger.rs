@@ -1,0 +1,217 @@
+//! Ledgers: what this peer and each counterparty have given each other (creds of storage,
+//! bytes of bandwidth), how its audits went (a beta reputation), and the contracts it kept
+//! and broke. The table is bounded; what is evicted when it is full is stated at
+//! [`Ledgers::entry`].
+
+use std::collections::BTreeMap;
+
+use crate::kernel::strategy::Economy;
+use crate::kernel::{PeerId, Time};
+
+/// The unit of storage trade: one byte stored for one day (86,400 s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Creds(pub u64);
+
+impl Creds {
+    pub const SECONDS_PER_CRED_BYTE: u64 = 86_400;
+
+    /// Creds of `bytes` kept for `micros`.
+    pub fn for_storage(bytes: u64, micros: u64) -> Creds {
+        let byte_micros = u128::from(bytes) * u128::from(micros);
+        let per = u128::from(Creds::SECONDS_PER_CRED_BYTE) * u128::from(Time::SECOND);
+        Creds(u64::try_from(byte_micros / per).unwrap_or(u64::MAX))
+    }
+
+    pub fn plus(self, other: Creds) -> Creds {
+        Creds(self.0.saturating_add(other.0))
+    }
+}
+
+/// A holder's audit score: a beta reputation with decay, `α/(α+β)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditScore {
+    alpha: f64,
+    beta: f64,
+}
+
+impl AuditScore {
+    pub fn new(economy: &Economy) -> AuditScore {
+        AuditScore {
+            alpha: economy.audit_alpha_initial,
+            beta: economy.audit_beta_initial,
+        }
+    }
+
+    /// `α ← λα + w(1+v)/2`, `β ← λβ + w(1−v)/2`, with `v = +1` for a pass, `−1` for a
+    /// failure.
+    pub fn update(&mut self, passed: bool, economy: &Economy) {
+        let v = if passed { 1.0 } else { -1.0 };
+        let (lambda, w) = (economy.audit_decay, economy.audit_weight);
+        self.alpha = lambda * self.alpha + w * (1.0 + v) / 2.0;
+        self.beta = lambda * self.beta + w * (1.0 - v) / 2.0;
+    }
+
+    pub fn score(&self) -> f64 {
+        let total = self.alpha + self.beta;
+        if total > 0.0 {
+            self.alpha / total
+        } else {
+            0.5
+        }
+    }
+}
+
+/// Everything this peer keeps about one counterparty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    /// Storage we gave it (held its chunks) and it gave us.
+    pub creds_given: Creds,
+    pub creds_received: Creds,
+    /// Bytes we served it, and it served us.
+    pub bandwidth_given_bytes: u64,
+    pub bandwidth_received_bytes: u64,
+    pub audits_passed: u64,
+    pub audits_failed: u64,
+    pub contracts_kept: u64,
+    pub contracts_broken: u64,
+    pub audit: AuditScore,
+    /// Failed an audit badly enough: never placed on, served or contracted with again.
+    pub disqualified: bool,
+    /// Bytes of its chunks we hold (as the store reports), and of ours it holds.
+    pub held_for_them_bytes: u64,
+    pub held_by_them_bytes: u64,
+    /// When it first had chunks here without a contract (a stranger's one term).
+    pub stranger_since: Option<Time>,
+    /// Its service to us this term: requests it should have served and refused or failed,
+    /// and those it served.
+    pub term_failed: u64,
+    pub term_served: u64,
+    /// When it last declined a contract we proposed (we wait a term before asking again).
+    pub declined_at: Option<Time>,
+    pub last_seen: Time,
+}
+
+impl Ledger {
+    fn new(economy: &Economy, now: Time) -> Ledger {
+        Ledger {
+            creds_given: Creds::default(),
+            creds_received: Creds::default(),
+            bandwidth_given_bytes: 0,
+            bandwidth_received_bytes: 0,
+            audits_passed: 0,
+            audits_failed: 0,
+            contracts_kept: 0,
+            contracts_broken: 0,
+            audit: AuditScore::new(economy),
+            disqualified: false,
+            held_for_them_bytes: 0,
+            held_by_them_bytes: 0,
+            stranger_since: None,
+            term_failed: 0,
+            term_served: 0,
+            declined_at: None,
+            last_seen: now,
+        }
+    }
+
+    /// Share of its service it failed this term.
+    pub fn shortfall(&self) -> f64 {
+        let asked = self.term_failed + self.term_served;
+        if asked == 0 {
+            0.0
+        } else {
+            self.term_failed as f64 / asked as f64
+        }
+    }
+}
+
+/// The ledgers of every counterparty, bounded.
+#[derive(Debug, Default)]
+pub struct Ledgers {
+    map: BTreeMap<PeerId, Ledger>,
+}
+
+impl Ledgers {
+    pub fn get(&self, peer: &PeerId) -> Option<&Ledger> {
+        self.map.get(peer)
+    }
+
+    pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Ledger> {
+        self.map.get_mut(peer)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Ledger)> {
+        self.map.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn disqualified(&self, peer: &PeerId) -> bool {
+        self.map.get(peer).is_some_and(|l| l.disqualified)
+    }
+
+    /// The ledger of `peer`, made if needed. When the table is full, the entry seen longest
+    /// ago that holds nothing either way, has no contract (`busy`) and is not disqualified
+    /// is evicted; if there is none, `None` (the peer is then treated as a stranger that
+    /// cannot be charged, and declined).
+    pub fn entry(
+        &mut self,
+        peer: PeerId,
+        now: Time,
+        economy: &Economy,
+        busy: &dyn Fn(&PeerId) -> bool,
+    ) -> Option<&mut Ledger> {
+        if !self.map.contains_key(&peer) {
+            if self.map.len() >= economy.ledger_peers_max {
+                let evict = self
+                    .map
+                    .iter()
+                    .filter(|(p, l)| {
+                        !l.disqualified
+                            && l.held_for_them_bytes == 0
+                            && l.held_by_them_bytes == 0
+                            && !busy(p)
+                    })
+                    .min_by_key(|(p, l)| (l.last_seen, **p))
+                    .map(|(p, _)| *p)?;
+                self.map.remove(&evict);
+            }
+            self.map.insert(peer, Ledger::new(economy, now));
+        }
+        let ledger = self.map.get_mut(&peer)?;
+        ledger.last_seen = now;
+        Some(ledger)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creds_are_byte_days() {
+        assert_eq!(Creds::for_storage(1000, Time::DAY), Creds(1000));
+        assert_eq!(Creds::for_storage(1000, Time::DAY / 2), Creds(500));
+        assert_eq!(Creds::for_storage(u64::MAX, u64::MAX), Creds(u64::MAX));
+    }
+
+    #[test]
+    fn one_failure_from_the_steady_state_disqualifies_with_the_defaults() {
+        let economy = Economy::default();
+        let mut score = AuditScore::new(&economy);
+        for _ in 0..100 {
+            score.update(true, &economy);
+        }
+        assert!(score.score() > economy.audit_disqualify_below);
+        score.update(false, &economy);
+        assert!(score.score() < economy.audit_disqualify_below);
+        // From the steady state (where α starts), one failure leaves exactly λ.
+        assert!((score.score() - economy.audit_decay).abs() < 1e-9);
+    }
+}
