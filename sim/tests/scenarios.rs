@@ -96,7 +96,7 @@ fn both_fidelities_pass_the_same_expectations() {
                 check.group, check.metric, check.op, check.bound, check.measured
             );
         }
-        assert!(output.summary.groups["all"]["fetches"] > 100.0);
+        assert!(output.summary.groups["all"].fetches > 100.0);
     }
 }
 
@@ -175,6 +175,28 @@ fn bad_scenario_files_name_line_column_and_key() {
             other => panic!("{key}: {other}"),
         }
     }
+    // Expectations are typed at load: a bad metric is named, where it is written.
+    let metric_line = line_of("metric = \"availability_mean\"");
+    for (metric, problem) in [
+        (
+            "availability_average",
+            "\"availability_average\" is not a metric (see docs/scenario-format.md)",
+        ),
+        (
+            "probe.nowhere.success_ratio",
+            "no [[probe]] is named \"nowhere\"",
+        ),
+    ] {
+        let text = good.replace(
+            "metric = \"availability_mean\"",
+            &format!("metric = \"{metric}\""),
+        );
+        let error = Scenario::parse(&text, "bad.toml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("bad.toml:{metric_line}:1: expect[1].metric: {problem}")
+        );
+    }
     let error =
         Scenario::parse(&good.replace("seed = 7", "seed = \"seven\""), "bad.toml").unwrap_err();
     assert!(
@@ -229,8 +251,8 @@ fn arrivals_during_a_partition_and_crashes_run_cleanly() {
         + "\n[[fault]]\nkind = \"partition\"\nat_hours = 2.0\nheal_hours = 30.0\nside_a = 0.4\n\n[[fault]]\nkind = \"crash\"\nat_hours = 10.0\ngroup = \"peers\"\nfraction = 0.3\n";
     let scenario = Scenario::parse(&text, "stress.toml").unwrap();
     let output = run(&scenario, 3);
-    assert_eq!(output.summary.groups["all"]["peers"], 80.0);
-    assert!(output.summary.groups["all"]["fetches"] > 100.0);
+    assert_eq!(output.summary.groups["all"].peers, 80.0);
+    assert!(output.summary.groups["all"].fetches > 100.0);
 }
 
 /// Golden digest (STYLE §5, Axelrod-style): the smoke scenario at seed 7 must give this trace

@@ -7,7 +7,7 @@ use cryptosphere::kernel::{Event, Time};
 use sha2::Digest;
 
 use super::{Object, RunOutput, World};
-use crate::metrics::{percentile, GroupCounters, HourRow, Summary};
+use crate::metrics::{percentile, GroupCounters, GroupSummary, HourRow, Summary};
 
 impl World {
     pub(super) fn observe(&mut self, index: u32, event: Event) {
@@ -207,84 +207,43 @@ impl World {
             let fetches = counters.fetches_ok + counters.fetches_failed;
             let series = &self.availability[g];
             let last = self.rows.iter().rev().find(|row| row.group == name);
-            let mut m = BTreeMap::new();
-            m.insert("peers".to_owned(), members.len() as f64);
-            m.insert("publishes".to_owned(), counters.publishes as f64);
-            m.insert("fetches".to_owned(), fetches as f64);
-            m.insert(
-                "fetch_success_ratio".to_owned(),
-                if fetches > 0 {
+            let summary = GroupSummary {
+                peers: members.len() as f64,
+                publishes: counters.publishes as f64,
+                fetches: fetches as f64,
+                fetch_success_ratio: if fetches > 0 {
                     counters.fetches_ok as f64 / fetches as f64
                 } else {
                     1.0
                 },
-            );
-            m.insert(
-                "fetch_latency_p50_ms".to_owned(),
-                percentile(&mut counters.latencies_ms, 50.0),
-            );
-            m.insert(
-                "fetch_latency_p95_ms".to_owned(),
-                percentile(&mut counters.latencies_ms, 95.0),
-            );
-            m.insert(
-                "fetch_latency_p99_ms".to_owned(),
-                percentile(&mut counters.latencies_ms, 99.0),
-            );
-            m.insert(
-                "availability_mean".to_owned(),
-                if series.is_empty() {
+                fetch_latency_p50_ms: percentile(&mut counters.latencies_ms, 50.0),
+                fetch_latency_p95_ms: percentile(&mut counters.latencies_ms, 95.0),
+                fetch_latency_p99_ms: percentile(&mut counters.latencies_ms, 99.0),
+                availability_mean: if series.is_empty() {
                     1.0
                 } else {
                     series.iter().sum::<f64>() / series.len() as f64
                 },
-            );
-            m.insert(
-                "availability_min".to_owned(),
-                series.iter().copied().fold(1.0, f64::min),
-            );
-            m.insert(
-                "availability_final".to_owned(),
-                series.last().copied().unwrap_or(1.0),
-            );
-            m.insert(
-                "replicas_alive_final".to_owned(),
-                last.map_or(0.0, |r| r.replicas_alive_mean),
-            );
-            m.insert(
-                "bytes_for_others".to_owned(),
-                last.map_or(0.0, |r| r.bytes_for_others as f64),
-            );
-            m.insert("messages_sent".to_owned(), counters.messages_sent as f64);
-            m.insert("bytes_sent".to_owned(), counters.bytes_sent as f64);
-            m.insert("chain_records".to_owned(), counters.chain_records as f64);
-            m.insert(
-                "chain_records_verified".to_owned(),
-                counters.chain_verified as f64,
-            );
-            m.insert("forks_detected".to_owned(), counters.forks_detected as f64);
-            m.insert("lookups".to_owned(), counters.lookups_live as f64);
-            m.insert(
-                "lookup_success_ratio".to_owned(),
-                if counters.lookups_live > 0 {
+                availability_min: series.iter().copied().fold(1.0, f64::min),
+                availability_final: series.last().copied().unwrap_or(1.0),
+                replicas_alive_final: last.map_or(0.0, |r| r.replicas_alive_mean),
+                bytes_for_others: last.map_or(0.0, |r| r.bytes_for_others as f64),
+                messages_sent: counters.messages_sent as f64,
+                bytes_sent: counters.bytes_sent as f64,
+                chain_records: counters.chain_records as f64,
+                chain_records_verified: counters.chain_verified as f64,
+                forks_detected: counters.forks_detected as f64,
+                fork_learn_hours_max: self.fork_learn_hours_max(&members),
+                lookups: counters.lookups_live as f64,
+                lookup_success_ratio: if counters.lookups_live > 0 {
                     counters.lookups_found as f64 / counters.lookups_live as f64
                 } else {
                     1.0
                 },
-            );
-            m.insert(
-                "lookup_hops_p50".to_owned(),
-                percentile(&mut counters.lookup_hops, 50.0),
-            );
-            m.insert(
-                "lookup_hops_p95".to_owned(),
-                percentile(&mut counters.lookup_hops, 95.0),
-            );
-            m.insert(
-                "fork_learn_hours_max".to_owned(),
-                self.fork_learn_hours_max(&members),
-            );
-            summary_groups.insert(name, m);
+                lookup_hops_p50: percentile(&mut counters.lookup_hops, 50.0),
+                lookup_hops_p95: percentile(&mut counters.lookup_hops, 95.0),
+            };
+            summary_groups.insert(name, summary);
         }
         // A probe none of whose fetches ended reports nothing, so an expectation on it fails.
         let probes = self
