@@ -1,6 +1,8 @@
 //! The modelled network: per-peer upload and download bandwidth (each a FIFO link), one-way
-//! latency between regions with jitter, random loss, and partitions. It decides when a
-//! message arrives, or that it does not; peers never see it.
+//! latency between regions with jitter, random loss, partitions, and dropped connections. It
+//! decides when a message arrives, or that it does not; peers never see it.
+
+use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -44,6 +46,15 @@ pub struct Network {
     loss: f64,
     /// While partitioned: each peer's side.
     pub sides: Option<Vec<bool>>,
+    /// Dropped connections: for a pair of peers (lower index first), the number of the last
+    /// frame sent anywhere before their connection was dropped. Frames between the two with
+    /// that number or a lower one were on their way, and are lost.
+    severed: BTreeMap<(u32, u32), u64>,
+}
+
+/// A pair of peers, lower index first: a connection has no direction.
+fn pair(a: u32, b: u32) -> (u32, u32) {
+    (a.min(b), a.max(b))
 }
 
 fn transfer_us(bytes: u64, bytes_per_s: f64) -> u64 {
@@ -61,6 +72,36 @@ impl Network {
             jitter,
             loss,
             sides: None,
+            severed: BTreeMap::new(),
+        }
+    }
+
+    /// The connection between `a` and `b` drops now, when `frames_sent` frames have been
+    /// numbered: frames between them up to that number, both ways, are lost on their way.
+    /// Later ones go through (on a new connection).
+    pub fn sever(&mut self, a: u32, b: u32, frames_sent: u64) {
+        self.severed.insert(pair(a, b), frames_sent);
+    }
+
+    /// Was frame number `frame` from `from` to `to` on its way when their connection dropped?
+    pub fn severed(&self, from: u32, to: u32, frame: u64) -> bool {
+        self.severed
+            .get(&pair(from, to))
+            .is_some_and(|last| frame <= *last)
+    }
+
+    /// Whether any dropped connection is still remembered.
+    pub fn remembers_severed(&self) -> bool {
+        !self.severed.is_empty()
+    }
+
+    /// Forgets dropped connections that no frame still on its way predates: `oldest` is the
+    /// lowest number of a frame in flight (`None` if there is none). This keeps the map to the
+    /// connections dropped while frames now in flight were being sent.
+    pub fn forget_severed(&mut self, oldest: Option<u64>) {
+        match oldest {
+            Some(oldest) => self.severed.retain(|_, last| *last >= oldest),
+            None => self.severed.clear(),
         }
     }
 
@@ -98,5 +139,29 @@ impl Network {
             .plus(transfer_us(bytes, to.down_bytes_per_s));
         to.down_free_at = received;
         Some(received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_connection_loses_earlier_frames_both_ways_and_is_forgotten() {
+        let mut network = Network::new(&[vec![10.0]], 0.0, 0.0);
+        assert!(!network.severed(1, 2, 5));
+        network.sever(2, 1, 7);
+        for frame in [1, 6, 7] {
+            assert!(network.severed(1, 2, frame) && network.severed(2, 1, frame));
+        }
+        assert!(!network.severed(1, 2, 8), "sent after the drop");
+        assert!(!network.severed(1, 3, 6), "another connection");
+        network.forget_severed(Some(7));
+        assert!(network.severed(1, 2, 7), "frame 7 may still be on its way");
+        network.forget_severed(Some(8));
+        assert!(!network.remembers_severed());
+        network.sever(1, 2, 9);
+        network.forget_severed(None);
+        assert!(!network.remembers_severed());
     }
 }

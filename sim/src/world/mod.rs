@@ -12,6 +12,8 @@
 
 mod lifecycle;
 mod measure;
+#[cfg(test)]
+mod tests;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ enum SimEvent {
     Deliver {
         to: u32,
         from: u32,
+        /// Frames are numbered as they are sent, from 1 (see `Network::sever`).
+        number: u64,
         frame: Frame,
     },
     Timer {
@@ -144,6 +148,8 @@ pub struct World {
     outbox: Outbox,
     digest: Sha256,
     delivered: u64,
+    /// Frames numbered so far (each frame put on its way takes the next number).
+    frames_sent: u64,
     catalog: Vec<Object>,
     holders: BTreeMap<ChunkId, Vec<u32>>,
     probes: Vec<(u64, u64)>,
@@ -247,6 +253,7 @@ impl World {
             outbox: Outbox::default(),
             digest: Sha256::new(),
             delivered: 0,
+            frames_sent: 0,
             catalog: Vec::new(),
             holders: BTreeMap::new(),
             probes: vec![(0, 0); scenario.probes.len()],
@@ -438,8 +445,14 @@ impl World {
         // Simulated peers are reached by id: there are no addresses to learn or dial.
         dials.clear();
         addresses.clear();
-        // FIXME(issue 9): a dropped connection should lose the frames on their way.
-        disconnects.clear();
+        // A dropped connection loses what is on its way, both ways, as the node's closed TCP
+        // connection does. Frames the step sends next go on a new connection, as the node's
+        // do (it drops connections before it sends).
+        for peer in disconnects.drain(..) {
+            if let Some(&other) = self.index.get(&peer) {
+                self.network.sever(index, other, self.frames_sent);
+            }
+        }
         let group = usize::from(self.peers[index as usize].group);
         for (to_id, frame) in wire.drain(..) {
             let bytes = frame.encoded_len();
@@ -466,11 +479,13 @@ impl World {
                 (b, to_links),
                 &mut self.net_rng,
             ) {
+                self.frames_sent += 1;
                 self.schedule(
                     at,
                     SimEvent::Deliver {
                         to,
                         from: index,
+                        number: self.frames_sent,
                         frame,
                     },
                 );
@@ -496,9 +511,13 @@ impl World {
 
     fn handle(&mut self, event: SimEvent) {
         match event {
-            SimEvent::Deliver { to, from, frame } => {
-                let peer = &self.peers[to as usize];
-                if peer.online && !peer.departed {
+            SimEvent::Deliver {
+                to,
+                from,
+                number,
+                frame,
+            } => {
+                if self.deliverable(to, from, number) {
                     let from = self.peers[from as usize].peer.id();
                     self.step(to, ActorKind::Transport, Input::Wire { from, frame });
                 }
@@ -530,6 +549,7 @@ impl World {
             SimEvent::Crash { group, fraction } => self.crash(group, fraction),
             SimEvent::Probe { probe } => self.probe(probe),
             SimEvent::Tick => {
+                self.forget_severed();
                 self.tick();
                 if self.now.plus(Time::HOUR) <= self.end {
                     self.schedule(self.now.plus(Time::HOUR), SimEvent::Tick);
@@ -541,6 +561,29 @@ impl World {
     fn alive(&self, index: u32) -> bool {
         let peer = &self.peers[index as usize];
         peer.online && !peer.departed
+    }
+
+    /// Does frame `number` from `from` reach `to` now: is the receiver up, and was the frame
+    /// not on its way when their connection dropped?
+    fn deliverable(&self, to: u32, from: u32, number: u64) -> bool {
+        self.alive(to) && !self.network.severed(from, to, number)
+    }
+
+    /// Forgets the dropped connections that no frame in flight predates (hourly, and only
+    /// when some connection dropped: this looks at every event waiting).
+    fn forget_severed(&mut self) {
+        if !self.network.remembers_severed() {
+            return;
+        }
+        let oldest = self
+            .queue
+            .iter()
+            .filter_map(|event| match event {
+                SimEvent::Deliver { number, .. } => Some(*number),
+                _ => None,
+            })
+            .min();
+        self.network.forget_severed(oldest);
     }
 
     /// Runs to the end of the scenario.
