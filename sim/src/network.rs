@@ -1,6 +1,7 @@
 //! The modelled network: per-peer upload and download bandwidth (each a FIFO link), one-way
 //! latency between regions with jitter, random loss, partitions, and dropped connections. It
-//! decides when a message arrives, or that it does not; peers never see it.
+//! decides when a frame reaches its receiver's downlink and when it is through it, or that it
+//! does not arrive; peers never see it.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,16 @@ impl Links {
     pub fn reset(&mut self, now: Time) {
         self.up_free_at = now;
         self.down_free_at = now;
+    }
+
+    /// A `bytes`-long frame reaches this peer's downlink now: it crosses it after every frame
+    /// that reached it earlier (FIFO). When it is through, to be delivered.
+    pub fn receive(&mut self, now: Time, bytes: u64) -> Time {
+        let received = now
+            .max(self.down_free_at)
+            .plus(transfer_us(bytes, self.down_bytes_per_s));
+        self.down_free_at = received;
+        received
     }
 }
 
@@ -105,15 +116,16 @@ impl Network {
         }
     }
 
-    /// When a `bytes`-long message sent now from `from` reaches `to`, or `None` if it is
-    /// lost. The sender's uplink is charged whether or not the message arrives; the
-    /// receiver's downlink is booked, when the message is sent, only for one that arrives.
+    /// When a `bytes`-long frame sent now from `from` reaches the downlink of `to` (then
+    /// [`Links::receive`] takes it across), or `None` if it is lost. The sender's uplink is
+    /// charged whether or not the frame arrives; the receiver's downlink only when it arrives,
+    /// so a frame queued long behind a slow uplink holds no one else's downlink meanwhile.
     pub fn send(
         &self,
         now: Time,
         bytes: u64,
         (from_index, from): (usize, &mut Links),
-        (to_index, to): (usize, &mut Links),
+        (to_index, to_region): (usize, u8),
         rng: &mut ChaCha8Rng,
     ) -> Option<Time> {
         let start = now.max(from.up_free_at);
@@ -127,18 +139,13 @@ impl Network {
         if lost || cut {
             return None;
         }
-        let base = self.latency_us[usize::from(from.region)][usize::from(to.region)] as f64;
+        let base = self.latency_us[usize::from(from.region)][usize::from(to_region)] as f64;
         let factor = if self.jitter > 0.0 {
             1.0 + rng.gen_range(-self.jitter..=self.jitter)
         } else {
             1.0
         };
-        let arrives = sent.plus((base * factor).max(0.0) as u64);
-        let received = arrives
-            .max(to.down_free_at)
-            .plus(transfer_us(bytes, to.down_bytes_per_s));
-        to.down_free_at = received;
-        Some(received)
+        Some(sent.plus((base * factor).max(0.0) as u64))
     }
 }
 

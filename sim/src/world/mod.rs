@@ -37,10 +37,19 @@ use crate::scenario::{Fault, Fidelity, Scenario};
 
 #[derive(Debug)]
 enum SimEvent {
-    Deliver {
+    /// A frame has crossed its sender's uplink and the latency: it takes its turn on the
+    /// receiver's downlink.
+    AtDownlink {
         to: u32,
         from: u32,
         /// Frames are numbered as they are sent, from 1 (see `Network::sever`).
+        number: u64,
+        frame: Frame,
+    },
+    /// A frame is through the receiver's downlink: it goes to the receiver's transport.
+    Deliver {
+        to: u32,
+        from: u32,
         number: u64,
         frame: Frame,
     },
@@ -464,25 +473,18 @@ impl World {
             if to == index {
                 continue;
             }
-            let (a, b) = (index as usize, to as usize);
-            let (from_links, to_links) = if a < b {
-                let (left, right) = self.peers.split_at_mut(b);
-                (&mut left[a].links, &mut right[0].links)
-            } else {
-                let (left, right) = self.peers.split_at_mut(a);
-                (&mut right[0].links, &mut left[b].links)
-            };
+            let to_region = self.peers[to as usize].links.region;
             if let Some(at) = self.network.send(
                 now,
                 bytes,
-                (a, from_links),
-                (b, to_links),
+                (index as usize, &mut self.peers[index as usize].links),
+                (to as usize, to_region),
                 &mut self.net_rng,
             ) {
                 self.frames_sent += 1;
                 self.schedule(
                     at,
-                    SimEvent::Deliver {
+                    SimEvent::AtDownlink {
                         to,
                         from: index,
                         number: self.frames_sent,
@@ -511,6 +513,27 @@ impl World {
 
     fn handle(&mut self, event: SimEvent) {
         match event {
+            SimEvent::AtDownlink {
+                to,
+                from,
+                number,
+                frame,
+            } => {
+                // A receiver that is down, or a connection dropped since, takes no downlink.
+                if self.deliverable(to, from, number) {
+                    let bytes = frame.encoded_len();
+                    let at = self.peers[to as usize].links.receive(self.now, bytes);
+                    self.schedule(
+                        at,
+                        SimEvent::Deliver {
+                            to,
+                            from,
+                            number,
+                            frame,
+                        },
+                    );
+                }
+            }
             SimEvent::Deliver {
                 to,
                 from,
@@ -579,7 +602,9 @@ impl World {
             .queue
             .iter()
             .filter_map(|event| match event {
-                SimEvent::Deliver { number, .. } => Some(*number),
+                SimEvent::AtDownlink { number, .. } | SimEvent::Deliver { number, .. } => {
+                    Some(*number)
+                }
                 _ => None,
             })
             .min();

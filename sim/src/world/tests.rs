@@ -37,7 +37,13 @@ fn in_flight(world: &World, from: u32, to: u32) -> Vec<u64> {
         .queue
         .iter()
         .filter_map(|event| match event {
-            SimEvent::Deliver {
+            SimEvent::AtDownlink {
+                to: t,
+                from: f,
+                number,
+                ..
+            }
+            | SimEvent::Deliver {
                 to: t,
                 from: f,
                 number,
@@ -72,7 +78,7 @@ fn run_until(world: &mut World, until: Time) -> Vec<(u32, u32, u64)> {
 #[test]
 fn a_dropped_connection_loses_the_frames_on_their_way_both_ways() {
     let mut world = two_peers();
-    // At start each peer greeted the other: frames 20 ms away, both ways.
+    // At start each peer greeted the other: frames reaching the other's downlink in 20 ms.
     let (a_to_b, b_to_a) = (in_flight(&world, 0, 1), in_flight(&world, 1, 0));
     assert!(
         !a_to_b.is_empty() && !b_to_a.is_empty(),
@@ -82,7 +88,7 @@ fn a_dropped_connection_loses_the_frames_on_their_way_both_ways() {
         .queue
         .iter()
         .find_map(|event| match event {
-            SimEvent::Deliver { from: 0, frame, .. } => Some(frame.clone()),
+            SimEvent::AtDownlink { from: 0, frame, .. } => Some(frame.clone()),
             _ => None,
         })
         .unwrap();
