@@ -18,6 +18,8 @@ pub struct GroupCounters {
     pub latencies_ms: Vec<u32>,
     pub messages_sent: u64,
     pub bytes_sent: u64,
+    /// Frames dropped because the sender's uplink queue was full.
+    pub frames_dropped: u64,
     pub publishes: u64,
     pub chain_records: u64,
     pub chain_verified: u64,
@@ -36,6 +38,7 @@ impl GroupCounters {
         self.latencies_ms.extend_from_slice(&other.latencies_ms);
         self.messages_sent += other.messages_sent;
         self.bytes_sent += other.bytes_sent;
+        self.frames_dropped += other.frames_dropped;
         self.publishes += other.publishes;
         self.chain_records += other.chain_records;
         self.chain_verified += other.chain_verified;
@@ -72,14 +75,15 @@ pub struct HourRow {
     pub replicas_alive_mean: f64,
     pub messages_sent: u64,
     pub bytes_sent: u64,
+    pub frames_dropped: u64,
 }
 
-pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent";
+pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped";
 
 impl HourRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{}",
             self.hour,
             self.group,
             self.online_peers,
@@ -92,7 +96,8 @@ impl HourRow {
             self.availability,
             self.replicas_alive_mean,
             self.messages_sent,
-            self.bytes_sent
+            self.bytes_sent,
+            self.frames_dropped
         )
     }
 }
@@ -166,6 +171,8 @@ group_metrics! {
     MessagesSent: messages_sent,
     /// Bytes of the frames emitted.
     BytesSent: bytes_sent,
+    /// Frames dropped because the sender's uplink queue was full.
+    FramesDropped: frames_dropped,
     /// Records appended to the members' own chains.
     ChainRecords: chain_records,
     /// Records of other peers' chains checked and taken in.

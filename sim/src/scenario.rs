@@ -88,6 +88,18 @@ pub struct Network {
     /// Probability that a message is lost.
     #[serde(default)]
     pub loss: f64,
+    /// Bytes a peer's uplink may hold queued; a frame that would queue more is dropped, as
+    /// the node drops frames past `LINK_QUEUE_BYTES_MAX` on a connection.
+    #[serde(default = "default_uplink_queue_bytes_max")]
+    pub uplink_queue_bytes_max: u64,
+}
+
+/// The node's bound on the bytes queued on one connection (`node/src/net/host.rs`,
+/// `LINK_QUEUE_BYTES_MAX`).
+pub const UPLINK_QUEUE_BYTES_MAX_DEFAULT: u64 = 16 << 20;
+
+fn default_uplink_queue_bytes_max() -> u64 {
+    UPLINK_QUEUE_BYTES_MAX_DEFAULT
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,6 +442,17 @@ impl Scenario {
         }
         fraction("network.jitter", self.network.jitter)?;
         fraction("network.loss", self.network.loss)?;
+        // At least a frame's limit, so that every frame a peer may send fits an idle uplink.
+        let frame_bytes_max = cryptosphere::kernel::KernelConfig::default().frame_bytes_max;
+        let queue = self.network.uplink_queue_bytes_max;
+        if !(frame_bytes_max..=1 << 40).contains(&queue) {
+            return Err(invalid(
+                "network.uplink_queue_bytes_max",
+                format!(
+                    "must be between {frame_bytes_max} (a frame's limit) and 2^40, not {queue}"
+                ),
+            ));
+        }
         if self.groups.is_empty() {
             return Err(invalid("group", "at least one [[group]] is needed".into()));
         }

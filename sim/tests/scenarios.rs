@@ -137,6 +137,14 @@ fn bad_scenario_files_name_line_column_and_key() {
             line_of("loss"),
         ),
         (
+            good.replace(
+                "loss = 0.001",
+                "loss = 0.001\nuplink_queue_bytes_max = 65536",
+            ),
+            "network.uplink_queue_bytes_max",
+            line_of("loss") + 1,
+        ),
+        (
             good.replace("departures = 0.05", "departures = 5.0"),
             "group[0].departures",
             line_of("departures"),
@@ -302,6 +310,10 @@ fn slow_uplinks_do_not_starve_fast_peers() {
     assert!(fast.fetches > 500.0, "{fast:?}");
     assert!(fast.fetch_success_ratio >= 0.85, "{fast:?}");
     assert!(fast.fetch_latency_p50_ms < 1_000.0, "{fast:?}");
+    // The slow peers' uplinks fill (16 MiB is 3.7 hours at their rate) and drop frames.
+    let slow = &output.summary.groups["slow"];
+    assert!(slow.frames_dropped > 0.0, "{slow:?}");
+    assert_eq!(fast.frames_dropped, 0.0, "{fast:?}");
 }
 
 /// Golden digest (STYLE §5, Axelrod-style): the smoke scenario at seed 7 must give this trace

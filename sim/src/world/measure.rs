@@ -157,6 +157,7 @@ impl World {
                 },
                 messages_sent: counters.messages_sent,
                 bytes_sent: counters.bytes_sent,
+                frames_dropped: counters.frames_dropped,
             });
         }
     }
@@ -230,6 +231,7 @@ impl World {
                 bytes_for_others: last.map_or(0.0, |r| r.bytes_for_others as f64),
                 messages_sent: counters.messages_sent as f64,
                 bytes_sent: counters.bytes_sent as f64,
+                frames_dropped: counters.frames_dropped as f64,
                 chain_records: counters.chain_records as f64,
                 chain_records_verified: counters.chain_verified as f64,
                 forks_detected: counters.forks_detected as f64,

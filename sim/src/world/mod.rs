@@ -31,7 +31,7 @@ use cryptosphere::kernel::{
 use cryptosphere::store::Store;
 
 use crate::metrics::{GroupCounters, HourRow, Summary};
-use crate::network::{Links, Network};
+use crate::network::{Links, Network, Sent};
 use crate::queue::EventQueue;
 use crate::scenario::{Fault, Fidelity, Scenario};
 
@@ -204,6 +204,7 @@ impl World {
             &scenario.network.latency_ms,
             scenario.network.jitter,
             scenario.network.loss,
+            scenario.network.uplink_queue_bytes_max,
         );
         let groups = scenario
             .groups
@@ -474,23 +475,27 @@ impl World {
                 continue;
             }
             let to_region = self.peers[to as usize].links.region;
-            if let Some(at) = self.network.send(
+            match self.network.send(
                 now,
                 bytes,
                 (index as usize, &mut self.peers[index as usize].links),
                 (to as usize, to_region),
                 &mut self.net_rng,
             ) {
-                self.frames_sent += 1;
-                self.schedule(
-                    at,
-                    SimEvent::AtDownlink {
-                        to,
-                        from: index,
-                        number: self.frames_sent,
-                        frame,
-                    },
-                );
+                Sent::Arrives(at) => {
+                    self.frames_sent += 1;
+                    self.schedule(
+                        at,
+                        SimEvent::AtDownlink {
+                            to,
+                            from: index,
+                            number: self.frames_sent,
+                            frame,
+                        },
+                    );
+                }
+                Sent::Lost => {}
+                Sent::Dropped => self.groups[group].hour.frames_dropped += 1,
             }
         }
         let incarnation = self.peers[index as usize].incarnation;
