@@ -294,3 +294,37 @@ fn a_misbehaving_peer_gets_no_more_replicas() {
     // The others did get them.
     assert!(h.peer(0).negotiator.replica_counts().all(|(_, n)| n == 3));
 }
+
+#[test]
+fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_every_replica() {
+    // As the node runs: lookups on, contracts with partners first.
+    let node_like = KernelConfig {
+        lookups: true,
+        placements_in_flight_max: 96,
+        check_interval_us: 10 * 60 * Time::SECOND,
+        ..config()
+    };
+    let mut h = Harness::new(5, node_like, LATENCY_US);
+    h.start_all();
+    let big = Content::Synthetic {
+        size: 64 << 20,
+        seed: 99,
+        chunk_bytes: 262_144,
+    };
+    h.command(0, Command::Publish { content: big });
+    h.run_for(5 * 60 * Time::SECOND);
+    let counts: Vec<usize> = h
+        .peer(0)
+        .negotiator
+        .replica_counts()
+        .map(|(_, n)| n)
+        .collect();
+    assert!(counts.len() > 256);
+    assert!(
+        counts.iter().all(|n| *n == 3),
+        "{:?}",
+        counts.iter().filter(|n| **n < 3).count()
+    );
+    // Well past the stranger allowance on every holder: it went on contracts.
+    assert!(h.peer(0).negotiator.contracts().count() >= 3);
+}

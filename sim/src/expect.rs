@@ -1,23 +1,66 @@
-//! Expectations: the `[[expect]]` bounds of a scenario, checked against a run's summary.
+//! Expectations: the `[[expect]]` bounds of a scenario (typed when the scenario is loaded),
+//! checked against a run's summary.
 
-use crate::metrics::{Summary, GROUP_METRICS};
+use std::fmt;
+
+use crate::metrics::{Measure, Summary};
 use crate::scenario::Scenario;
+
+/// How an expectation compares what was measured with its bound: `measured OP bound`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    AtLeast,
+    AtMost,
+    Above,
+    Below,
+    /// Within 1e-9 of the bound.
+    Equal,
+}
+
+impl Op {
+    pub const ALL: [Op; 5] = [Op::AtMost, Op::AtLeast, Op::Below, Op::Above, Op::Equal];
+
+    /// As written in scenario files: `>=`, `<=`, `>`, `<`, `==`.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Op::AtLeast => ">=",
+            Op::AtMost => "<=",
+            Op::Above => ">",
+            Op::Below => "<",
+            Op::Equal => "==",
+        }
+    }
+
+    pub fn from_symbol(symbol: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.symbol() == symbol)
+    }
+
+    pub fn holds(self, measured: f64, bound: f64) -> bool {
+        match self {
+            Op::AtLeast => measured >= bound,
+            Op::AtMost => measured <= bound,
+            Op::Above => measured > bound,
+            Op::Below => measured < bound,
+            Op::Equal => (measured - bound).abs() < 1e-9,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
 
 /// One expectation and what the run measured.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub metric: String,
+    pub metric: Measure,
     pub group: String,
-    pub op: String,
+    pub op: Op,
     pub bound: f64,
     pub measured: Option<f64>,
     pub pass: bool,
-}
-
-/// Is `name` a metric expectations may name?
-pub fn known_metric(name: &str) -> bool {
-    GROUP_METRICS.contains(&name)
-        || (name.starts_with("probe.") && name.ends_with(".success_ratio"))
 }
 
 pub fn evaluate(scenario: &Scenario, summary: &Summary) -> Vec<Check> {
@@ -25,22 +68,14 @@ pub fn evaluate(scenario: &Scenario, summary: &Summary) -> Vec<Check> {
         .expectations
         .iter()
         .map(|e| {
-            let measured = summary.metric(&e.group, &e.metric);
-            let pass = measured.is_some_and(|m| match e.op.as_str() {
-                ">=" => m >= e.value,
-                "<=" => m <= e.value,
-                ">" => m > e.value,
-                "<" => m < e.value,
-                "==" => (m - e.value).abs() < 1e-9,
-                _ => false,
-            });
+            let measured = summary.measured(&e.group, &e.metric);
             Check {
                 metric: e.metric.clone(),
                 group: e.group.clone(),
-                op: e.op.clone(),
+                op: e.op,
                 bound: e.value,
                 measured,
-                pass,
+                pass: measured.is_some_and(|m| e.op.holds(m, e.value)),
             }
         })
         .collect()

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cryptosphere::kernel::Time;
 use cryptosphere_sim::expect::{evaluate, Check};
-use cryptosphere_sim::metrics::CSV_HEADER;
+use cryptosphere_sim::metrics::{Metric, CSV_HEADER};
 use cryptosphere_sim::scenario::Scenario;
 use cryptosphere_sim::world::{RunOutput, World};
 
@@ -126,18 +126,18 @@ fn print_summary(output: &RunOutput) {
     );
     for (group, metrics) in &s.groups {
         let line: Vec<String> = [
-            "peers",
-            "publishes",
-            "fetches",
-            "fetch_success_ratio",
-            "fetch_latency_p50_ms",
-            "availability_mean",
-            "availability_min",
-            "replicas_alive_final",
-            "bytes_for_others",
+            Metric::Peers,
+            Metric::Publishes,
+            Metric::Fetches,
+            Metric::FetchSuccessRatio,
+            Metric::FetchLatencyP50Ms,
+            Metric::AvailabilityMean,
+            Metric::AvailabilityMin,
+            Metric::ReplicasAliveFinal,
+            Metric::BytesForOthers,
         ]
         .iter()
-        .filter_map(|name| metrics.get(*name).map(|v| format!("{name}={}", trim(*v))))
+        .map(|metric| format!("{metric}={}", trim(metrics.get(*metric))))
         .collect();
         let _ = writeln!(stdout, "  {group}: {}", line.join(" "));
     }

@@ -1,10 +1,13 @@
-//! Metrics of a run: one row per simulated hour and peer group, and the final summary that
-//! expectations are checked against. Names and meanings are listed in
-//! `docs/scenario-format.md`.
+//! Metrics of a run: one row per simulated hour and peer group, the final summary that
+//! expectations are checked against, and the typed names of its metrics ([`Metric`],
+//! [`Measure`]). Names and meanings are listed in `docs/scenario-format.md`.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 /// Counters of one group, kept over the run and per hour.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +18,8 @@ pub struct GroupCounters {
     pub latencies_ms: Vec<u32>,
     pub messages_sent: u64,
     pub bytes_sent: u64,
+    /// Frames dropped because the sender's uplink queue was full.
+    pub frames_dropped: u64,
     pub publishes: u64,
     pub chain_records: u64,
     pub chain_verified: u64,
@@ -33,6 +38,7 @@ impl GroupCounters {
         self.latencies_ms.extend_from_slice(&other.latencies_ms);
         self.messages_sent += other.messages_sent;
         self.bytes_sent += other.bytes_sent;
+        self.frames_dropped += other.frames_dropped;
         self.publishes += other.publishes;
         self.chain_records += other.chain_records;
         self.chain_verified += other.chain_verified;
@@ -69,14 +75,15 @@ pub struct HourRow {
     pub replicas_alive_mean: f64,
     pub messages_sent: u64,
     pub bytes_sent: u64,
+    pub frames_dropped: u64,
 }
 
-pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent";
+pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped";
 
 impl HourRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{}",
             self.hour,
             self.group,
             self.online_peers,
@@ -89,36 +96,166 @@ impl HourRow {
             self.availability,
             self.replicas_alive_mean,
             self.messages_sent,
-            self.bytes_sent
+            self.bytes_sent,
+            self.frames_dropped
         )
     }
 }
 
-/// The names a group's summary holds (expectations may use any of them).
-pub const GROUP_METRICS: &[&str] = &[
-    "peers",
-    "publishes",
-    "fetches",
-    "fetch_success_ratio",
-    "fetch_latency_p50_ms",
-    "fetch_latency_p95_ms",
-    "fetch_latency_p99_ms",
-    "availability_mean",
-    "availability_min",
-    "availability_final",
-    "replicas_alive_final",
-    "bytes_for_others",
-    "messages_sent",
-    "bytes_sent",
-    "chain_records",
-    "chain_records_verified",
-    "forks_detected",
-    "fork_learn_hours_max",
-    "lookups",
-    "lookup_success_ratio",
-    "lookup_hops_p50",
-    "lookup_hops_p95",
-];
+/// Declares [`Metric`] and [`GroupSummary`] from one list, so that a metric's variant, its
+/// name and its field cannot drift apart: the name is the field's.
+macro_rules! group_metrics {
+    ($($(#[doc = $doc:literal])+ $variant:ident: $field:ident,)+) => {
+        /// A metric of a group's summary (`docs/scenario-format.md` §4.3), which `[[expect]]`
+        /// may bound.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum Metric {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Metric {
+            /// Every group metric.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant,)+];
+
+            /// Its name in scenario files, `summary.json` and `check`'s lines.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => stringify!($field),)+
+                }
+            }
+        }
+
+        /// One group's summary: a value for every [`Metric`]. `summary.json` writes it as an
+        /// object from metric name to number, in byte order of the names.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct GroupSummary {
+            $($(#[doc = $doc])+ pub $field: f64,)+
+        }
+
+        impl GroupSummary {
+            pub fn get(&self, metric: Metric) -> f64 {
+                match metric {
+                    $(Metric::$variant => self.$field,)+
+                }
+            }
+        }
+    };
+}
+
+group_metrics! {
+    /// Members at the end.
+    Peers: peers,
+    /// Publications made.
+    Publishes: publishes,
+    /// Fetches that reported an end.
+    Fetches: fetches,
+    /// Share of those fetches that succeeded; 1 if none.
+    FetchSuccessRatio: fetch_success_ratio,
+    /// Median latency of successful fetches, ms.
+    FetchLatencyP50Ms: fetch_latency_p50_ms,
+    /// 95th percentile latency of successful fetches, ms.
+    FetchLatencyP95Ms: fetch_latency_p95_ms,
+    /// 99th percentile latency of successful fetches, ms.
+    FetchLatencyP99Ms: fetch_latency_p99_ms,
+    /// Mean of the hourly availability samples.
+    AvailabilityMean: availability_mean,
+    /// Minimum of the hourly availability samples.
+    AvailabilityMin: availability_min,
+    /// Last hourly availability sample.
+    AvailabilityFinal: availability_final,
+    /// Mean alive holders per chunk besides the publisher, at the last hourly row.
+    ReplicasAliveFinal: replicas_alive_final,
+    /// Bytes stored for other peers at the last hourly row.
+    BytesForOthers: bytes_for_others,
+    /// Frames emitted.
+    MessagesSent: messages_sent,
+    /// Bytes of the frames emitted.
+    BytesSent: bytes_sent,
+    /// Frames dropped because the sender's uplink queue was full.
+    FramesDropped: frames_dropped,
+    /// Records appended to the members' own chains.
+    ChainRecords: chain_records,
+    /// Records of other peers' chains checked and taken in.
+    ChainRecordsVerified: chain_records_verified,
+    /// Times a member learned of a fork.
+    ForksDetected: forks_detected,
+    /// The longest an honest member took to learn of a fork, hours.
+    ForkLearnHoursMax: fork_learn_hours_max,
+    /// Provider lookups for live data.
+    Lookups: lookups,
+    /// Share of those lookups that named a provider; 1 if none.
+    LookupSuccessRatio: lookup_success_ratio,
+    /// Median hop count of successful lookups.
+    LookupHopsP50: lookup_hops_p50,
+    /// 95th percentile hop count of successful lookups.
+    LookupHopsP95: lookup_hops_p95,
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a metric.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a metric (see docs/scenario-format.md)")]
+pub struct UnknownMetric(pub String);
+
+impl FromStr for Metric {
+    type Err = UnknownMetric;
+
+    fn from_str(name: &str) -> Result<Metric, UnknownMetric> {
+        Metric::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| UnknownMetric(name.to_owned()))
+    }
+}
+
+impl Serialize for GroupSummary {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut metrics = Metric::ALL.to_vec();
+        metrics.sort_unstable_by_key(|m| m.name());
+        let mut map = serializer.serialize_map(Some(metrics.len()))?;
+        for metric in metrics {
+            map.serialize_entry(metric.name(), &self.get(metric))?;
+        }
+        map.end()
+    }
+}
+
+/// What an expectation bounds: a group metric, or a probe's success ratio
+/// (`probe.<name>.success_ratio`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measure {
+    Group(Metric),
+    ProbeSuccessRatio(String),
+}
+
+impl FromStr for Measure {
+    type Err = UnknownMetric;
+
+    fn from_str(name: &str) -> Result<Measure, UnknownMetric> {
+        match name
+            .strip_prefix("probe.")
+            .and_then(|m| m.strip_suffix(".success_ratio"))
+        {
+            Some(probe) => Ok(Measure::ProbeSuccessRatio(probe.to_owned())),
+            None => name.parse().map(Measure::Group),
+        }
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Measure::Group(metric) => f.write_str(metric.name()),
+            Measure::ProbeSuccessRatio(probe) => write!(f, "probe.{probe}.success_ratio"),
+        }
+    }
+}
 
 /// The result of a run, written to `summary.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -129,21 +266,63 @@ pub struct Summary {
     pub fidelity: String,
     pub events: u64,
     pub trace_digest: String,
-    /// group name (and "all") → metric → value.
-    pub groups: BTreeMap<String, BTreeMap<String, f64>>,
+    /// group name (and "all") → its summary.
+    pub groups: BTreeMap<String, GroupSummary>,
     /// probe name → success ratio.
     pub probes: BTreeMap<String, f64>,
 }
 
 impl Summary {
-    /// The value an expectation names, if there is one.
-    pub fn metric(&self, group: &str, metric: &str) -> Option<f64> {
-        if let Some(name) = metric
-            .strip_prefix("probe.")
-            .and_then(|m| m.strip_suffix(".success_ratio"))
-        {
-            return self.probes.get(name).copied();
+    /// The value `measure` names for `group` (ignored for probes), if there is one.
+    pub fn measured(&self, group: &str, measure: &Measure) -> Option<f64> {
+        match measure {
+            Measure::Group(metric) => self.groups.get(group).map(|g| g.get(*metric)),
+            Measure::ProbeSuccessRatio(probe) => self.probes.get(probe).copied(),
         }
-        self.groups.get(group)?.get(metric).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_round_trip_and_are_unique() {
+        for metric in Metric::ALL {
+            assert_eq!(metric.name().parse::<Metric>(), Ok(*metric));
+            let measure = Measure::Group(*metric);
+            assert_eq!(measure.to_string().parse::<Measure>(), Ok(measure));
+        }
+        let mut names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Metric::ALL.len());
+        assert_eq!(
+            "availability_average".parse::<Metric>(),
+            Err(UnknownMetric("availability_average".to_owned()))
+        );
+        assert_eq!(
+            "probe.during.success_ratio".parse::<Measure>(),
+            Ok(Measure::ProbeSuccessRatio("during".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_group_summary_is_written_by_name_in_byte_order() {
+        let summary = GroupSummary {
+            peers: 60.0,
+            fetch_success_ratio: 0.5,
+            ..GroupSummary::default()
+        };
+        let json = serde_json::to_string(&summary).unwrap();
+        let mut names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        names.sort_unstable();
+        let at: Vec<usize> = names
+            .iter()
+            .map(|name| json.find(&format!("\"{name}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(json.contains("\"peers\":60.0"), "{json}");
+        assert!(json.contains("\"fetch_success_ratio\":0.5"), "{json}");
     }
 }

@@ -93,6 +93,11 @@ impl<E> EventQueue<E> {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+
+    /// Every event waiting, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        self.slab.iter().flatten()
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::expect::Op;
+use crate::metrics::{Measure, UnknownMetric};
+
 /// A whole scenario.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +31,11 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,
+    /// The `[[expect]]` tables as written; [`Scenario::expectations`] is what they say.
     #[serde(default, rename = "expect")]
+    expect_tables: Vec<ExpectTable>,
+    /// The `[[expect]]` bounds, typed and checked when the scenario is loaded.
+    #[serde(skip)]
     pub expectations: Vec<Expectation>,
     /// Long-chain certificates: off unless this table is present.
     #[serde(default)]
@@ -81,6 +88,18 @@ pub struct Network {
     /// Probability that a message is lost.
     #[serde(default)]
     pub loss: f64,
+    /// Bytes a peer's uplink may hold queued; a frame that would queue more is dropped, as
+    /// the node drops frames past `LINK_QUEUE_BYTES_MAX` on a connection.
+    #[serde(default = "default_uplink_queue_bytes_max")]
+    pub uplink_queue_bytes_max: u64,
+}
+
+/// The node's bound on the bytes queued on one connection (`node/src/net/host.rs`,
+/// `LINK_QUEUE_BYTES_MAX`).
+pub const UPLINK_QUEUE_BYTES_MAX_DEFAULT: u64 = 16 << 20;
+
+fn default_uplink_queue_bytes_max() -> u64 {
+    UPLINK_QUEUE_BYTES_MAX_DEFAULT
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,17 +240,27 @@ pub struct Probe {
     pub published_before_hours: f64,
 }
 
-/// A bound on a metric of the summary.
+/// An `[[expect]]` table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expectation {
+struct ExpectTable {
     /// A metric name from `docs/scenario-format.md`, e.g. `fetch_success_ratio`.
-    pub metric: String,
+    metric: String,
     /// A group name, or "all" (the default).
     #[serde(default = "default_group")]
-    pub group: String,
+    group: String,
     /// One of ">=", "<=", ">", "<", "==".
-    pub op: String,
+    op: String,
+    value: f64,
+}
+
+/// A bound on a metric of the summary: `measured OP value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub metric: Measure,
+    /// A group name, or "all"; ignored for probes.
+    pub group: String,
+    pub op: Op,
     pub value: f64,
 }
 
@@ -322,7 +351,7 @@ impl Scenario {
 
     /// Parses and checks a scenario; `path` only labels errors.
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
                 .map_or((1, 1), |span| line_column(text, span.start));
@@ -333,11 +362,12 @@ impl Scenario {
                 message: e.message().trim().to_owned(),
             }
         })?;
-        scenario.check(text, path)?;
+        scenario.expectations = scenario.check(text, path)?;
         Ok(scenario)
     }
 
-    fn check(&self, text: &str, path: &str) -> Result<(), ScenarioError> {
+    /// Checks every rule, and returns the expectations typed.
+    fn check(&self, text: &str, path: &str) -> Result<Vec<Expectation>, ScenarioError> {
         let invalid = |key: &str, problem: String| {
             let (line, column) = locate(text, key);
             ScenarioError::Invalid {
@@ -412,6 +442,17 @@ impl Scenario {
         }
         fraction("network.jitter", self.network.jitter)?;
         fraction("network.loss", self.network.loss)?;
+        // At least a frame's limit, so that every frame a peer may send fits an idle uplink.
+        let frame_bytes_max = cryptosphere::kernel::KernelConfig::default().frame_bytes_max;
+        let queue = self.network.uplink_queue_bytes_max;
+        if !(frame_bytes_max..=1 << 40).contains(&queue) {
+            return Err(invalid(
+                "network.uplink_queue_bytes_max",
+                format!(
+                    "must be between {frame_bytes_max} (a frame's limit) and 2^40, not {queue}"
+                ),
+            ));
+        }
         if self.groups.is_empty() {
             return Err(invalid("group", "at least one [[group]] is needed".into()));
         }
@@ -622,43 +663,38 @@ impl Scenario {
                 probe.published_before_hours,
             )?;
         }
-        for (e, expectation) in self.expectations.iter().enumerate() {
-            if !crate::expect::known_metric(&expectation.metric) {
-                return Err(invalid(
-                    &format!("expect[{e}].metric"),
-                    format!(
-                        "{:?} is not a metric (see docs/scenario-format.md)",
-                        expectation.metric
-                    ),
-                ));
-            }
-            if let Some(name) = expectation
-                .metric
-                .strip_prefix("probe.")
-                .and_then(|m| m.strip_suffix(".success_ratio"))
-            {
-                if !self.probes.iter().any(|p| p.name == name) {
+        let mut expectations = Vec::with_capacity(self.expect_tables.len());
+        for (e, table) in self.expect_tables.iter().enumerate() {
+            let metric: Measure = table.metric.parse().map_err(|unknown: UnknownMetric| {
+                invalid(&format!("expect[{e}].metric"), unknown.to_string())
+            })?;
+            if let Measure::ProbeSuccessRatio(name) = &metric {
+                if !self.probes.iter().any(|p| &p.name == name) {
                     return Err(invalid(
                         &format!("expect[{e}].metric"),
                         format!("no [[probe]] is named {name:?}"),
                     ));
                 }
             }
-            if !["<=", ">=", "<", ">", "=="].contains(&expectation.op.as_str()) {
+            let Some(op) = Op::from_symbol(&table.op) else {
                 return Err(invalid(
                     &format!("expect[{e}].op"),
-                    format!("{:?} is not one of <=, >=, <, >, ==", expectation.op),
+                    format!("{:?} is not one of <=, >=, <, >, ==", table.op),
                 ));
-            }
-            if expectation.group != "all"
-                && !self.groups.iter().any(|g| g.name == expectation.group)
-            {
+            };
+            if table.group != "all" && !self.groups.iter().any(|g| g.name == table.group) {
                 return Err(invalid(
                     &format!("expect[{e}].group"),
-                    format!("no group is named {:?}", expectation.group),
+                    format!("no group is named {:?}", table.group),
                 ));
             }
+            expectations.push(Expectation {
+                metric,
+                group: table.group.clone(),
+                op,
+                value: table.value,
+            });
         }
-        Ok(())
+        Ok(expectations)
     }
 }

@@ -39,6 +39,11 @@ use crate::object::format::{parse_links, LinkKind};
 const CHECK_TOKEN: u64 = 0;
 /// Timer token of the audit round.
 const AUDIT_TOKEN: u64 = 1;
+/// Timer token of the retry of chunks that found no room.
+const RETRY_TOKEN: u64 = 2;
+/// The first retry of starved chunks waits this long; each retry that places nothing
+/// doubles it, up to the upkeep interval.
+const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
 /// Peers with a score below this are never chosen.
 const SCORE_MIN: f64 = 0.2;
 /// Placement attempts per chunk and round before waiting for the next round.
@@ -159,6 +164,10 @@ pub struct Negotiator {
     starved: BTreeSet<ChunkId>,
     /// When creds were last counted.
     last_term_round: Time,
+    /// The wait before the next retry of starved chunks, if one is set.
+    retry_us: Option<u64>,
+    /// Replicas placed since the last retry (none: the wait doubles).
+    placed_since_retry: bool,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -187,6 +196,8 @@ impl Negotiator {
             audit_cursor: PeerId([0; 32]),
             starved: BTreeSet::new(),
             last_term_round: Time::default(),
+            retry_us: None,
+            placed_since_retry: false,
         }
     }
 
@@ -297,6 +308,8 @@ impl Negotiator {
                     owned.tried.clear();
                 }
                 self.proposing.clear();
+                // The retry timer of the last run will not fire.
+                self.retry_us = None;
                 if self.audit_key == [0; 32] {
                     ctx.rng().fill(&mut self.audit_key);
                 }
@@ -339,6 +352,7 @@ impl Negotiator {
                 self.term_round(ctx);
                 ctx.timer(self.config.check_interval_us.max(Time::SECOND), CHECK_TOKEN);
             }
+            Input::Timer { token: RETRY_TOKEN } => self.retry_starved(ctx),
             Input::Timer { token: AUDIT_TOKEN } => {
                 self.audit_round(ctx);
                 ctx.timer(self.audit_interval_us(), AUDIT_TOKEN);
@@ -419,8 +433,8 @@ impl Negotiator {
             return;
         }
         if owned.attempts >= PLACE_ATTEMPTS_MAX {
-            // Tried enough peers this round: wait for a contract or the next round.
-            self.starved.insert(chunk);
+            // Tried enough peers for now: wait for a contract, or a retry.
+            self.starve(ctx, chunk);
             return;
         }
         if self.placing_total >= self.config.placements_in_flight_max {
@@ -436,7 +450,7 @@ impl Negotiator {
             .take(need)
             .collect();
         if peers.is_empty() {
-            self.starved.insert(chunk);
+            self.starve(ctx, chunk);
             return;
         }
         if let Some(owned) = self.owned.get_mut(&chunk) {
@@ -537,6 +551,7 @@ impl Negotiator {
                 owned.placing = owned.placing.saturating_sub(1);
                 let stored = outcome == Outcome::Answered(Response::Store(StoreResponse::Stored));
                 if stored {
+                    self.placed_since_retry = true;
                     owned.holders.insert(from, replica);
                     ctx.event(Event::ReplicaPlaced {
                         chunk,
@@ -545,9 +560,9 @@ impl Negotiator {
                     });
                 }
                 self.placement_answered(ctx, from, bytes, &outcome);
-                if !stored {
-                    self.place(ctx, chunk, repair);
-                }
+                // Still short (this one failed, or an earlier failure found every candidate
+                // busy with this chunk): go on placing.
+                self.place(ctx, chunk, repair);
             }
             Purpose::Propose { peer, terms } => self.proposal_answered(ctx, peer, terms, outcome),
             Purpose::Audit { holder, items } => self.audited(ctx, holder, items, outcome),
@@ -562,6 +577,41 @@ impl Negotiator {
                 tries,
             } => self.chunk_answered(ctx, fetch, (chunk, kind), (start, tries), from, outcome),
             Purpose::ReadForPlacement { .. } | Purpose::Lookup { .. } => {}
+        }
+    }
+
+    /// `chunk` found no room: it waits in `starved` for a contract or the retry timer.
+    fn starve(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
+        self.starved.insert(chunk);
+        if self.retry_us.is_none() {
+            self.retry_us = Some(RETRY_FIRST_US);
+            self.placed_since_retry = false;
+            ctx.timer(RETRY_FIRST_US, RETRY_TOKEN);
+        }
+    }
+
+    /// Starved chunks try again from the start; the wait doubles while nothing gets placed.
+    fn retry_starved(&mut self, ctx: &mut Context<'_>) {
+        let Some(wait) = self.retry_us.take() else {
+            return;
+        };
+        let next = if self.placed_since_retry {
+            RETRY_FIRST_US
+        } else {
+            wait.saturating_mul(2)
+                .min(self.config.check_interval_us.max(RETRY_FIRST_US))
+        };
+        self.placed_since_retry = false;
+        for chunk in std::mem::take(&mut self.starved) {
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.attempts = 0;
+                owned.tried.clear();
+            }
+            self.place(ctx, chunk, true);
+        }
+        if !self.starved.is_empty() && self.retry_us.is_none() {
+            self.retry_us = Some(next);
+            ctx.timer(next, RETRY_TOKEN);
         }
     }
 

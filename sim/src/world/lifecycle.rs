@@ -1,0 +1,139 @@
+//! Peers on and off: sessions and churn, departures for good, arrivals, crashes and the disk
+//! loss that goes with departures and crashes. It decides when a peer runs, never what it does.
+
+use cryptosphere::ids::ChunkId;
+use cryptosphere::kernel::peer::Peer;
+use cryptosphere::kernel::Time;
+use cryptosphere::store::Store;
+use rand::Rng;
+
+use super::{exponential, SimEvent, World};
+
+impl World {
+    /// Starts (or restarts) a peer and schedules the end of its session.
+    pub(super) fn bring_online(&mut self, index: u32) {
+        let now = self.now;
+        let directory = self.directory.clone();
+        let peer = &mut self.peers[index as usize];
+        peer.online = true;
+        peer.incarnation += 1;
+        peer.links.reset(now);
+        let incarnation = peer.incarnation;
+        let group = usize::from(peer.group);
+        self.outbox.clear();
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let peer = &mut self.peers[index as usize];
+        peer.peer.start(now, directory, &mut peer.rng, &mut outbox);
+        self.outbox = outbox;
+        self.after_step(index);
+        if self.groups[group].mean_offline_us > 0.0 {
+            let at = now.plus(exponential(
+                &mut self.rng,
+                self.groups[group].mean_online_us,
+            ));
+            self.schedule(
+                at,
+                SimEvent::Churn {
+                    peer: index,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn take_offline(&mut self, index: u32) {
+        let peer = &mut self.peers[index as usize];
+        peer.online = false;
+        peer.incarnation += 1;
+    }
+
+    /// A peer that departs or crashes takes its fetches in flight with it: they failed.
+    fn abandon_fetches(&mut self, index: u32) {
+        let group = usize::from(self.peers[index as usize].group);
+        let lost = self.peers[index as usize]
+            .peer
+            .negotiator
+            .fetches_in_flight() as u64;
+        self.groups[group].hour.fetches_failed += lost;
+        let keys: Vec<(u32, ChunkId, Time)> = self
+            .probe_fetches
+            .range(
+                (index, ChunkId([0; 32]), Time(0))..=(index, ChunkId([0xff; 32]), Time(u64::MAX)),
+            )
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            for probe in self.probe_fetches.remove(&key).unwrap_or_default() {
+                self.probes[probe].1 += 1;
+            }
+        }
+    }
+
+    fn forget_disk(&mut self, index: u32) {
+        let held = std::mem::take(&mut self.peers[index as usize].held);
+        for chunk in held {
+            if let Some(list) = self.holders.get_mut(&chunk) {
+                list.retain(|h| *h != index);
+            }
+        }
+    }
+
+    /// A session ends (the peer goes offline until its next start) or a gap ends (it starts).
+    pub(super) fn churn(&mut self, peer: u32, incarnation: u32) {
+        let p = &self.peers[peer as usize];
+        if p.departed || p.incarnation != incarnation {
+            return;
+        }
+        if p.online {
+            self.take_offline(peer);
+            let group = usize::from(self.peers[peer as usize].group);
+            let at = self.now.plus(exponential(
+                &mut self.rng,
+                self.groups[group].mean_offline_us,
+            ));
+            let incarnation = self.peers[peer as usize].incarnation;
+            self.schedule(at, SimEvent::Churn { peer, incarnation });
+        } else {
+            self.bring_online(peer);
+        }
+    }
+
+    /// A peer leaves for good and its disk is forgotten.
+    pub(super) fn depart(&mut self, peer: u32) {
+        self.abandon_fetches(peer);
+        self.take_offline(peer);
+        self.peers[peer as usize].departed = true;
+        self.forget_disk(peer);
+    }
+
+    /// A new peer joins `group` and starts at once.
+    pub(super) fn arrive(&mut self, group: u16) {
+        let index = self.add_peer(group);
+        let side = self.rng.gen_bool(self.side_a);
+        if let Some(sides) = self.network.sides.as_mut() {
+            sides.push(side);
+        }
+        self.rebuild_directory();
+        self.bring_online(index);
+    }
+
+    /// Each non-departed member of `group` crashes with probability `fraction`, losing its disk.
+    pub(super) fn crash(&mut self, group: u16, fraction: f64) {
+        let members = self.groups[usize::from(group)].members.clone();
+        for index in members {
+            let p = &self.peers[index as usize];
+            if p.departed || !self.rng.gen_bool(fraction) {
+                continue;
+            }
+            let config = self.groups[usize::from(group)].config.clone();
+            self.abandon_fetches(index);
+            self.forget_disk(index);
+            let key = self.peer_key(index);
+            self.peers[index as usize].peer = Peer::new(key, config, Store::memory());
+            if self.peers[index as usize].online {
+                self.take_offline(index);
+                self.bring_online(index);
+            }
+        }
+    }
+}

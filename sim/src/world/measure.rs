@@ -1,0 +1,275 @@
+//! Measurement: the host events peers report (holdings, publications, fetch and lookup ends,
+//! chain records and forks), the hourly rows, and the summary at the end of the run.
+
+use std::collections::BTreeMap;
+
+use cryptosphere::kernel::{Event, Time};
+use sha2::Digest;
+
+use super::{Object, RunOutput, World};
+use crate::metrics::{percentile, GroupCounters, GroupSummary, HourRow, Summary};
+
+impl World {
+    pub(super) fn observe(&mut self, index: u32, event: Event) {
+        let group = usize::from(self.peers[index as usize].group);
+        match event {
+            Event::Holding { chunk, held } => {
+                let list = self.holders.entry(chunk).or_default();
+                if held && !list.contains(&index) {
+                    list.push(index);
+                    self.peers[index as usize].held.push(chunk);
+                } else if !held {
+                    list.retain(|h| *h != index);
+                }
+            }
+            Event::Published { root, chunks, .. } => {
+                self.groups[group].hour.publishes += 1;
+                self.catalog.push(Object {
+                    root,
+                    chunks,
+                    publisher: index,
+                    at: self.now,
+                });
+            }
+            Event::FetchDone {
+                root, ok, started, ..
+            } => {
+                let counters = &mut self.groups[group].hour;
+                if ok {
+                    counters.fetches_ok += 1;
+                    counters.latencies_ms.push(
+                        (self.now.since(started) / Time::MILLISECOND).min(u64::from(u32::MAX))
+                            as u32,
+                    );
+                } else {
+                    counters.fetches_failed += 1;
+                }
+                if let Some(waiting) = self.probe_fetches.get_mut(&(index, root, started)) {
+                    if let Some(probe) = waiting.pop() {
+                        self.probes[probe].0 += u64::from(ok);
+                        self.probes[probe].1 += 1;
+                    }
+                    if waiting.is_empty() {
+                        self.probe_fetches.remove(&(index, root, started));
+                    }
+                }
+            }
+            Event::ReplicaPlaced { .. } | Event::Disqualified { .. } => {}
+            Event::LookupDone { key, found, hops } => {
+                // Only lookups for live data count: at least one holder is up.
+                let holders = self.holders.get(&key).map_or(&[][..], |v| &v[..]);
+                if holders.iter().any(|h| self.alive(*h)) {
+                    let counters = &mut self.groups[group].hour;
+                    counters.lookups_live += 1;
+                    if found {
+                        counters.lookups_found += 1;
+                        counters.lookup_hops.push(hops);
+                    }
+                }
+            }
+            Event::ChainAppended { .. } => self.groups[group].hour.chain_records += 1,
+            Event::ChainVerified { records } => self.groups[group].hour.chain_verified += records,
+            Event::ForkLearned { offender } => {
+                self.groups[group].hour.forks_detected += 1;
+                self.fork_learned
+                    .entry((offender, index))
+                    .or_insert(self.now);
+            }
+            Event::Forked => {
+                let id = self.peers[index as usize].peer.id();
+                self.forks.entry(id).or_insert(self.now);
+            }
+        }
+    }
+
+    /// One metrics row per group (and "all") for the hour that just ended.
+    pub(super) fn tick(&mut self) {
+        let hour = self.now.micros() / Time::HOUR;
+        let groups = self.groups.len();
+        let mut objects = vec![0u64; groups + 1];
+        let mut available = vec![0u64; groups + 1];
+        let mut replicas = vec![(0u64, 0u64); groups + 1];
+        for object in &self.catalog {
+            let g = usize::from(self.peers[object.publisher as usize].group);
+            let mut ok = true;
+            for chunk in &object.chunks {
+                let holders = self.holders.get(chunk).map_or(&[][..], |v| &v[..]);
+                let alive = holders.iter().filter(|h| self.alive(**h)).count();
+                let others = holders
+                    .iter()
+                    .filter(|h| **h != object.publisher && self.alive(**h))
+                    .count();
+                ok &= alive > 0;
+                for slot in [g, groups] {
+                    replicas[slot].0 += others as u64;
+                    replicas[slot].1 += 1;
+                }
+            }
+            for slot in [g, groups] {
+                objects[slot] += 1;
+                available[slot] += u64::from(ok);
+            }
+        }
+        let mut all_hour = GroupCounters::default();
+        for g in 0..=groups {
+            let (name, members, mut counters) = if g < groups {
+                let state = &mut self.groups[g];
+                let counters = std::mem::take(&mut state.hour);
+                state.total.add(&counters);
+                all_hour.add(&counters);
+                (state.name.clone(), state.members.clone(), counters)
+            } else {
+                (
+                    "all".to_owned(),
+                    (0..self.peers.len() as u32).collect(),
+                    std::mem::take(&mut all_hour),
+                )
+            };
+            let online = members.iter().filter(|m| self.alive(**m)).count() as u64;
+            let bytes_for_others = members
+                .iter()
+                .filter(|m| !self.peers[**m as usize].departed)
+                .map(|m| self.peers[*m as usize].peer.store.bytes_for_others())
+                .sum();
+            let availability = if objects[g] > 0 {
+                available[g] as f64 / objects[g] as f64
+            } else {
+                1.0
+            };
+            if objects[g] > 0 {
+                self.availability[g].push(availability);
+            }
+            self.rows.push(HourRow {
+                hour,
+                group: name,
+                online_peers: online,
+                bytes_for_others,
+                fetches_ok: counters.fetches_ok,
+                fetches_failed: counters.fetches_failed,
+                fetch_latency_p50_ms: percentile(&mut counters.latencies_ms, 50.0),
+                fetch_latency_p95_ms: percentile(&mut counters.latencies_ms, 95.0),
+                objects: objects[g],
+                availability,
+                replicas_alive_mean: if replicas[g].1 > 0 {
+                    replicas[g].0 as f64 / replicas[g].1 as f64
+                } else {
+                    0.0
+                },
+                messages_sent: counters.messages_sent,
+                bytes_sent: counters.bytes_sent,
+                frames_dropped: counters.frames_dropped,
+            });
+        }
+    }
+
+    /// For every fork made, the longest any honest, present member of `members` took to
+    /// learn of it, in hours; a peer that never learned counts as taking until the end.
+    fn fork_learn_hours_max(&self, members: &[u32]) -> f64 {
+        let mut worst: u64 = 0;
+        for (offender, made) in &self.forks {
+            for index in members {
+                let peer = &self.peers[*index as usize];
+                if peer.departed || self.forks.contains_key(&peer.peer.id()) {
+                    continue;
+                }
+                let learned = self
+                    .fork_learned
+                    .get(&(*offender, *index))
+                    .copied()
+                    .unwrap_or(self.end);
+                worst = worst.max(learned.since(*made));
+            }
+        }
+        worst as f64 / Time::HOUR as f64
+    }
+
+    pub(super) fn finish(mut self) -> RunOutput {
+        let groups = self.groups.len();
+        let mut summary_groups = BTreeMap::new();
+        let mut all = GroupCounters::default();
+        for g in 0..=groups {
+            let (name, mut counters, members) = if g < groups {
+                let state = &mut self.groups[g];
+                let leftover = std::mem::take(&mut state.hour);
+                state.total.add(&leftover);
+                all.add(&state.total);
+                (
+                    state.name.clone(),
+                    state.total.clone(),
+                    state.members.clone(),
+                )
+            } else {
+                (
+                    "all".to_owned(),
+                    std::mem::take(&mut all),
+                    (0..self.peers.len() as u32).collect(),
+                )
+            };
+            let fetches = counters.fetches_ok + counters.fetches_failed;
+            let series = &self.availability[g];
+            let last = self.rows.iter().rev().find(|row| row.group == name);
+            let summary = GroupSummary {
+                peers: members.len() as f64,
+                publishes: counters.publishes as f64,
+                fetches: fetches as f64,
+                fetch_success_ratio: if fetches > 0 {
+                    counters.fetches_ok as f64 / fetches as f64
+                } else {
+                    1.0
+                },
+                fetch_latency_p50_ms: percentile(&mut counters.latencies_ms, 50.0),
+                fetch_latency_p95_ms: percentile(&mut counters.latencies_ms, 95.0),
+                fetch_latency_p99_ms: percentile(&mut counters.latencies_ms, 99.0),
+                availability_mean: if series.is_empty() {
+                    1.0
+                } else {
+                    series.iter().sum::<f64>() / series.len() as f64
+                },
+                availability_min: series.iter().copied().fold(1.0, f64::min),
+                availability_final: series.last().copied().unwrap_or(1.0),
+                replicas_alive_final: last.map_or(0.0, |r| r.replicas_alive_mean),
+                bytes_for_others: last.map_or(0.0, |r| r.bytes_for_others as f64),
+                messages_sent: counters.messages_sent as f64,
+                bytes_sent: counters.bytes_sent as f64,
+                frames_dropped: counters.frames_dropped as f64,
+                chain_records: counters.chain_records as f64,
+                chain_records_verified: counters.chain_verified as f64,
+                forks_detected: counters.forks_detected as f64,
+                fork_learn_hours_max: self.fork_learn_hours_max(&members),
+                lookups: counters.lookups_live as f64,
+                lookup_success_ratio: if counters.lookups_live > 0 {
+                    counters.lookups_found as f64 / counters.lookups_live as f64
+                } else {
+                    1.0
+                },
+                lookup_hops_p50: percentile(&mut counters.lookup_hops, 50.0),
+                lookup_hops_p95: percentile(&mut counters.lookup_hops, 95.0),
+            };
+            summary_groups.insert(name, summary);
+        }
+        // A probe none of whose fetches ended reports nothing, so an expectation on it fails.
+        let probes = self
+            .scenario
+            .probes
+            .iter()
+            .zip(&self.probes)
+            .filter(|(_, (_, all))| *all > 0)
+            .map(|(p, (ok, all))| (p.name.clone(), *ok as f64 / *all as f64))
+            .collect();
+        let digest: [u8; 32] = self.digest.finalize().into();
+        let summary = Summary {
+            scenario: self.name,
+            seed: self.seed,
+            duration_hours: self.scenario.duration_hours,
+            fidelity: format!("{:?}", self.scenario.fidelity).to_lowercase(),
+            events: self.delivered,
+            trace_digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            groups: summary_groups,
+            probes,
+        };
+        RunOutput {
+            summary,
+            rows: self.rows,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The workload: publications and fetches at the scenario's rates, probes, the content of
+//! each publication, and which object a fetch asks for (popularity). It issues commands to
+//! peers; what they do with them is theirs.
+
+use cryptosphere::kernel::content::Content;
+use cryptosphere::kernel::{ActorKind, Command, Input, Time};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{exponential, hours, SimEvent, World};
+use crate::scenario::{Fidelity, Popularity};
+
+impl World {
+    fn random_member(&mut self, group: usize) -> Option<u32> {
+        let members = &self.groups[group].members;
+        if members.is_empty() {
+            return None;
+        }
+        let pick = members[self.rng.gen_range(0..members.len())];
+        let peer = &self.peers[pick as usize];
+        (peer.online && !peer.departed).then_some(pick)
+    }
+
+    /// A published object chosen by the scenario's popularity, newest ranked first.
+    fn pick_object(&mut self, limit: usize) -> Option<usize> {
+        if limit == 0 {
+            return None;
+        }
+        let u: f64 = self.rng.gen_range(0.0..1.0);
+        let n = limit as f64;
+        // Inverse of the continuous approximation of the Zipf CDF over ranks 1..=n, so every
+        // rank, the oldest included, can be drawn.
+        let rank = match self.scenario.workload.popularity {
+            Popularity::Uniform => (u * n) as usize,
+            Popularity::Zipf { s } if (s - 1.0).abs() < 1e-9 => {
+                (libm::pow(n + 1.0, u) - 1.0) as usize
+            }
+            Popularity::Zipf { s } => {
+                (libm::pow(
+                    (libm::pow(n + 1.0, 1.0 - s) - 1.0) * u + 1.0,
+                    1.0 / (1.0 - s),
+                ) - 1.0) as usize
+            }
+        };
+        Some(limit - 1 - rank.min(limit - 1))
+    }
+
+    /// Asks `peer` to fetch catalog entry `object` (not its own), counting it for `probe`.
+    fn fetch(&mut self, peer: u32, object: usize, probe: Option<usize>) -> bool {
+        let object = &self.catalog[object];
+        if object.publisher == peer {
+            return false;
+        }
+        let root = object.root;
+        // Registered first: the fetch may end within the step that starts it.
+        if let Some(probe) = probe {
+            self.probe_fetches
+                .entry((peer, root, self.now))
+                .or_default()
+                .push(probe);
+        }
+        self.step(
+            peer,
+            ActorKind::Negotiator,
+            Input::Command(Command::Fetch { root }),
+        );
+        true
+    }
+
+    fn content(&mut self) -> Content {
+        let w = &self.scenario.workload;
+        let size = self.rng.gen_range(w.object_bytes_min..=w.object_bytes_max);
+        let seed: u64 = self.rng.gen();
+        match self.scenario.fidelity {
+            Fidelity::Synthetic => Content::Synthetic {
+                size,
+                seed,
+                chunk_bytes: w.chunk_bytes,
+            },
+            Fidelity::Full => {
+                let mut bytes = vec![0u8; size as usize];
+                ChaCha8Rng::seed_from_u64(seed).fill(&mut bytes[..]);
+                Content::Bytes(bytes)
+            }
+        }
+    }
+
+    /// A publication of `group` is due: a random member publishes, and the next is scheduled.
+    pub(super) fn publish_due(&mut self, group: u16) {
+        let g = usize::from(group);
+        if let Some(peer) = self.random_member(g) {
+            let content = self.content();
+            self.step(
+                peer,
+                ActorKind::Negotiator,
+                Input::Command(Command::Publish { content }),
+            );
+        }
+        let rate =
+            self.scenario.workload.publish_per_peer_per_day * self.groups[g].members.len() as f64;
+        let at = self.now.plus(exponential(
+            &mut self.rng,
+            Time::DAY as f64 / rate.max(1e-9),
+        ));
+        self.schedule(at, SimEvent::Publish { group });
+    }
+
+    /// A fetch of `group` is due: a random member fetches, and the next is scheduled.
+    pub(super) fn fetch_due(&mut self, group: u16) {
+        let g = usize::from(group);
+        if let (Some(peer), Some(object)) =
+            (self.random_member(g), self.pick_object(self.catalog.len()))
+        {
+            self.fetch(peer, object, None);
+        }
+        let rate =
+            self.scenario.workload.fetch_per_peer_per_day * self.groups[g].members.len() as f64;
+        let at = self.now.plus(exponential(
+            &mut self.rng,
+            Time::DAY as f64 / rate.max(1e-9),
+        ));
+        self.schedule(at, SimEvent::Fetch { group });
+    }
+
+    /// Probe `probe` starts its fetches.
+    pub(super) fn probe(&mut self, probe: usize) {
+        let spec = self.scenario.probes[probe].clone();
+        let before = Time(hours(spec.published_before_hours));
+        let eligible = self.catalog.partition_point(|o| o.at < before);
+        let groups = self.groups.len();
+        let mut made = 0;
+        let mut attempts = 0;
+        while made < spec.fetches && attempts < spec.fetches.saturating_mul(20) {
+            attempts += 1;
+            let g = self.rng.gen_range(0..groups);
+            let (Some(peer), true) = (self.random_member(g), eligible > 0) else {
+                continue;
+            };
+            let object = self.rng.gen_range(0..eligible);
+            if self.fetch(peer, object, Some(probe)) {
+                made += 1;
+            }
+        }
+    }
+}
