@@ -327,4 +327,7 @@ fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_ever
     );
     // Well past the stranger allowance on every holder: it went on contracts.
     assert!(h.peer(0).negotiator.contracts().count() >= 3);
+    // Every chunk of the tree is where its root is: three holders, not four.
+    let held: Vec<u64> = (1..5).map(|i| h.peer(i).store.bytes_for_others()).collect();
+    assert_eq!(held.iter().filter(|b| **b > 0).count(), 3, "{held:?}");
 }

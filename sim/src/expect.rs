@@ -69,13 +69,18 @@ pub fn evaluate(scenario: &Scenario, summary: &Summary) -> Vec<Check> {
         .iter()
         .map(|e| {
             let measured = summary.measured(&e.group, &e.metric);
+            // A relative bound is the value times the other group's measure.
+            let bound = match &e.relative_to {
+                Some(other) => summary.measured(other, &e.metric).map(|m| m * e.value),
+                None => Some(e.value),
+            };
             Check {
                 metric: e.metric.clone(),
                 group: e.group.clone(),
                 op: e.op,
-                bound: e.value,
+                bound: bound.unwrap_or(f64::NAN),
                 measured,
-                pass: measured.is_some_and(|m| e.op.holds(m, e.value)),
+                pass: measured.zip(bound).is_some_and(|(m, b)| e.op.holds(m, b)),
             }
         })
         .collect()

@@ -29,6 +29,8 @@ pub struct GroupCounters {
     pub lookups_found: u64,
     /// Rounds the successful lookups took.
     pub lookup_hops: Vec<u32>,
+    /// Times a member was disqualified by an auditor.
+    pub disqualified: u64,
 }
 
 impl GroupCounters {
@@ -46,6 +48,7 @@ impl GroupCounters {
         self.lookups_live += other.lookups_live;
         self.lookups_found += other.lookups_found;
         self.lookup_hops.extend_from_slice(&other.lookup_hops);
+        self.disqualified += other.disqualified;
     }
 }
 
@@ -76,14 +79,23 @@ pub struct HourRow {
     pub messages_sent: u64,
     pub bytes_sent: u64,
     pub frames_dropped: u64,
+    /// Bytes of the members' chunks other peers hold for them.
+    pub storage_obtained_bytes: u64,
+    /// Bytes the members served to others, and others served them, since the start.
+    pub bandwidth_given_bytes: u64,
+    pub bandwidth_received_bytes: u64,
+    /// Creds the members received minus those they gave, by their own ledgers.
+    pub creds_balance: i64,
+    /// Contracts the members hold.
+    pub contracts: u64,
 }
 
-pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped";
+pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts";
 
 impl HourRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{},{},{},{},{},{}",
             self.hour,
             self.group,
             self.online_peers,
@@ -97,7 +109,12 @@ impl HourRow {
             self.replicas_alive_mean,
             self.messages_sent,
             self.bytes_sent,
-            self.frames_dropped
+            self.frames_dropped,
+            self.storage_obtained_bytes,
+            self.bandwidth_given_bytes,
+            self.bandwidth_received_bytes,
+            self.creds_balance,
+            self.contracts
         )
     }
 }
@@ -189,6 +206,35 @@ group_metrics! {
     LookupHopsP50: lookup_hops_p50,
     /// 95th percentile hop count of successful lookups.
     LookupHopsP95: lookup_hops_p95,
+    /// Bytes other peers hold for a member (its storage obtained), mean over the hourly
+    /// rows from `steady_from_hours` on.
+    StorageObtainedMean: storage_obtained_mean,
+    /// Bytes a member holds for others (its storage given), mean over the same rows.
+    StorageGivenMean: storage_given_mean,
+    /// Bytes a member served to others over the run, per member.
+    BandwidthGivenPerPeer: bandwidth_given_per_peer,
+    /// Bytes others served a member over the run, per member.
+    BandwidthReceivedPerPeer: bandwidth_received_per_peer,
+    /// Creds received minus creds given, per member, by their own ledgers at the end.
+    CredsBalancePerPeer: creds_balance_per_peer,
+    /// Contracts per member at the end.
+    ContractsPerPeer: contracts_per_peer,
+    /// Audit challenges the members answered right (as holders).
+    AuditsPassed: audits_passed,
+    /// Audit challenges the members answered wrong or not at all (as holders).
+    AuditsFailed: audits_failed,
+    /// Times an auditor disqualified a member.
+    Disqualified: disqualified,
+    /// (Owner, member) pairs where the member silently dropped a chunk of the owner's.
+    DroppedPairs: dropped_pairs,
+    /// Share of those pairs in which the owner (while present) disqualified the member; 1 if
+    /// there are none.
+    DroppedPairsDisqualifiedRatio: dropped_pairs_disqualified_ratio,
+    /// The longest from a member's first drop of an owner's chunk to that owner
+    /// disqualifying it, hours (never: until the end).
+    DisqualifyHoursMax: disqualify_hours_max,
+    /// The members' objects of which some chunk is held by no peer at all at the end.
+    ObjectsLostFinal: objects_lost_final,
 }
 
 impl fmt::Display for Metric {

@@ -43,6 +43,26 @@ pub struct Scenario {
     /// Kademlia lookups and provider records: off unless this table is present.
     #[serde(default)]
     pub routing: Option<RoutingConfig>,
+    /// Every peer starts knowing every other (a shared directory, an oracle for studies that
+    /// are not about discovery); `false`: each starts from `bootstrap_peers` random others
+    /// and finds the rest through the protocol (gossip, lookups).
+    #[serde(default = "default_directory")]
+    pub directory: bool,
+    /// Peers each peer starts from when there is no directory.
+    #[serde(default = "default_bootstrap_peers")]
+    pub bootstrap_peers: u32,
+    /// The economy's means (`storage_obtained_mean`, `storage_given_mean`) are taken over
+    /// the hours from this one on (peers trade for a while before they settle).
+    #[serde(default)]
+    pub steady_from_hours: f64,
+}
+
+fn default_directory() -> bool {
+    true
+}
+
+fn default_bootstrap_peers() -> u32 {
+    8
 }
 
 /// How peers find the holders of data: provider records for tree roots, kept by the peers
@@ -133,6 +153,9 @@ pub struct Group {
     /// Strategy knobs.
     #[serde(default)]
     pub strategy: Strategy,
+    /// This group's own workload (rates and sizes), over the scenario's.
+    #[serde(default)]
+    pub workload: GroupWorkload,
 }
 
 /// What a peer's actors are told to do differently.
@@ -151,6 +174,37 @@ pub struct Strategy {
     /// Adversary: fork the peer's own chain at this hour.
     #[serde(default)]
     pub fork_at_hours: Option<f64>,
+    /// From 0 (stingy) to 1 (fully altruistic): what strangers get, the credit a partner
+    /// may draw, the shortfall tolerated at renewal, how often holders are audited.
+    #[serde(default = "default_altruism")]
+    pub altruism: f64,
+    /// Adversary: asks for storage, holds nothing for others.
+    #[serde(default)]
+    pub storage_freeloader: bool,
+    /// Adversary: fetches, never serves.
+    #[serde(default)]
+    pub bandwidth_freeloader: bool,
+    /// Adversary (silent dropper): accepts chunks, then drops this fraction of them.
+    #[serde(default)]
+    pub drop_fraction: f64,
+    /// Adversary: answers audits without the data.
+    #[serde(default)]
+    pub liar: bool,
+}
+
+fn default_altruism() -> f64 {
+    0.5
+}
+
+/// A group's own publish and fetch rates and object sizes; each key left out takes the
+/// scenario's `[workload]` value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupWorkload {
+    pub publish_per_peer_per_day: Option<f64>,
+    pub fetch_per_peer_per_day: Option<f64>,
+    pub object_bytes_min: Option<u64>,
+    pub object_bytes_max: Option<u64>,
 }
 
 fn default_replication() -> u32 {
@@ -170,6 +224,11 @@ impl Default for Strategy {
             check_hours: default_check_hours(),
             holder_dead_after_hours: default_dead_after_hours(),
             fork_at_hours: None,
+            altruism: default_altruism(),
+            storage_freeloader: false,
+            bandwidth_freeloader: false,
+            drop_fraction: 0.0,
+            liar: false,
         }
     }
 }
@@ -252,6 +311,9 @@ struct ExpectTable {
     /// One of ">=", "<=", ">", "<", "==".
     op: String,
     value: f64,
+    /// Another group: the bound is `value` times that group's measure of the same metric.
+    #[serde(default)]
+    relative_to: Option<String>,
 }
 
 /// A bound on a metric of the summary: `measured OP value`.
@@ -262,6 +324,8 @@ pub struct Expectation {
     pub group: String,
     pub op: Op,
     pub value: f64,
+    /// The bound is `value` times this group's measure of the metric.
+    pub relative_to: Option<String>,
 }
 
 fn default_group() -> String {
@@ -488,6 +552,41 @@ impl Scenario {
                 group.mean_offline_hours,
             )?;
             fraction(&format!("group[{g}].departures"), group.departures)?;
+            fraction(
+                &format!("group[{g}].strategy.altruism"),
+                group.strategy.altruism,
+            )?;
+            fraction(
+                &format!("group[{g}].strategy.drop_fraction"),
+                group.strategy.drop_fraction,
+            )?;
+            let gw = &group.workload;
+            for (key, value) in [
+                ("publish_per_peer_per_day", gw.publish_per_peer_per_day),
+                ("fetch_per_peer_per_day", gw.fetch_per_peer_per_day),
+            ] {
+                if let Some(value) = value {
+                    non_negative(&format!("group[{g}].workload.{key}"), value)?;
+                }
+            }
+            let min = gw
+                .object_bytes_min
+                .unwrap_or(self.workload.object_bytes_min);
+            let max = gw
+                .object_bytes_max
+                .unwrap_or(self.workload.object_bytes_max);
+            if min == 0 || min > max || max > 1 << 30 {
+                return Err(invalid(
+                    &format!("group[{g}].workload.object_bytes_min"),
+                    "needs 1 <= min <= max <= 1 GiB".into(),
+                ));
+            }
+            if max.div_ceil(u64::from(self.workload.chunk_bytes.max(1))) > 10_000 {
+                return Err(invalid(
+                    &format!("group[{g}].workload.object_bytes_max"),
+                    "makes objects of more than 10,000 chunks".into(),
+                ));
+            }
             if !(1..=16).contains(&group.strategy.replication) {
                 return Err(invalid(
                     &format!("group[{g}].strategy.replication"),
@@ -580,6 +679,12 @@ impl Scenario {
                     ));
                 }
             }
+        }
+        if !self.directory && !(1..=1_000).contains(&self.bootstrap_peers) {
+            return Err(invalid(
+                "bootstrap_peers",
+                format!("must be 1 to 1,000, not {}", self.bootstrap_peers),
+            ));
         }
         if let Some(routing) = &self.routing {
             for (key, value) in [
@@ -688,11 +793,26 @@ impl Scenario {
                     format!("no group is named {:?}", table.group),
                 ));
             }
+            if let Some(other) = &table.relative_to {
+                if other != "all" && !self.groups.iter().any(|g| &g.name == other) {
+                    return Err(invalid(
+                        &format!("expect[{e}].relative_to"),
+                        format!("no group is named {other:?}"),
+                    ));
+                }
+                if matches!(metric, Measure::ProbeSuccessRatio(_)) {
+                    return Err(invalid(
+                        &format!("expect[{e}].relative_to"),
+                        "a probe has no groups to compare".into(),
+                    ));
+                }
+            }
             expectations.push(Expectation {
                 metric,
                 group: table.group.clone(),
                 op,
                 value: table.value,
+                relative_to: table.relative_to.clone(),
             });
         }
         Ok(expectations)

@@ -320,10 +320,11 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// on every machine. The simulator draws only from seeded ChaCha streams and computes
 /// logarithms and powers with `libm`, so nothing platform-specific reaches a decision. A
 /// deliberate change of behaviour updates this value in the same commit, saying why. Last
-/// change: a frame takes its receiver's downlink when it arrives, in order of arrival, rather
-/// than when it is sent (so frames reach peers in another order and at other times).
+/// change: peers trade (issue 9): stores enforce strangers' allowances and contracts'
+/// quotas, placements make contracts, the tree's chunks follow its root, holders are audited
+/// (new messages, timers and answers in every trace).
 const SMOKE_SEED_7_DIGEST: &str =
-    "992a5dca15d08a9fb7a229db0722feb40b710026d2019aaa0a2fbde853a4ad35";
+    "c195453fc96ca4f9269ae7715b31e9493682e2dfdc9d080b20e0ad073f811a4e";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

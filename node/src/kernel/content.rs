@@ -85,10 +85,10 @@ pub fn payload_matches(id: &ChunkId, payload: &Payload) -> bool {
 /// Domain separator of the audit answer over a synthetic payload.
 const SYNTHETIC_AUDIT_DOMAIN: &[u8] = b"cryptosphere/sim/audit/v1";
 
-/// The answer to an audit challenge over `payload`: `SHA-256(nonce ‖ bytes[offset .. offset
-/// + len])` for real bytes. A synthetic payload's bytes are never made, so its answer hashes
-/// its descriptor (which only a holder has) with the nonce and the range instead. `None`
-/// when the range is not inside the payload.
+/// The answer to an audit challenge over `payload`: `SHA-256(nonce ‖ bytes[offset ..
+/// offset+len])` for real bytes. A synthetic payload's bytes are never made, so its answer
+/// hashes its descriptor (which only a holder has) with the nonce and the range instead.
+/// `None` when the range is not inside the payload.
 pub fn audit_proof(payload: &Payload, challenge: &Challenge) -> Option<[u8; 32]> {
     let start = challenge.offset as usize;
     let end = start.checked_add(challenge.len as usize)?;

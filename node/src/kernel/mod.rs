@@ -334,6 +334,8 @@ pub enum Event {
     },
     /// This peer's audits disqualified `holder` (its contracts end, its replicas move).
     Disqualified { holder: PeerId },
+    /// This peer said it stored `owner`'s chunk and did not (a silent dropper's strategy).
+    Dropped { chunk: ChunkId, owner: PeerId },
     /// A replica of one of our chunks was placed on `holder`.
     ReplicaPlaced {
         chunk: ChunkId,

@@ -76,6 +76,13 @@ impl StoreActor {
         self.for_others_bytes
     }
 
+    /// Every peer that uses this store: (peer, bytes of its chunks held, bytes served to it).
+    pub fn accounts(&self) -> impl Iterator<Item = (&PeerId, u64, u64)> {
+        self.accounts
+            .iter()
+            .map(|(peer, a)| (peer, a.held_bytes, a.served_bytes))
+    }
+
     /// Bytes of `peer`'s chunks held here.
     pub fn bytes_held_for(&self, peer: &PeerId) -> u64 {
         self.accounts.get(peer).map_or(0, |a| a.held_bytes)
@@ -212,6 +219,7 @@ impl StoreActor {
         }
         // The silent dropper says it keeps the chunk, and does not.
         if self.strategy.drop_fraction > 0.0 && ctx.rng().gen_bool(self.strategy.drop_fraction) {
+            ctx.event(Event::Dropped { chunk, owner: from });
             return Ok(StoreResponse::Stored);
         }
         self.keep(ctx, chunk, payload)?;

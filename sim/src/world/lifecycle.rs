@@ -3,17 +3,40 @@
 
 use cryptosphere::ids::ChunkId;
 use cryptosphere::kernel::peer::Peer;
-use cryptosphere::kernel::Time;
+use cryptosphere::kernel::{Directory, PeerId, Time};
 use cryptosphere::store::Store;
 use rand::Rng;
 
 use super::{exponential, SimEvent, World};
 
 impl World {
+    /// Without a directory, a peer starts from a few random others (as a real node starts
+    /// from its bootstrap addresses); it finds the rest through the protocol.
+    fn bootstrap_sample(&mut self, index: u32) -> Directory {
+        let count = self.peers.len();
+        let wanted = (self.scenario.bootstrap_peers as usize).min(count.saturating_sub(1));
+        let mut picked: Vec<PeerId> = Vec::with_capacity(wanted);
+        let mut tries = 0;
+        while picked.len() < wanted && tries < 16 * wanted {
+            tries += 1;
+            let other = self.rng.gen_range(0..count) as u32;
+            let id = self.peers[other as usize].peer.id();
+            if other != index && !picked.contains(&id) {
+                picked.push(id);
+            }
+        }
+        picked.sort();
+        Directory::from(picked)
+    }
+
     /// Starts (or restarts) a peer and schedules the end of its session.
     pub(super) fn bring_online(&mut self, index: u32) {
         let now = self.now;
-        let directory = self.directory.clone();
+        let directory = if self.scenario.directory {
+            self.directory.clone()
+        } else {
+            self.bootstrap_sample(index)
+        };
         let peer = &mut self.peers[index as usize];
         peer.online = true;
         peer.incarnation += 1;

@@ -54,7 +54,19 @@ impl World {
                     }
                 }
             }
-            Event::ReplicaPlaced { .. } | Event::Disqualified { .. } => {}
+            Event::ReplicaPlaced { .. } => {}
+            Event::Disqualified { holder } => {
+                if let Some(&h) = self.index.get(&holder) {
+                    let g = usize::from(self.peers[h as usize].group);
+                    self.groups[g].hour.disqualified += 1;
+                    self.disqualifications.entry((index, h)).or_insert(self.now);
+                }
+            }
+            Event::Dropped { owner, .. } => {
+                if let Some(&o) = self.index.get(&owner) {
+                    self.drops.entry((o, index)).or_insert(self.now);
+                }
+            }
             Event::LookupDone { key, found, hops } => {
                 // Only lookups for live data count: at least one holder is up.
                 let holders = self.holders.get(&key).map_or(&[][..], |v| &v[..]);
@@ -110,6 +122,7 @@ impl World {
                 available[slot] += u64::from(ok);
             }
         }
+        let economy = self.economy_by_group(false);
         let mut all_hour = GroupCounters::default();
         for g in 0..=groups {
             let (name, members, mut counters) = if g < groups {
@@ -158,8 +171,109 @@ impl World {
                 messages_sent: counters.messages_sent,
                 bytes_sent: counters.bytes_sent,
                 frames_dropped: counters.frames_dropped,
+                storage_obtained_bytes: economy[g].storage_obtained_bytes,
+                bandwidth_given_bytes: economy[g].bandwidth_given_bytes,
+                bandwidth_received_bytes: economy[g].bandwidth_received_bytes,
+                creds_balance: economy[g].creds_balance,
+                contracts: economy[g].contracts,
             });
         }
+    }
+
+    /// The mean over `group`'s hourly rows from `from` on of `value` per member.
+    fn steady_mean(
+        &self,
+        group: &str,
+        from: u64,
+        members: usize,
+        value: impl Fn(&HourRow) -> u64,
+    ) -> f64 {
+        let rows: Vec<u64> = self
+            .rows
+            .iter()
+            .filter(|r| r.group == group && r.hour * Time::HOUR >= from)
+            .map(value)
+            .collect();
+        if rows.is_empty() || members == 0 {
+            return 0.0;
+        }
+        rows.iter().sum::<u64>() as f64 / rows.len() as f64 / members as f64
+    }
+
+    /// Objects published by `members` of which some chunk has no holder at all.
+    fn objects_lost(&self, members: &[u32]) -> usize {
+        let members: std::collections::BTreeSet<u32> = members.iter().copied().collect();
+        self.catalog
+            .iter()
+            .filter(|o| members.contains(&o.publisher))
+            .filter(|o| {
+                o.chunks
+                    .iter()
+                    .any(|c| self.holders.get(c).is_none_or(|h| h.is_empty()))
+            })
+            .count()
+    }
+
+    /// The silent drops of `members` as holders, and how their owners' audits answered.
+    fn with_drops(&self, mut summary: GroupSummary, members: &[u32]) -> GroupSummary {
+        let members: std::collections::BTreeSet<u32> = members.iter().copied().collect();
+        let mut pairs = 0u64;
+        let mut caught = 0u64;
+        let mut worst: u64 = 0;
+        for ((owner, dropper), first) in &self.drops {
+            if !members.contains(dropper) || self.peers[*owner as usize].departed {
+                continue;
+            }
+            pairs += 1;
+            let at = self.disqualifications.get(&(*owner, *dropper)).copied();
+            caught += u64::from(at.is_some());
+            worst = worst.max(at.unwrap_or(self.end).since(*first));
+        }
+        summary.dropped_pairs = pairs as f64;
+        summary.dropped_pairs_disqualified_ratio = if pairs > 0 {
+            caught as f64 / pairs as f64
+        } else {
+            1.0
+        };
+        summary.disqualify_hours_max = worst as f64 / Time::HOUR as f64;
+        summary
+    }
+
+    /// What each group (and, last, all) obtained and gave, as its members' own ledgers
+    /// count it: storage other peers hold for them, bandwidth both ways, creds, contracts.
+    /// With `audits`, also how its members did as holders under audit (which needs a lookup
+    /// per ledger, so only the summary asks for it).
+    fn economy_by_group(&self, audits: bool) -> Vec<Economy> {
+        let groups = self.groups.len();
+        let mut out = vec![Economy::default(); groups + 1];
+        for peer in self.peers.iter().filter(|p| !p.departed) {
+            let g = usize::from(peer.group);
+            let negotiator = &peer.peer.negotiator;
+            let mut mine = Economy {
+                contracts: negotiator.contracts().count() as u64,
+                ..Economy::default()
+            };
+            for (holder, ledger) in negotiator.ledgers().iter() {
+                mine.storage_obtained_bytes += ledger.held_by_them_bytes;
+                mine.bandwidth_given_bytes += ledger.bandwidth_given_bytes;
+                mine.bandwidth_received_bytes += ledger.bandwidth_received_bytes;
+                mine.creds_balance += ledger.creds_received.0 as i64 - ledger.creds_given.0 as i64;
+                if !audits {
+                    continue;
+                }
+                if let Some(h) = self.index.get(holder) {
+                    let h = usize::from(self.peers[*h as usize].group);
+                    for slot in [h, groups] {
+                        out[slot].audits_passed += ledger.audits_passed;
+                        out[slot].audits_failed += ledger.audits_failed;
+                    }
+                }
+            }
+            for slot in [g, groups] {
+                out[slot].add(&mine);
+            }
+        }
+        out
     }
 
     /// For every fork made, the longest any honest, present member of `members` took to
@@ -185,9 +299,11 @@ impl World {
 
     pub(super) fn finish(mut self) -> RunOutput {
         let groups = self.groups.len();
+        let economy = self.economy_by_group(true);
+        let steady_from = (self.scenario.steady_from_hours * 3_600.0) as u64 * Time::SECOND;
         let mut summary_groups = BTreeMap::new();
         let mut all = GroupCounters::default();
-        for g in 0..=groups {
+        for (g, totals) in economy.iter().enumerate() {
             let (name, mut counters, members) = if g < groups {
                 let state = &mut self.groups[g];
                 let leftover = std::mem::take(&mut state.hour);
@@ -244,7 +360,24 @@ impl World {
                 },
                 lookup_hops_p50: percentile(&mut counters.lookup_hops, 50.0),
                 lookup_hops_p95: percentile(&mut counters.lookup_hops, 95.0),
+                storage_obtained_mean: self.steady_mean(&name, steady_from, members.len(), |r| {
+                    r.storage_obtained_bytes
+                }),
+                storage_given_mean: self
+                    .steady_mean(&name, steady_from, members.len(), |r| r.bytes_for_others),
+                bandwidth_given_per_peer: per_peer(totals.bandwidth_given_bytes, &members),
+                bandwidth_received_per_peer: per_peer(totals.bandwidth_received_bytes, &members),
+                creds_balance_per_peer: totals.creds_balance as f64 / members.len().max(1) as f64,
+                contracts_per_peer: per_peer(totals.contracts, &members),
+                audits_passed: totals.audits_passed as f64,
+                audits_failed: totals.audits_failed as f64,
+                disqualified: counters.disqualified as f64,
+                dropped_pairs: 0.0,
+                dropped_pairs_disqualified_ratio: 1.0,
+                disqualify_hours_max: 0.0,
+                objects_lost_final: self.objects_lost(&members) as f64,
             };
+            let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);
         }
         // A probe none of whose fetches ended reports nothing, so an expectation on it fails.
@@ -272,4 +405,33 @@ impl World {
             rows: self.rows,
         }
     }
+}
+
+/// One group's economy at one moment (see [`World::economy_by_group`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Economy {
+    storage_obtained_bytes: u64,
+    bandwidth_given_bytes: u64,
+    bandwidth_received_bytes: u64,
+    creds_balance: i64,
+    contracts: u64,
+    audits_passed: u64,
+    audits_failed: u64,
+}
+
+impl Economy {
+    fn add(&mut self, other: &Economy) {
+        self.storage_obtained_bytes += other.storage_obtained_bytes;
+        self.bandwidth_given_bytes += other.bandwidth_given_bytes;
+        self.bandwidth_received_bytes += other.bandwidth_received_bytes;
+        self.creds_balance += other.creds_balance;
+        self.contracts += other.contracts;
+        self.audits_passed += other.audits_passed;
+        self.audits_failed += other.audits_failed;
+    }
+}
+
+/// `total` per member of `members`.
+fn per_peer(total: u64, members: &[u32]) -> f64 {
+    total as f64 / members.len().max(1) as f64
 }

@@ -171,6 +171,10 @@ pub struct World {
     /// Forks made (offender → when) and when each peer learned of each.
     forks: BTreeMap<PeerId, Time>,
     fork_learned: BTreeMap<(PeerId, u32), Time>,
+    /// Silent drops: (owner, dropper) → when the first happened; and when each owner
+    /// disqualified each holder.
+    drops: BTreeMap<(u32, u32), Time>,
+    disqualifications: BTreeMap<(u32, u32), Time>,
 }
 
 fn derive(domain: &[u8], seed: u64, index: u64) -> [u8; 32] {
@@ -221,8 +225,12 @@ impl World {
                         .as_ref()
                         .map_or(Time::HOUR, |c| minutes(c.exchange_every_minutes)),
                     strategy: cryptosphere::kernel::strategy::Strategy {
+                        altruism: g.strategy.altruism,
+                        storage_freeloader: g.strategy.storage_freeloader,
+                        bandwidth_freeloader: g.strategy.bandwidth_freeloader,
+                        drop_fraction: g.strategy.drop_fraction,
+                        liar: g.strategy.liar,
                         fork_at_us: g.strategy.fork_at_hours.map(hours),
-                        ..Default::default()
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
@@ -276,6 +284,8 @@ impl World {
             side_a: 0.5,
             forks: BTreeMap::new(),
             fork_learned: BTreeMap::new(),
+            drops: BTreeMap::new(),
+            disqualifications: BTreeMap::new(),
         };
         world.populate();
         world
@@ -376,11 +386,11 @@ impl World {
                 self.schedule(at, SimEvent::Arrive { group: g as u16 });
             }
             let warmup = Time(hours(scenario.workload.warmup_hours));
-            if scenario.workload.publish_per_peer_per_day > 0.0 && group.count + group.arrivals > 0
-            {
+            let rates = self.group_workload(g);
+            if rates.publish_per_peer_per_day > 0.0 && group.count + group.arrivals > 0 {
                 self.schedule(warmup, SimEvent::Publish { group: g as u16 });
             }
-            if scenario.workload.fetch_per_peer_per_day > 0.0 && group.count + group.arrivals > 0 {
+            if rates.fetch_per_peer_per_day > 0.0 && group.count + group.arrivals > 0 {
                 self.schedule(warmup, SimEvent::Fetch { group: g as u16 });
             }
         }

@@ -67,9 +67,28 @@ impl World {
         true
     }
 
-    fn content(&mut self) -> Content {
+    /// Group `g`'s workload: its own values where it has them, the scenario's elsewhere.
+    pub(super) fn group_workload(&self, g: usize) -> GroupRates {
         let w = &self.scenario.workload;
-        let size = self.rng.gen_range(w.object_bytes_min..=w.object_bytes_max);
+        let own = &self.scenario.groups[g].workload;
+        GroupRates {
+            publish_per_peer_per_day: own
+                .publish_per_peer_per_day
+                .unwrap_or(w.publish_per_peer_per_day),
+            fetch_per_peer_per_day: own
+                .fetch_per_peer_per_day
+                .unwrap_or(w.fetch_per_peer_per_day),
+            object_bytes_min: own.object_bytes_min.unwrap_or(w.object_bytes_min),
+            object_bytes_max: own.object_bytes_max.unwrap_or(w.object_bytes_max),
+        }
+    }
+
+    fn content(&mut self, g: usize) -> Content {
+        let rates = self.group_workload(g);
+        let w = &self.scenario.workload;
+        let size = self
+            .rng
+            .gen_range(rates.object_bytes_min..=rates.object_bytes_max);
         let seed: u64 = self.rng.gen();
         match self.scenario.fidelity {
             Fidelity::Synthetic => Content::Synthetic {
@@ -89,7 +108,7 @@ impl World {
     pub(super) fn publish_due(&mut self, group: u16) {
         let g = usize::from(group);
         if let Some(peer) = self.random_member(g) {
-            let content = self.content();
+            let content = self.content(g);
             self.step(
                 peer,
                 ActorKind::Negotiator,
@@ -97,7 +116,7 @@ impl World {
             );
         }
         let rate =
-            self.scenario.workload.publish_per_peer_per_day * self.groups[g].members.len() as f64;
+            self.group_workload(g).publish_per_peer_per_day * self.groups[g].members.len() as f64;
         let at = self.now.plus(exponential(
             &mut self.rng,
             Time::DAY as f64 / rate.max(1e-9),
@@ -114,7 +133,7 @@ impl World {
             self.fetch(peer, object, None);
         }
         let rate =
-            self.scenario.workload.fetch_per_peer_per_day * self.groups[g].members.len() as f64;
+            self.group_workload(g).fetch_per_peer_per_day * self.groups[g].members.len() as f64;
         let at = self.now.plus(exponential(
             &mut self.rng,
             Time::DAY as f64 / rate.max(1e-9),
@@ -142,4 +161,13 @@ impl World {
             }
         }
     }
+}
+
+/// One group's publish and fetch rates and object sizes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GroupRates {
+    pub publish_per_peer_per_day: f64,
+    pub fetch_per_peer_per_day: f64,
+    pub object_bytes_min: u64,
+    pub object_bytes_max: u64,
 }

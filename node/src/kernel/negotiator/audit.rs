@@ -136,38 +136,6 @@ pub fn passes(proof: Option<&[u8; 32]>, expected: u64) -> bool {
     proof.is_some_and(|p| short(p) == expected)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_bytes_answer_a_challenge() {
-        let economy = Economy::default();
-        let secret = [7u8; 32];
-        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
-        let payload = Payload::Bytes(bytes.clone());
-        let chunk = ChunkId([1; 32]);
-        let holder = PeerId([2; 32]);
-        let mut replica = Replica::make(&secret, (chunk, holder), &payload, None, &economy);
-        let mut taken = 0;
-        while let Some((c, expected)) = replica.take(&secret, (chunk, holder), &economy) {
-            taken += 1;
-            assert!(c.offset + c.len <= 5000);
-            let proof = audit_proof(&payload, &c).unwrap();
-            assert!(passes(Some(&proof), expected));
-            let mut other = bytes.clone();
-            other[(c.offset + c.len / 2) as usize] ^= 1;
-            let wrong = audit_proof(&Payload::Bytes(other), &c).unwrap();
-            assert!(!passes(Some(&wrong), expected));
-            assert!(!passes(None, expected));
-        }
-        assert_eq!(taken, economy.audit_challenges_per_replica);
-        let next = Replica::make(&secret, (chunk, holder), &payload, Some(&replica), &economy);
-        assert!(next.unused());
-        assert_ne!(next.epoch, replica.epoch);
-    }
-}
-
 impl super::Negotiator {
     /// One audit round: the next holders in turn (at most `audit_holders_per_round_max`) get
     /// one challenge for each of a few of our chunks they hold.
@@ -318,5 +286,37 @@ impl super::Negotiator {
             }
             self.place(ctx, chunk, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bytes_answer_a_challenge() {
+        let economy = Economy::default();
+        let secret = [7u8; 32];
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
+        let payload = Payload::Bytes(bytes.clone());
+        let chunk = ChunkId([1; 32]);
+        let holder = PeerId([2; 32]);
+        let mut replica = Replica::make(&secret, (chunk, holder), &payload, None, &economy);
+        let mut taken = 0;
+        while let Some((c, expected)) = replica.take(&secret, (chunk, holder), &economy) {
+            taken += 1;
+            assert!(c.offset + c.len <= 5000);
+            let proof = audit_proof(&payload, &c).unwrap();
+            assert!(passes(Some(&proof), expected));
+            let mut other = bytes.clone();
+            other[(c.offset + c.len / 2) as usize] ^= 1;
+            let wrong = audit_proof(&Payload::Bytes(other), &c).unwrap();
+            assert!(!passes(Some(&wrong), expected));
+            assert!(!passes(None, expected));
+        }
+        assert_eq!(taken, economy.audit_challenges_per_replica);
+        let next = Replica::make(&secret, (chunk, holder), &payload, Some(&replica), &economy);
+        assert!(next.unused());
+        assert_ne!(next.epoch, replica.epoch);
     }
 }

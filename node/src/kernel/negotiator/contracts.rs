@@ -7,6 +7,7 @@
 
 use super::ledger::Creds;
 use super::{Negotiator, Owned, Purpose};
+use crate::ids::ChunkId;
 use crate::kernel::strategy::Economy;
 use crate::kernel::{
     ActorKind, Context, Local, Observation, Outcome, PeerId, Refusal, Request, Response,
@@ -77,7 +78,21 @@ impl Negotiator {
                 && !self.contracts.contains_key(peer)
         };
         let skip_all = |peer: &PeerId| skip(peer) || declined(peer);
+        // Every chunk of a tree goes where its root went, so finding the root's holders
+        // finds the tree: once the root has its holders, the other chunks wait for room
+        // there (a contract that grows) rather than spill elsewhere.
+        let root = ChunkId(owned.point.0);
         let mut picked = Vec::new();
+        if let Some(tree) = self.owned.get(&root) {
+            picked.extend(
+                tree.holders
+                    .keys()
+                    .filter(|peer| !skip(peer) && !self.ledgers.disqualified(peer)),
+            );
+            if tree.holders.len() >= self.config.replication {
+                return picked;
+            }
+        }
         if self.config.lookups {
             let mut partners: Vec<(PeerId, [u8; 32])> = self
                 .contracts
@@ -98,7 +113,11 @@ impl Negotiator {
                 })
                 .collect();
             partners.sort_by_key(|(peer, distance)| (*distance, *peer));
-            picked.extend(partners.into_iter().map(|(peer, _)| peer));
+            for (peer, _) in partners {
+                if !picked.contains(&peer) {
+                    picked.push(peer);
+                }
+            }
         }
         for peer in self.candidates(ctx, owned.point, &skip_all) {
             if !picked.contains(&peer) {
@@ -240,13 +259,7 @@ impl Negotiator {
         }
         self.grant(ctx, peer);
         // Chunks that found no room may fit now: they try again from the start.
-        for chunk in std::mem::take(&mut self.starved) {
-            if let Some(owned) = self.owned.get_mut(&chunk) {
-                owned.attempts = 0;
-                owned.tried.clear();
-            }
-            self.place(ctx, chunk, true);
-        }
+        self.retry_starved_now(ctx);
     }
 
     /// Serves a trade request from `from` as our strategy says.

@@ -403,6 +403,10 @@ impl Negotiator {
                 placing: 0,
                 attempts: 0,
             });
+        }
+        // The root first: the rest of the tree follows it to its holders.
+        self.place(ctx, root, false);
+        for &chunk in chunks.iter().filter(|c| **c != root) {
             self.place(ctx, chunk, false);
         }
         ctx.event(Event::Published {
@@ -430,6 +434,16 @@ impl Negotiator {
         };
         let have = owned.holders.len() + owned.placing as usize;
         if have >= self.config.replication {
+            return;
+        }
+        // The tree's other chunks follow its root: while the root is being placed, they wait.
+        let root = ChunkId(owned.point.0);
+        if root != chunk
+            && self.owned.get(&root).is_some_and(|tree| {
+                tree.placing > 0 && tree.holders.len() < self.config.replication
+            })
+        {
+            self.starve(ctx, chunk);
             return;
         }
         if owned.attempts >= PLACE_ATTEMPTS_MAX {
@@ -559,10 +573,15 @@ impl Negotiator {
                         repair,
                     });
                 }
+                let root_placed = owned.point.0 == chunk.0 && owned.placing == 0;
                 self.placement_answered(ctx, from, bytes, &outcome);
                 // Still short (this one failed, or an earlier failure found every candidate
                 // busy with this chunk): go on placing.
                 self.place(ctx, chunk, repair);
+                // A root's placement ended: the chunks that waited for it follow it now.
+                if root_placed {
+                    self.retry_starved_now(ctx);
+                }
             }
             Purpose::Propose { peer, terms } => self.proposal_answered(ctx, peer, terms, outcome),
             Purpose::Audit { holder, items } => self.audited(ctx, holder, items, outcome),
@@ -602,16 +621,21 @@ impl Negotiator {
                 .min(self.config.check_interval_us.max(RETRY_FIRST_US))
         };
         self.placed_since_retry = false;
+        self.retry_starved_now(ctx);
+        if !self.starved.is_empty() && self.retry_us.is_none() {
+            self.retry_us = Some(next);
+            ctx.timer(next, RETRY_TOKEN);
+        }
+    }
+
+    /// Every starved chunk tries again from the start.
+    pub(super) fn retry_starved_now(&mut self, ctx: &mut Context<'_>) {
         for chunk in std::mem::take(&mut self.starved) {
             if let Some(owned) = self.owned.get_mut(&chunk) {
                 owned.attempts = 0;
                 owned.tried.clear();
             }
             self.place(ctx, chunk, true);
-        }
-        if !self.starved.is_empty() && self.retry_us.is_none() {
-            self.retry_us = Some(next);
-            ctx.timer(next, RETRY_TOKEN);
         }
     }
 
