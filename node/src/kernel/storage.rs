@@ -292,6 +292,15 @@ impl StoreActor {
             StoreRequest::Audit { challenges } if challenges.len() > self.check_chunks_max => {
                 Err(Refusal::TooLarge)
             }
+            // An auditor we hold nothing for any more (its quota fell to 0) is told so.
+            StoreRequest::Audit { .. }
+                if self
+                    .accounts
+                    .get(&from)
+                    .is_some_and(|a| a.grant.is_some_and(|g| g.quota_bytes == 0)) =>
+            {
+                Err(Refusal::Declined)
+            }
             StoreRequest::Audit { challenges } => Ok(self.audit(ctx, &challenges)),
         };
         match answer {

@@ -48,6 +48,8 @@ pub struct Economy {
     pub contract_bytes_min: u64,
     /// Contracts this peer keeps at once.
     pub contracts_max: usize,
+    /// Proposals to one peer at most this often.
+    pub propose_interval_us: u64,
     /// Counterparties with a ledger entry; past it, strangers are declined.
     pub ledger_peers_max: usize,
     /// Storage a stranger may use here for one term without a contract, at altruism 1.
@@ -85,6 +87,7 @@ impl Default for Economy {
             contract_term_us: Time::DAY,
             contract_bytes_min: 16 << 20,
             contracts_max: 1024,
+            propose_interval_us: 10 * 60 * Time::SECOND,
             ledger_peers_max: 4096,
             stranger_storage_bytes: 8 << 20,
             stranger_bandwidth_bytes: 256 << 20,

@@ -229,7 +229,17 @@ impl super::Negotiator {
         use crate::kernel::{Outcome, Response, StoreResponse};
         let proofs = match outcome {
             Outcome::Answered(Response::Store(StoreResponse::Proofs { proofs })) => proofs,
-            // A refusal from a partner is service refused; silence may be churn.
+            // It holds nothing for us any more (our contract or stranger's term ended on its
+            // side, and its word of it was lost): our replicas there go elsewhere.
+            Outcome::Answered(Response::Refused(crate::kernel::Refusal::Declined)) => {
+                if self.contracts.contains_key(&holder) {
+                    self.end_contract(ctx, holder, false, false);
+                } else {
+                    self.lose_holder(ctx, holder);
+                }
+                return;
+            }
+            // Any other refusal is service refused; silence may be churn.
             Outcome::Answered(_) => {
                 if let Some(ledger) = self.ledgers.get_mut(&holder) {
                     ledger.term_failed += 1;

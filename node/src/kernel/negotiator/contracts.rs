@@ -175,7 +175,13 @@ impl Negotiator {
 
     /// Proposes a contract to `peer` big enough for what we hold there and `need` more.
     fn want_contract(&mut self, ctx: &mut Context<'_>, peer: PeerId, need: u64) {
-        if self.proposing.contains(&peer)
+        let recently = self
+            .ledgers
+            .get(&peer)
+            .and_then(|l| l.proposed_at)
+            .is_some_and(|at| ctx.now().since(at) < self.config.economy.propose_interval_us);
+        if recently
+            || self.proposing.contains(&peer)
             || self.ledgers.disqualified(&peer)
             || (!self.contracts.contains_key(&peer)
                 && self.contracts.len() >= self.economy().contracts_max)
@@ -208,6 +214,9 @@ impl Negotiator {
 
     fn propose(&mut self, ctx: &mut Context<'_>, peer: PeerId, terms: Terms) {
         self.proposing.insert(peer);
+        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+            ledger.proposed_at = Some(ctx.now());
+        }
         let body = Request::Trade(TradeRequest::Propose(terms));
         self.send(ctx, peer, body, Purpose::Propose { peer, terms });
     }
@@ -232,9 +241,13 @@ impl Negotiator {
                 };
                 self.contract_made(ctx, peer, contract);
             }
-            // Terms it would accept: take them if they are less than we asked (so this ends).
+            // Terms it would accept: take them if they are less than we asked (so this ends)
+            // and more than we have.
             Outcome::Answered(Response::Trade(TradeResponse::Countered(countered)))
-                if countered.bytes > 0 && countered.bytes < terms.bytes =>
+                if countered.bytes > 0
+                    && countered.bytes < terms.bytes
+                    && countered.bytes
+                        > self.contracts.get(&peer).map_or(0, |c| c.for_me_bytes) =>
             {
                 let terms = Terms {
                     reciprocal_bytes: countered.reciprocal_bytes.min(terms.reciprocal_bytes),
@@ -252,14 +265,23 @@ impl Negotiator {
     }
 
     fn contract_made(&mut self, ctx: &mut Context<'_>, peer: PeerId, contract: Contract) {
-        self.contracts.insert(peer, contract);
+        // An accepted proposal may be followed by a bigger one at once, as needs grow.
+        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+            ledger.proposed_at = None;
+        }
+        let grew = self
+            .contracts
+            .insert(peer, contract)
+            .is_none_or(|old| old.for_me_bytes < contract.for_me_bytes);
         if let Some(ledger) = self.ledgers.get_mut(&peer) {
             ledger.stranger_since = None;
             ledger.declined_at = None;
         }
         self.grant(ctx, peer);
         // Chunks that found no room may fit now: they try again from the start.
-        self.retry_starved_now(ctx);
+        if grew {
+            self.retry_starved_now(ctx);
+        }
     }
 
     /// Serves a trade request from `from` as our strategy says.
@@ -274,9 +296,12 @@ impl Negotiator {
                 Ok(answer) => Response::Trade(answer),
                 Err(refusal) => Response::Refused(refusal),
             },
+            // It no longer holds what it held for us (a contract, or a stranger's term).
             TradeRequest::End => {
                 if self.contracts.contains_key(&from) {
                     self.end_contract(ctx, from, false, false);
+                } else {
+                    self.lose_holder(ctx, from);
                 }
                 Response::Trade(TradeResponse::Ended)
             }
@@ -315,11 +340,18 @@ impl Negotiator {
         if ledger.disqualified || ledger.contracts_broken > 0 || owes > credit_creds {
             return Err(Refusal::Declined);
         }
+        let partner = ledger.creds_received.0 > 0;
         let free = self
             .config
             .storage_for_others_bytes
             .saturating_sub(self.promised_bytes(&from));
-        let credit = self.config.strategy.credit_bytes(self.economy());
+        // Credit is for partners that have given us storage; a stranger offers storage for
+        // storage, or gets nothing beyond a stranger's allowance.
+        let credit = if partner {
+            self.config.strategy.credit_bytes(self.economy())
+        } else {
+            0
+        };
         let acceptable = terms
             .bytes
             .min(free)
@@ -539,6 +571,9 @@ impl Negotiator {
             .collect();
         for peer in expired {
             self.grant(ctx, peer);
+            // Its chunks go: say so, so that it places them elsewhere.
+            let body = Request::Trade(TradeRequest::End);
+            self.send(ctx, peer, body, Purpose::End);
         }
     }
 }

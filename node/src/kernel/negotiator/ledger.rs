@@ -88,6 +88,8 @@ pub struct Ledger {
     pub term_served: u64,
     /// When it last declined a contract we proposed (we wait a term before asking again).
     pub declined_at: Option<Time>,
+    /// When we last proposed to it (we wait `Economy::propose_interval_us` between).
+    pub proposed_at: Option<Time>,
     pub last_seen: Time,
 }
 
@@ -110,6 +112,7 @@ impl Ledger {
             term_failed: 0,
             term_served: 0,
             declined_at: None,
+            proposed_at: None,
             last_seen: now,
         }
     }

@@ -41,7 +41,7 @@ const CHECK_TOKEN: u64 = 0;
 const AUDIT_TOKEN: u64 = 1;
 /// Timer token of the retry of chunks that found no room.
 const RETRY_TOKEN: u64 = 2;
-/// The first retry of starved chunks waits this long; each retry that places nothing
+/// The first retry of starved chunks waits this long; each retry that leaves some starved
 /// doubles it, up to the upkeep interval.
 const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
 /// Peers with a score below this are never chosen.
@@ -166,8 +166,8 @@ pub struct Negotiator {
     last_term_round: Time,
     /// The wait before the next retry of starved chunks, if one is set.
     retry_us: Option<u64>,
-    /// Replicas placed since the last retry (none: the wait doubles).
-    placed_since_retry: bool,
+    /// The wait of the next retry (it doubles while chunks stay starved).
+    retry_next_us: u64,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -197,7 +197,7 @@ impl Negotiator {
             starved: BTreeSet::new(),
             last_term_round: Time::default(),
             retry_us: None,
-            placed_since_retry: false,
+            retry_next_us: RETRY_FIRST_US,
         }
     }
 
@@ -436,11 +436,13 @@ impl Negotiator {
         if have >= self.config.replication {
             return;
         }
-        // The tree's other chunks follow its root: while the root is being placed, they wait.
+        // The tree's other chunks follow its root: while the root is being placed, or has no
+        // holder at all, they wait (so a tree nobody takes costs one chunk's tries, not all).
         let root = ChunkId(owned.point.0);
         if root != chunk
             && self.owned.get(&root).is_some_and(|tree| {
-                tree.placing > 0 && tree.holders.len() < self.config.replication
+                tree.holders.is_empty()
+                    || (tree.placing > 0 && tree.holders.len() < self.config.replication)
             })
         {
             self.starve(ctx, chunk);
@@ -565,7 +567,6 @@ impl Negotiator {
                 owned.placing = owned.placing.saturating_sub(1);
                 let stored = outcome == Outcome::Answered(Response::Store(StoreResponse::Stored));
                 if stored {
-                    self.placed_since_retry = true;
                     owned.holders.insert(from, replica);
                     ctx.event(Event::ReplicaPlaced {
                         chunk,
@@ -573,14 +574,15 @@ impl Negotiator {
                         repair,
                     });
                 }
-                let root_placed = owned.point.0 == chunk.0 && owned.placing == 0;
+                let root_placed =
+                    owned.point.0 == chunk.0 && owned.placing == 0 && !owned.holders.is_empty();
                 self.placement_answered(ctx, from, bytes, &outcome);
                 // Still short (this one failed, or an earlier failure found every candidate
                 // busy with this chunk): go on placing.
                 self.place(ctx, chunk, repair);
-                // A root's placement ended: the chunks that waited for it follow it now.
+                // A root's placement ended with holders: its tree's chunks follow it now.
                 if root_placed {
-                    self.retry_starved_now(ctx);
+                    self.retry_tree(ctx, chunk);
                 }
             }
             Purpose::Propose { peer, terms } => self.proposal_answered(ctx, peer, terms, outcome),
@@ -603,9 +605,9 @@ impl Negotiator {
     fn starve(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
         self.starved.insert(chunk);
         if self.retry_us.is_none() {
-            self.retry_us = Some(RETRY_FIRST_US);
-            self.placed_since_retry = false;
-            ctx.timer(RETRY_FIRST_US, RETRY_TOKEN);
+            let wait = self.retry_next_us.max(RETRY_FIRST_US);
+            self.retry_us = Some(wait);
+            ctx.timer(wait, RETRY_TOKEN);
         }
     }
 
@@ -614,17 +616,40 @@ impl Negotiator {
         let Some(wait) = self.retry_us.take() else {
             return;
         };
-        let next = if self.placed_since_retry {
+        // Doubling whatever else got placed meanwhile: chunks nobody takes must not keep a
+        // peer sending them every minute (a contract that grows retries them at once).
+        let next = wait
+            .saturating_mul(2)
+            .min(self.config.check_interval_us.max(RETRY_FIRST_US));
+        self.retry_starved_now(ctx);
+        // The next starving waits `next`, unless everything found room.
+        self.retry_next_us = if self.starved.is_empty() {
             RETRY_FIRST_US
         } else {
-            wait.saturating_mul(2)
-                .min(self.config.check_interval_us.max(RETRY_FIRST_US))
+            next
         };
-        self.placed_since_retry = false;
-        self.retry_starved_now(ctx);
         if !self.starved.is_empty() && self.retry_us.is_none() {
             self.retry_us = Some(next);
             ctx.timer(next, RETRY_TOKEN);
+        }
+    }
+
+    /// The starved chunks of the tree at `root` try again from the start.
+    fn retry_tree(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
+        let point = ring_point(&root);
+        let tree: Vec<ChunkId> = self
+            .starved
+            .iter()
+            .filter(|c| self.owned.get(c).is_some_and(|o| o.point == point))
+            .copied()
+            .collect();
+        for chunk in tree {
+            self.starved.remove(&chunk);
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.attempts = 0;
+                owned.tried.clear();
+            }
+            self.place(ctx, chunk, true);
         }
     }
 
