@@ -65,7 +65,14 @@ pub struct RunArgs {
     /// Seconds a connection may carry no frame before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
+    /// At most one service is recorded on the chain (an agreement with its counterparty)
+    /// this often, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = CHAIN_RECORD_SECS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub chain_record_every_secs: u64,
 }
+
+/// Default interval between chain agreements, seconds: a real network's pace.
+const CHAIN_RECORD_SECS_DEFAULT: u64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -115,6 +122,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
             ..GateLimits::default()
         },
         idle_timeout: std::time::Duration::from_secs(run.idle_timeout),
+        chain_record_interval: std::time::Duration::from_secs(run.chain_record_every_secs),
     };
     crate::net::run(options).map_err(|e| {
         let code = match &e {

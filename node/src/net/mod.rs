@@ -28,6 +28,11 @@ use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
 use crate::wire::noise::NoiseIdentity;
 
+/// The node's identity key in its data directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// The node's store (RocksDB) in its data directory.
+pub const STORE_DIR: &str = "store";
+
 /// How the node runs.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -39,6 +44,8 @@ pub struct NodeOptions {
     pub gate: GateLimits,
     /// A connection idle this long (no frame either way) is closed.
     pub idle_timeout: std::time::Duration,
+    /// At most one chain agreement is started this often (chains are always on in a node).
+    pub chain_record_interval: std::time::Duration,
 }
 
 /// Why the node could not run.
@@ -142,6 +149,11 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         lookups: true,
         provider_ttl_us: 4 * Time::HOUR,
         provider_republish_us: Time::HOUR,
+        // Every service is recorded on both parties' chains (kept in the node's store), and
+        // other peers' chains are read for forks.
+        chain_record_interval_us: Some(
+            (options.chain_record_interval.as_micros() as u64).max(Time::SECOND),
+        ),
         ..KernelConfig::default()
     }
 }
@@ -156,8 +168,8 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(%e, "could not raise the open-file limit");
     }
-    let key = identity::load_or_create(&options.data_dir.join("identity.key"))?;
-    let store = Store::open_rocks(&options.data_dir.join("store"))?;
+    let key = identity::load_or_create(&options.data_dir.join(IDENTITY_FILE))?;
+    let store = Store::open_rocks(&options.data_dir.join(STORE_DIR))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
