@@ -400,6 +400,46 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
             2,
             "does not end in a file or directory name",
         ),
+        (
+            vec!["node", "run", "--altruism", "1.5"],
+            2,
+            "'--altruism <F>': \"1.5\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--altruism", "lots"],
+            2,
+            "\"lots\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--offer-gib", "-1"],
+            2,
+            "'--offer-gib <GIB>': \"-1\" is not a size in GiB from 0 to 1048576",
+        ),
+        (
+            vec!["node", "run", "--drop-fraction", "NaN"],
+            2,
+            "'--drop-fraction <F>': \"NaN\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--adversary", "thief"],
+            2,
+            "possible values: storage-freeloader, bandwidth-freeloader, liar",
+        ),
+        (
+            vec!["node", "run", "--contract-term-secs", "0"],
+            2,
+            "'--contract-term-secs <SECS>'",
+        ),
+        (
+            vec!["node", "run", "--contract-term-secs", "604801"],
+            2,
+            "604801 is not in 1..=604800",
+        ),
+        (
+            vec!["node", "run", "--audit-every-secs", "soon"],
+            2,
+            "'--audit-every-secs <SECS>'",
+        ),
     ];
     for (args, code, message) in cases {
         let output = env.run(&args);

@@ -23,6 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 
 use crate::kernel::peer::Peer;
+use crate::kernel::strategy::{Economy, Strategy};
 use crate::kernel::{KernelConfig, Time};
 use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
@@ -44,6 +45,12 @@ pub struct NodeOptions {
     pub gate: GateLimits,
     /// A connection idle this long (no frame either way) is closed.
     pub idle_timeout: std::time::Duration,
+    /// How this node trades: altruism and, for experiments, an adversary's behaviours.
+    pub strategy: Strategy,
+    /// The economy's limits and timings (contract term, audit interval, allowances).
+    pub economy: Economy,
+    /// Storage this node offers to other peers, bytes.
+    pub offer_bytes: u64,
     /// At most one chain agreement is started this often (chains are always on in a node).
     pub chain_record_interval: std::time::Duration,
 }
@@ -154,6 +161,9 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         chain_record_interval_us: Some(
             (options.chain_record_interval.as_micros() as u64).max(Time::SECOND),
         ),
+        storage_for_others_bytes: options.offer_bytes,
+        strategy: options.strategy.clone(),
+        economy: options.economy.clone(),
         ..KernelConfig::default()
     }
 }
@@ -205,7 +215,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
     });
-    let peer = Peer::new(key, config, store.clone());
+    let peer = Peer::new(key, config.clone(), store.clone());
     let peer_id = crate::ids::encode_base32(&peer.id().0);
     let rng = ChaCha8Rng::from_entropy();
 
@@ -214,7 +224,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let handle = runtime.handle().clone();
     let host_store = store.clone();
     let host_shared = shared.clone();
-    let replication = options.replication;
+    let replication = config.replication;
     let actix_thread = std::thread::spawn(move || {
         let system = actix_rt::System::new();
         system.block_on(async move {
