@@ -440,6 +440,11 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
             2,
             "'--audit-every-secs <SECS>'",
         ),
+        (
+            vec!["node", "contracts", "--api", "localhost:1"],
+            2,
+            "is not http://HOST:PORT",
+        ),
     ];
     for (args, code, message) in cases {
         let output = env.run(&args);

@@ -129,6 +129,17 @@ impl Node {
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 
+    /// `GET path` on the node's API (loopback only), as JSON.
+    pub fn api_json(&self, path: &str) -> serde_json::Value {
+        let text = ureq::get(&format!("{}{path}", self.url()))
+            .timeout(Duration::from_secs(10))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     pub fn metrics(&self) -> String {
         ureq::get(&format!("{}/metrics", self.url()))
             .timeout(Duration::from_secs(10))

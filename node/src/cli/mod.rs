@@ -172,6 +172,7 @@ const USAGE: u8 = 2;
 const ENVIRONMENT: u8 = 3;
 
 pub mod chain;
+mod economy;
 mod node;
 
 fn store_code(error: &StoreError) -> u8 {

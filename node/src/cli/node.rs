@@ -1,5 +1,5 @@
-//! `cryptosphere node run` (and its operator flags), `node status`, and `put`/`get` through
-//! a running node's API.
+//! `cryptosphere node run` (and its operator flags), `node status` and `node contracts`, and
+//! `put`/`get` through a running node's API.
 
 // Host code: it reads files and talks to the node over HTTP.
 #![allow(clippy::disallowed_methods)]
@@ -31,6 +31,9 @@ pub enum NodeCommand {
     Run(RunArgs),
     /// Print a running node's status (JSON) from its API.
     Status(StatusArgs),
+    /// Print a running node's strategy, contracts and ledgers from its API (a table, or
+    /// the API's JSON with --json).
+    Contracts(ContractsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +46,15 @@ pub struct StatusArgs {
         default_value = "http://127.0.0.1:7421"
     )]
     pub api: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ContractsArgs {
+    #[command(flatten)]
+    pub node: StatusArgs,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// An adversary's behaviour, for experiments and tests.
@@ -181,6 +193,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
             return writeln!(stdout, "{}", text.trim())
                 .map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e));
         }
+        NodeCommand::Contracts(contracts) => return super::economy::print(contracts),
     };
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
@@ -218,7 +231,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
     })
 }
 
-fn client_code(error: &ClientError) -> u8 {
+pub(super) fn client_code(error: &ClientError) -> u8 {
     match error {
         ClientError::BadUrl(_) => USAGE,
         ClientError::Refused { status, .. } if *status == 400 || *status == 422 => USAGE,

@@ -1,6 +1,7 @@
 //! The real host: the node. One actix actor ([`host::PeerHost`]) drives the peer's four
 //! actors; TCP connections with Noise ([`conn`]) run on a tokio runtime beside it; a local
-//! HTTP API ([`api`]) takes puts and gets. The store is RocksDB in the data directory.
+//! HTTP API ([`api`]) takes puts and gets and shows the node's state, its economy
+//! ([`trade`]) and its chain. The store is RocksDB in the data directory.
 //!
 //! Host code: it reads the clock, draws from the OS, opens sockets and files, and spawns.
 
@@ -11,6 +12,7 @@ pub mod client;
 pub mod conn;
 pub mod host;
 pub mod identity;
+pub mod trade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -224,18 +226,12 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let handle = runtime.handle().clone();
     let host_store = store.clone();
     let host_shared = shared.clone();
-    let replication = config.replication;
+    let host_config = config;
     let actix_thread = std::thread::spawn(move || {
         let system = actix_rt::System::new();
         system.block_on(async move {
-            let host = host::PeerHost::new(
-                peer,
-                host_store,
-                rng,
-                host_shared,
-                handle,
-                (replication, Some(listen)),
-            );
+            let host =
+                host::PeerHost::new(peer, host_store, rng, host_shared, handle, &host_config);
             let _ = started.send(actix::Actor::start(host));
         });
         system.run()
