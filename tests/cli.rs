@@ -400,6 +400,51 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
             2,
             "does not end in a file or directory name",
         ),
+        (
+            vec!["node", "run", "--altruism", "1.5"],
+            2,
+            "'--altruism <F>': \"1.5\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--altruism", "lots"],
+            2,
+            "\"lots\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--offer-gib", "-1"],
+            2,
+            "'--offer-gib <GIB>': \"-1\" is not a size in GiB from 0 to 1048576",
+        ),
+        (
+            vec!["node", "run", "--drop-fraction", "NaN"],
+            2,
+            "'--drop-fraction <F>': \"NaN\" is not a number from 0 to 1",
+        ),
+        (
+            vec!["node", "run", "--adversary", "thief"],
+            2,
+            "possible values: storage-freeloader, bandwidth-freeloader, liar",
+        ),
+        (
+            vec!["node", "run", "--contract-term-secs", "0"],
+            2,
+            "'--contract-term-secs <SECS>'",
+        ),
+        (
+            vec!["node", "run", "--contract-term-secs", "604801"],
+            2,
+            "604801 is not in 1..=604800",
+        ),
+        (
+            vec!["node", "run", "--audit-every-secs", "soon"],
+            2,
+            "'--audit-every-secs <SECS>'",
+        ),
+        (
+            vec!["node", "contracts", "--api", "localhost:1"],
+            2,
+            "is not http://HOST:PORT",
+        ),
     ];
     for (args, code, message) in cases {
         let output = env.run(&args);
@@ -618,4 +663,46 @@ fn chains_show_export_and_verify() {
     );
     let output = env.run(&["chain", "show", "--peer", "nonsense"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn chain_commands_on_a_node_data_directory_show_the_node_chain() {
+    use cryptosphere::chain::log;
+    let env = Env::new();
+    // A network node's data directory: its identity in identity.key, its store in store/.
+    fs::create_dir_all(env.data_dir()).unwrap();
+    let node = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    fs::write(env.data_dir().join("identity.key"), node.to_bytes()).unwrap();
+    let store = Store::open_rocks(&env.data_dir().join("store")).unwrap();
+    for record in chain_of(&node, 3) {
+        log::append(&store, &record).unwrap();
+    }
+    drop(store);
+    let id = cryptosphere::ids::encode_base32(&node.verifying_key().to_bytes());
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    assert_eq!(shown["owner"], id.as_str());
+    assert_eq!(shown["records"].as_array().unwrap().len(), 3);
+    let file = env.path("node-chain.bin");
+    let said = env.ok(&["chain", "export", file.to_str().unwrap()]);
+    assert_eq!(said, format!("exported 3 records of {id}\n"));
+    // Verifying a file needs no data directory at all.
+    let output = Command::new(BIN)
+        .env_remove("CRYPTOSPHERE_DATA_DIR")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .args(["chain", "verify", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok: 3 records"));
+    // A node's identity key of the wrong size is named.
+    fs::write(env.data_dir().join("identity.key"), [1u8; 5]).unwrap();
+    let output = env.run(&["chain", "show"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("an identity key is exactly 32"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -56,6 +56,49 @@ fn a_node_shuts_down_cleanly_and_answers_bad_requests_with_reasons() {
     let status = node.status();
     assert_eq!(status["peer"].as_str().unwrap(), node.peer);
     assert_eq!(status["listen"].as_str().unwrap(), node.listen.to_string());
+    for count in [
+        "contracts",
+        "ledgers",
+        "peers_disqualified",
+        "audits_passed",
+        "chain_records",
+    ] {
+        assert_eq!(status[count], 0, "{count}: {status}");
+    }
+    // A node alone: its strategy (the defaults), no contracts, no ledgers, an empty chain.
+    let economy = node.api_json("/v1/contracts");
+    assert_eq!(economy["peer"].as_str().unwrap(), node.peer);
+    assert_eq!(economy["strategy"]["altruism"], 0.5, "{economy}");
+    assert_eq!(economy["strategy"]["offer_bytes"], 10u64 << 30, "{economy}");
+    assert_eq!(
+        economy["strategy"]["stranger_storage_bytes"],
+        4u64 << 20,
+        "{economy}"
+    );
+    assert_eq!(economy["strategy"]["contract_term_s"], 86_400, "{economy}");
+    assert_eq!(economy["contracts"], serde_json::json!([]), "{economy}");
+    assert_eq!(economy["ledgers"], serde_json::json!([]), "{economy}");
+    let chain = node.api_json("/v1/chain");
+    assert_eq!(chain["owner"].as_str().unwrap(), node.peer);
+    assert_eq!(chain["length"], 0, "{chain}");
+    for (query, problem) in [
+        ("limit=0", "limit=\"0\" is not a count from 1 to 4096"),
+        ("from=x", "from=\"x\" is not a position"),
+        ("page=2", "unknown parameter \"page\""),
+    ] {
+        match ureq::get(&format!("{}/v1/chain?{query}", node.url())).call() {
+            Err(ureq::Error::Status(400, response)) => {
+                let text = response.into_string().unwrap();
+                assert!(text.contains(problem), "{query}: {text}");
+            }
+            other => panic!("{query}: expected 400, got {other:?}"),
+        }
+    }
+    let table = node.cli(&["node", "contracts", "--api", &node.url()]);
+    assert!(
+        table.contains("altruism 0.5, adversary none") && table.contains("contracts: 0"),
+        "{table}"
+    );
 
     let bad = ureq::get(&format!("{}/v1/objects/cs:r:nonsense", node.url())).call();
     match bad {

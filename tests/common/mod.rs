@@ -129,6 +129,17 @@ impl Node {
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 
+    /// `GET path` on the node's API (loopback only), as JSON.
+    pub fn api_json(&self, path: &str) -> serde_json::Value {
+        let text = ureq::get(&format!("{}{path}", self.url()))
+            .timeout(Duration::from_secs(10))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     pub fn metrics(&self) -> String {
         ureq::get(&format!("{}/metrics", self.url()))
             .timeout(Duration::from_secs(10))
@@ -240,8 +251,10 @@ pub fn cli(args: &[&str]) -> String {
 /// The five-node scenario both network tests run: `nodes[0]` is the publisher. Puts a
 /// random file of `len` bytes on it, waits for every chunk to have three holders and for
 /// provider records of the root, kills the publisher with SIGKILL, and gets the file through
-/// a node that held none of it: the bytes must be identical, and every chunk must have
-/// crossed the network. `limit` bounds each wait.
+/// the node that holds least of it: the bytes must be identical, and every chunk it lacked
+/// must have crossed the network. (A file larger than one contract, 16 MiB, is spread over
+/// every contract partner, so each of the four may hold part of it.) `limit` bounds each
+/// wait.
 pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
     let work = tempfile::tempdir().unwrap();
     // Inside a namespace the command line sees the same file system: a path works there too.
@@ -264,9 +277,10 @@ pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
         .iter()
         .map(|node| node.status()["bytes_held_for_others"].as_u64().unwrap())
         .collect();
-    assert_eq!(
-        held.iter().filter(|&&bytes| bytes > 0).count(),
-        3,
+    // Three replicas of every byte (and of the manifests) are spread over the others.
+    assert!(held.iter().sum::<u64>() >= 3 * len as u64, "{held:?}");
+    assert!(
+        held.iter().filter(|&&bytes| bytes > 0).count() >= 3,
         "{held:?}"
     );
     // The holders announced the root: peers close to its id keep provider records.
@@ -279,11 +293,13 @@ pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
     });
     nodes[0].kill_9();
 
-    // Get through the node that holds none of it, so every chunk crosses the network.
+    // Get through the node that holds least of it, so what it lacks crosses the network.
     let getter = nodes[1..]
         .iter()
-        .find(|node| node.status()["bytes_held_for_others"].as_u64().unwrap() == 0)
+        .min_by_key(|node| node.status()["bytes_held_for_others"].as_u64().unwrap())
         .unwrap();
+    let before = getter.status()["chunks_held"].as_u64().unwrap();
+    assert!(before < owned, "the getter already held all {owned} chunks");
     let out = work.path().join("got");
     getter.cli(&[
         "get",
@@ -299,7 +315,8 @@ pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
     );
     let status = getter.status();
     assert_eq!(status["fetches_ok"].as_u64().unwrap(), 1);
-    // Every chunk of the tree now sits in the getter's store, fetched from the holders.
+    // Every chunk of the tree now sits in the getter's store, the missing ones fetched from
+    // the holders.
     assert_eq!(status["chunks_held"].as_u64().unwrap(), owned, "{status}");
 }
 

@@ -8,6 +8,7 @@
 
 pub mod agreement;
 pub mod exchange;
+pub mod json;
 pub mod log;
 pub mod record;
 pub mod rules;

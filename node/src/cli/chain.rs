@@ -13,6 +13,7 @@ use ed25519_dalek::SigningKey;
 use rand::RngCore;
 
 use super::{Failure, ENVIRONMENT, INTEGRITY, USAGE};
+use crate::chain::json::record_json;
 use crate::chain::{log, verify_chain, Record, RECORD_BYTES};
 use crate::ids::{decode_base32, encode_base32};
 use crate::store::{Store, StoreError};
@@ -120,23 +121,6 @@ fn whole_chain(store: &Store, owner: &[u8; 32]) -> Result<Vec<Record>, Failure> 
     }
 }
 
-fn record_json(r: &Record) -> serde_json::Value {
-    serde_json::json!({
-        "seq": r.seq,
-        "prev": encode_base32(&r.prev),
-        "counterparty": encode_base32(&r.counterparty),
-        "counterparty_seq": r.counterparty_seq,
-        "role": format!("{:?}", r.role).to_lowercase(),
-        "service": format!("{:?}", r.tx.service),
-        "bytes": r.tx.bytes,
-        "creds": r.tx.creds,
-        "seconds": r.tx.seconds,
-        "time": r.tx.time,
-        "outcome": format!("{:?}", r.tx.outcome).to_lowercase(),
-        "hash": encode_base32(&r.hash()),
-    })
-}
-
 /// Parses a chain file into records.
 fn read_file(bytes: &[u8]) -> Result<Vec<Record>, ChainCliError> {
     let body = bytes
@@ -157,8 +141,19 @@ fn read_file(bytes: &[u8]) -> Result<Vec<Record>, ChainCliError> {
         .collect()
 }
 
-pub fn run(store: &Store, args: ChainArgs, stdout: &mut dyn Write) -> Result<(), Failure> {
+/// Runs a chain command on `store`. `me` is the owner of "this node's chain": a network
+/// node's identity, or (`None`) the local store's own identity, made on first use.
+pub fn run(
+    store: &Store,
+    me: Option<[u8; 32]>,
+    args: ChainArgs,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
     let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write the output", e);
+    let me = || match me {
+        Some(owner) => Ok(owner),
+        None => identity(store).map(|key| key.verifying_key().to_bytes()),
+    };
     match args.command {
         ChainCommand::Show { peer, json } => {
             let owner = match peer {
@@ -169,7 +164,7 @@ pub fn run(store: &Store, args: ChainArgs, stdout: &mut dyn Write) -> Result<(),
                         ChainCliError::BadPeer(text.clone(), e),
                     )
                 })?,
-                None => identity(store)?.verifying_key().to_bytes(),
+                None => me()?,
             };
             let records = whole_chain(store, &owner)?;
             if json {
@@ -208,7 +203,7 @@ pub fn run(store: &Store, args: ChainArgs, stdout: &mut dyn Write) -> Result<(),
                     ChainCliError::Exists(file.clone()),
                 ));
             }
-            let owner = identity(store)?.verifying_key().to_bytes();
+            let owner = me()?;
             let records = whole_chain(store, &owner)?;
             let mut bytes = CHAIN_FILE_MAGIC.to_vec();
             bytes.push(CHAIN_FILE_VERSION);
@@ -226,29 +221,34 @@ pub fn run(store: &Store, args: ChainArgs, stdout: &mut dyn Write) -> Result<(),
             )
             .map_err(out)?;
         }
-        ChainCommand::Verify { file } => {
-            let bytes = read_limited(&file)?;
-            let records = read_file(&bytes).map_err(|e| {
-                Failure::new(
-                    INTEGRITY,
-                    format!("{} is not a valid chain", file.display()),
-                    e,
-                )
-            })?;
-            verify_chain(&records).map_err(|e| {
-                Failure::new(
-                    INTEGRITY,
-                    format!("{} is not a valid chain", file.display()),
-                    e,
-                )
-            })?;
-            let owner = records
-                .first()
-                .map_or_else(|| "(empty)".to_owned(), |r| encode_base32(&r.owner));
-            writeln!(stdout, "ok: {} records of {owner} verified", records.len()).map_err(out)?;
-        }
+        ChainCommand::Verify { file } => verify_file(&file, stdout)?,
     }
     Ok(())
+}
+
+/// Checks a chain file: every record decodes and the chain follows the rules, both
+/// signatures included; on failure the first bad record is named.
+pub fn verify_file(file: &Path, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write the output", e);
+    let bytes = read_limited(file)?;
+    let records = read_file(&bytes).map_err(|e| {
+        Failure::new(
+            INTEGRITY,
+            format!("{} is not a valid chain", file.display()),
+            e,
+        )
+    })?;
+    verify_chain(&records).map_err(|e| {
+        Failure::new(
+            INTEGRITY,
+            format!("{} is not a valid chain", file.display()),
+            e,
+        )
+    })?;
+    let owner = records
+        .first()
+        .map_or_else(|| "(empty)".to_owned(), |r| encode_base32(&r.owner));
+    writeln!(stdout, "ok: {} records of {owner} verified", records.len()).map_err(out)
 }
 
 /// Chain files beyond this many bytes are refused (about 3.5 million records).

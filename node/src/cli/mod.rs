@@ -172,6 +172,7 @@ const USAGE: u8 = 2;
 const ENVIRONMENT: u8 = 3;
 
 pub mod chain;
+mod economy;
 mod node;
 
 fn store_code(error: &StoreError) -> u8 {
@@ -222,9 +223,13 @@ struct NoDataDir;
 fn open_store(explicit: Option<PathBuf>) -> Result<Store, Failure> {
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
+    open_store_in(&dir)
+}
+
+fn open_store_in(dir: &Path) -> Result<Store, Failure> {
     let context = || format!("cannot open the store in {}", dir.display());
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
-    Store::open_rocks(&dir).map_err(|e| {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
+    Store::open_rocks(dir).map_err(|e| {
         let code = match &e {
             StoreError::Backend(BackendError::FormatVersion { .. }) => USAGE,
             _ => ENVIRONMENT,
@@ -249,6 +254,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             force,
         }) => return node::get_via_api(api, cap, output, *force),
         _ => {}
+    }
+    if let Command::Chain(args) = cli.command {
+        return chain_command(cli.data_dir, args);
     }
     let store = open_store(cli.data_dir)?;
     let mut stdout = std::io::stdout().lock();
@@ -405,11 +413,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .unpin(args.cap.id())
                 .map_err(|e| Failure::new(store_code(&e), "cannot unpin", e))?;
         }
-        Command::Chain(args) => chain::run(&store, args, &mut stdout)?,
         // Handled above, before the local store is opened.
-        Command::Node(_) => {}
+        Command::Chain(_) | Command::Node(_) => {}
     }
     Ok(())
+}
+
+/// `chain show | export | verify` on a data directory. A node's (it holds the node's
+/// identity key) keeps its store under `store/` and its chain under that key; any other
+/// directory is a local store, whose chain identity is kept in the store itself.
+fn chain_command(explicit: Option<PathBuf>, args: chain::ChainArgs) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    // Verifying a chain file needs no store.
+    if let chain::ChainCommand::Verify { file } = &args.command {
+        return chain::verify_file(file, &mut stdout);
+    }
+    let dir =
+        data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
+    let key_path = dir.join(crate::net::IDENTITY_FILE);
+    let (store, owner) = if key_path.exists() {
+        let key = crate::net::identity::load(&key_path)
+            .map_err(|e| Failure::new(USAGE, "cannot read the node's identity", e))?;
+        let store = open_store_in(&dir.join(crate::net::STORE_DIR))?;
+        (store, Some(key.verifying_key().to_bytes()))
+    } else {
+        (open_store_in(&dir)?, None)
+    };
+    chain::run(&store, owner, args, &mut stdout)
 }
 
 fn readable(cap: &Capability) -> Result<crate::object::ReadCap, Failure> {

@@ -1,4 +1,5 @@
-//! `cryptosphere node run`, and `put`/`get` through a running node's API.
+//! `cryptosphere node run` (and its operator flags), `node status` and `node contracts`, and
+//! `put`/`get` through a running node's API.
 
 // Host code: it reads files and talks to the node over HTTP.
 #![allow(clippy::disallowed_methods)]
@@ -7,9 +8,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::{data_dir, Failure, NoDataDir, ENVIRONMENT, INTEGRITY, USAGE};
+use crate::kernel::strategy::{Economy, Strategy};
+use crate::kernel::Time;
 use crate::net::client::{self, ClientError};
 use crate::net::{NodeError, NodeOptions};
 use crate::object::Capability;
@@ -28,6 +31,9 @@ pub enum NodeCommand {
     Run(RunArgs),
     /// Print a running node's status (JSON) from its API.
     Status(StatusArgs),
+    /// Print a running node's strategy, contracts and ledgers from its API (a table, or
+    /// the API's JSON with --json).
+    Contracts(ContractsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +46,51 @@ pub struct StatusArgs {
         default_value = "http://127.0.0.1:7421"
     )]
     pub api: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ContractsArgs {
+    #[command(flatten)]
+    pub node: StatusArgs,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An adversary's behaviour, for experiments and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Adversary {
+    /// Asks for storage, holds nothing for others and offers nothing in return.
+    StorageFreeloader,
+    /// Fetches, never serves.
+    BandwidthFreeloader,
+    /// Answers audits with made-up proofs.
+    Liar,
+}
+
+/// Longest contract term peers accept (the negotiator refuses longer ones as invalid).
+const CONTRACT_TERM_SECS_MAX: u64 = 7 * 86_400;
+/// Most storage a node may offer, GiB (1 PiB).
+const OFFER_GIB_MAX: f64 = 1_048_576.0;
+/// Default storage offered to others, GiB.
+const OFFER_GIB_DEFAULT: f64 = 10.0;
+/// Default interval between chain agreements, seconds: a real network's pace.
+const CHAIN_RECORD_SECS_DEFAULT: u64 = 60;
+
+/// A share from 0 to 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| format!("{text:?} is not a number from 0 to 1"))
+}
+
+/// GiB from 0 to [`OFFER_GIB_MAX`], fractions allowed.
+fn gib(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|g| (0.0..=OFFER_GIB_MAX).contains(g))
+        .ok_or_else(|| format!("{text:?} is not a size in GiB from 0 to {OFFER_GIB_MAX}"))
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +116,56 @@ pub struct RunArgs {
     /// Seconds a connection may carry no frame before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
+    /// How much this node gives, from 0 (stingy) to 1 (no limit): it scales the storage and
+    /// bandwidth strangers get here, the credit partners get, the shortfall tolerated, and
+    /// how often holders are audited.
+    #[arg(long, value_name = "F", default_value_t = Strategy::default().altruism, value_parser = fraction, allow_negative_numbers = true)]
+    pub altruism: f64,
+    /// Storage offered to other peers, GiB (fractions allowed).
+    #[arg(long, value_name = "GIB", default_value_t = OFFER_GIB_DEFAULT, value_parser = gib, allow_negative_numbers = true)]
+    pub offer_gib: f64,
+    /// For experiments: behave as this adversary (repeatable).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub adversary: Vec<Adversary>,
+    /// For experiments: say chunks are kept and silently drop this share of them (0 to 1).
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = fraction, allow_negative_numbers = true)]
+    pub drop_fraction: f64,
+    /// A storage contract's term, seconds: each side judges it at the end, and renews or
+    /// drops it. Also a stranger's free term, and the wait after a declined proposal.
+    #[arg(long, value_name = "SECS", default_value_t = Economy::default().contract_term_us / Time::SECOND, value_parser = clap::value_parser!(u64).range(1..=CONTRACT_TERM_SECS_MAX))]
+    pub contract_term_secs: u64,
+    /// Seconds between audit rounds (default: 1 hour at altruism 0 to 1 day at altruism 1).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=CONTRACT_TERM_SECS_MAX))]
+    pub audit_every_secs: Option<u64>,
+    /// At most one service is recorded on the chain (an agreement with its counterparty)
+    /// this often, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = CHAIN_RECORD_SECS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub chain_record_every_secs: u64,
+}
+
+impl RunArgs {
+    fn strategy(&self) -> Strategy {
+        Strategy {
+            altruism: self.altruism,
+            storage_freeloader: self.adversary.contains(&Adversary::StorageFreeloader),
+            bandwidth_freeloader: self.adversary.contains(&Adversary::BandwidthFreeloader),
+            drop_fraction: self.drop_fraction,
+            liar: self.adversary.contains(&Adversary::Liar),
+            ..Strategy::default()
+        }
+    }
+
+    fn economy(&self) -> Economy {
+        let mut economy = Economy {
+            contract_term_us: self.contract_term_secs * Time::SECOND,
+            ..Economy::default()
+        };
+        if let Some(secs) = self.audit_every_secs {
+            economy.audit_interval_stingy_us = secs * Time::SECOND;
+            economy.audit_interval_generous_us = secs * Time::SECOND;
+        }
+        economy
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +193,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
             return writeln!(stdout, "{}", text.trim())
                 .map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e));
         }
+        NodeCommand::Contracts(contracts) => return super::economy::print(contracts),
     };
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
@@ -115,6 +217,10 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
             ..GateLimits::default()
         },
         idle_timeout: std::time::Duration::from_secs(run.idle_timeout),
+        strategy: run.strategy(),
+        economy: run.economy(),
+        offer_bytes: (run.offer_gib * (1u64 << 30) as f64) as u64,
+        chain_record_interval: std::time::Duration::from_secs(run.chain_record_every_secs),
     };
     crate::net::run(options).map_err(|e| {
         let code = match &e {
@@ -125,7 +231,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
     })
 }
 
-fn client_code(error: &ClientError) -> u8 {
+pub(super) fn client_code(error: &ClientError) -> u8 {
     match error {
         ClientError::BadUrl(_) => USAGE,
         ClientError::Refused { status, .. } if *status == 400 || *status == 422 => USAGE,

@@ -1,8 +1,9 @@
 //! The local HTTP API (axum): `POST /v1/objects` stores a file and starts its replication,
 //! `GET /v1/objects/{cap}` streams a file (fetching missing chunks from peers first),
-//! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON
-//! and `GET /metrics` the Prometheus text format. Every error is a status code with a
-//! sentence naming the problem.
+//! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON,
+//! `GET /v1/contracts` the economy (strategy, contracts, ledgers), `GET /v1/chain` this
+//! node's own chain, and `GET /metrics` the Prometheus text format. Every error is a status
+//! code with a sentence naming the problem.
 
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +21,7 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::host::{FetchTree, GetStatus, PeerHost, Publish, Status};
+use super::host::{FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status};
 use super::Shared;
 use crate::ids::ChunkId;
 use crate::object::{Capability, Reader, WriteConfig, Writer};
@@ -30,6 +31,8 @@ use crate::store::{gc, Store};
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Body pieces buffered between the network and the object writer or reader.
 const PIPE_PIECES: usize = 16;
+/// Chain records answered by one `GET /v1/chain`.
+pub const CHAIN_PAGE_RECORDS_MAX: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct ApiState {
@@ -44,6 +47,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/objects/{cap}", get(get_object))
         .route("/v1/pins/{cap}", axum::routing::put(pin_object))
         .route("/v1/status", get(status))
+        .route("/v1/contracts", get(contracts))
+        .route("/v1/chain", get(chain))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -251,6 +256,63 @@ async fn status(State(state): State<ApiState>) -> Response {
     axum::Json(value).into_response()
 }
 
+async fn contracts(State(state): State<ApiState>) -> Response {
+    match state.host.send(GetContracts).await {
+        Ok(economics) => axum::Json(economics).into_response(),
+        Err(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+/// `from` (the first position wanted, default 1) and `limit` (default and most
+/// [`CHAIN_PAGE_RECORDS_MAX`]) from a query string.
+fn chain_query(query: Option<&str>) -> Result<(u64, usize), String> {
+    let (mut from, mut limit) = (1u64, CHAIN_PAGE_RECORDS_MAX);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "from" => {
+                from = value
+                    .parse()
+                    .ok()
+                    .filter(|from| *from >= 1)
+                    .ok_or_else(|| format!("from={value:?} is not a position (1 or more)"))?;
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=CHAIN_PAGE_RECORDS_MAX).contains(limit))
+                    .ok_or_else(|| {
+                        format!("limit={value:?} is not a count from 1 to {CHAIN_PAGE_RECORDS_MAX}")
+                    })?;
+            }
+            other => return Err(format!("unknown parameter {other:?} (from, limit)")),
+        }
+    }
+    Ok((from, limit))
+}
+
+async fn chain(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    let (from, limit) = match chain_query(query.as_deref()) {
+        Ok(page) => page,
+        Err(problem) => return fail(StatusCode::BAD_REQUEST, problem),
+    };
+    let Ok(page) = state.host.send(GetChain { from, limit }).await else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    let records: Vec<serde_json::Value> = page
+        .records
+        .iter()
+        .map(crate::chain::json::record_json)
+        .collect();
+    axum::Json(serde_json::json!({
+        "owner": page.owner,
+        "length": page.length,
+        "records": records,
+    }))
+    .into_response()
+}
+
 async fn metrics(State(state): State<ApiState>) -> Response {
     let Some(s) = current_status(&state).await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
@@ -261,7 +323,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     const GAUGE: &str = "gauge";
     const COUNTER: &str = "counter";
     #[rustfmt::skip]
-    let metrics: [(&str, &str, &str, u64); 22] = [
+    let metrics: [(&str, &str, &str, u64); 28] = [
         ("connected_peers", GAUGE, "Peers with a live connection.", s.connected_peers as u64),
         ("known_peers", GAUGE, "Peers in the peer table.", s.known_peers as u64),
         ("routing_table_contacts", GAUGE, "Contacts in the Kademlia routing table.", s.routing_table_contacts as u64),
@@ -284,6 +346,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         ("frames_out_total", COUNTER, "Frames sent.", load(&counters.frames_out)),
         ("replication_factor", GAUGE, "Holders wanted for each owned chunk.", s.replication as u64),
         ("handshakes_failed_total", COUNTER, "Inbound handshakes that failed.", load(&counters.handshakes_failed)),
+        ("contracts", GAUGE, "Storage contracts with other peers.", s.trade.contracts as u64),
+        ("ledgers", GAUGE, "Peers this node keeps a ledger for.", s.trade.ledgers as u64),
+        ("peers_disqualified", GAUGE, "Peers disqualified by this node's audits.", s.trade.peers_disqualified as u64),
+        ("audits_passed_total", COUNTER, "Audit challenges our holders passed.", s.trade.audits_passed),
+        ("audits_failed_total", COUNTER, "Audit challenges our holders failed.", s.trade.audits_failed),
+        ("chain_records", GAUGE, "Records on this node's own chain.", s.chain_records),
     ];
     let mut text = String::new();
     for (name, kind, help, value) in metrics {

@@ -1,5 +1,6 @@
 //! The command line's side of the HTTP API: `cryptosphere put --api` and `get --api` send
-//! the file to, or stream it from, a running node.
+//! the file to, or stream it from, a running node; `node status` and `node contracts` read
+//! its state.
 
 use std::io::{Read, Write};
 
@@ -57,6 +58,12 @@ fn call(
 /// The node's status, as the JSON text it answers with.
 pub fn status(api: &str) -> Result<String, ClientError> {
     let url = format!("{}/v1/status", base(api)?);
+    Ok(call(ureq::get(&url).call(), &url)?.into_string()?)
+}
+
+/// The node's economy (`/v1/contracts`), as the JSON text it answers with.
+pub fn contracts(api: &str) -> Result<String, ClientError> {
+    let url = format!("{}/v1/contracts", base(api)?);
     Ok(call(ureq::get(&url).call(), &url)?.into_string()?)
 }
 

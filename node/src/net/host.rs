@@ -13,12 +13,14 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 
 use super::conn::{self, LinkHandle};
+use super::trade::{self, Economics, TradeConfig, TradeCounts};
 use super::Shared;
 use crate::ids::ChunkId;
 use crate::kernel::content::Content;
 use crate::kernel::peer::Peer;
 use crate::kernel::{
-    ActorKind, Command, Directory, Effects, Event, Frame, Input, Link, Outbox, PeerId, WireFault,
+    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Link, Outbox,
+    PeerId, WireFault,
 };
 use crate::store::Store;
 
@@ -108,11 +110,40 @@ pub struct Status {
     /// Peers the reputation filter has seen misbehaving.
     pub peers_marked: usize,
     pub requests_in_flight: usize,
+    /// Contracts, ledgers, disqualified peers and audit results (`/v1/contracts` has them
+    /// per peer).
+    #[serde(flatten)]
+    pub trade: TradeCounts,
+    /// Records on this node's own chain.
+    pub chain_records: u64,
 }
 
 #[derive(Debug, Message)]
 #[rtype(result = "Status")]
 pub struct GetStatus;
+
+/// What `/v1/contracts` shows.
+#[derive(Debug, Message)]
+#[rtype(result = "Economics")]
+pub struct GetContracts;
+
+/// Up to `limit` records of this node's own chain from position `from` (1 is the first).
+#[derive(Debug, Message)]
+#[rtype(result = "ChainPage")]
+pub struct GetChain {
+    pub from: u64,
+    pub limit: usize,
+}
+
+/// A page of this node's own chain.
+#[derive(Debug, Clone)]
+pub struct ChainPage {
+    /// This node's peer id.
+    pub owner: String,
+    /// Records on the chain in all.
+    pub length: u64,
+    pub records: Vec<crate::chain::Record>,
+}
 
 /// Flush the store and stop.
 #[derive(Debug, Message)]
@@ -144,6 +175,8 @@ pub struct PeerHost {
     address: Option<actix::Addr<PeerHost>>,
     /// The peers the transport starts with (none: a node bootstraps from addresses).
     directory: Directory,
+    /// The strategy and economy the peer was configured with, for `/v1/contracts`.
+    trade: TradeConfig,
 }
 
 impl PeerHost {
@@ -153,8 +186,9 @@ impl PeerHost {
         rng: ChaCha8Rng,
         shared: Arc<Shared>,
         runtime: tokio::runtime::Handle,
-        (replication, listen): (usize, Option<SocketAddr>),
+        config: &KernelConfig,
     ) -> PeerHost {
+        let (replication, listen) = (config.replication, config.listen);
         let status = Status {
             peer: crate::ids::encode_base32(&peer.id().0),
             listen,
@@ -173,6 +207,8 @@ impl PeerHost {
             frames_dropped: 0,
             peers_marked: 0,
             requests_in_flight: 0,
+            trade: TradeCounts::default(),
+            chain_records: 0,
         };
         PeerHost {
             peer,
@@ -192,7 +228,16 @@ impl PeerHost {
             status,
             address: None,
             directory: Directory::from(Vec::new()),
+            trade: TradeConfig::of(config),
         }
+    }
+
+    fn own_chain(&self) -> &[crate::chain::Record] {
+        self.peer
+            .reputation
+            .chains
+            .as_ref()
+            .map_or(&[], |chains| chains.own())
     }
 
     /// Delivers one input to one actor, then carries out everything the step asked for.
@@ -484,7 +529,44 @@ impl Handler<GetStatus> for PeerHost {
         }
         status.chunks_owned = owned;
         status.chunks_replicated = replicated;
+        status.trade = trade::counts(&self.peer.negotiator);
+        status.chain_records = self.own_chain().len() as u64;
         MessageResult(status)
+    }
+}
+
+impl Handler<GetContracts> for PeerHost {
+    type Result = MessageResult<GetContracts>;
+
+    fn handle(&mut self, _: GetContracts, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.shared.now();
+        let me = self.peer.id();
+        MessageResult(trade::economics(
+            me,
+            &self.peer.negotiator,
+            &self.trade,
+            now,
+        ))
+    }
+}
+
+impl Handler<GetChain> for PeerHost {
+    type Result = MessageResult<GetChain>;
+
+    fn handle(&mut self, message: GetChain, _ctx: &mut Context<Self>) -> Self::Result {
+        let own = self.own_chain();
+        let start = usize::try_from(message.from.saturating_sub(1)).unwrap_or(usize::MAX);
+        let records = own
+            .iter()
+            .skip(start)
+            .take(message.limit)
+            .cloned()
+            .collect();
+        MessageResult(ChainPage {
+            owner: self.status.peer.clone(),
+            length: own.len() as u64,
+            records,
+        })
     }
 }
 

@@ -10,21 +10,30 @@ use rand::RngCore;
 
 use super::NodeError;
 
+fn from_seed(path: &Path, bytes: &[u8]) -> Result<SigningKey, NodeError> {
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| NodeError::Identity {
+        path: path.to_path_buf(),
+        reason: format!("{} bytes; an identity key is exactly 32", bytes.len()),
+    })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The key in `path`, which must exist (for tools that read a node's data directory).
+pub fn load(path: &Path) -> Result<SigningKey, NodeError> {
+    let bytes = std::fs::read(path).map_err(|e| NodeError::Identity {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    from_seed(path, &bytes)
+}
+
 pub fn load_or_create(path: &Path) -> Result<SigningKey, NodeError> {
     let error = |reason: String| NodeError::Identity {
         path: path.to_path_buf(),
         reason,
     };
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                error(format!(
-                    "{} bytes; an identity key is exactly 32",
-                    bytes.len()
-                ))
-            })?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
+        Ok(bytes) => from_seed(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);

@@ -1,6 +1,7 @@
 //! The real host: the node. One actix actor ([`host::PeerHost`]) drives the peer's four
 //! actors; TCP connections with Noise ([`conn`]) run on a tokio runtime beside it; a local
-//! HTTP API ([`api`]) takes puts and gets. The store is RocksDB in the data directory.
+//! HTTP API ([`api`]) takes puts and gets and shows the node's state, its economy
+//! ([`trade`]) and its chain. The store is RocksDB in the data directory.
 //!
 //! Host code: it reads the clock, draws from the OS, opens sockets and files, and spawns.
 
@@ -11,6 +12,7 @@ pub mod client;
 pub mod conn;
 pub mod host;
 pub mod identity;
+pub mod trade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -23,10 +25,16 @@ use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 
 use crate::kernel::peer::Peer;
+use crate::kernel::strategy::{Economy, Strategy};
 use crate::kernel::{KernelConfig, Time};
 use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
 use crate::wire::noise::NoiseIdentity;
+
+/// The node's identity key in its data directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// The node's store (RocksDB) in its data directory.
+pub const STORE_DIR: &str = "store";
 
 /// How the node runs.
 #[derive(Debug, Clone)]
@@ -39,6 +47,14 @@ pub struct NodeOptions {
     pub gate: GateLimits,
     /// A connection idle this long (no frame either way) is closed.
     pub idle_timeout: std::time::Duration,
+    /// How this node trades: altruism and, for experiments, an adversary's behaviours.
+    pub strategy: Strategy,
+    /// The economy's limits and timings (contract term, audit interval, allowances).
+    pub economy: Economy,
+    /// Storage this node offers to other peers, bytes.
+    pub offer_bytes: u64,
+    /// At most one chain agreement is started this often (chains are always on in a node).
+    pub chain_record_interval: std::time::Duration,
 }
 
 /// Why the node could not run.
@@ -142,6 +158,14 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         lookups: true,
         provider_ttl_us: 4 * Time::HOUR,
         provider_republish_us: Time::HOUR,
+        // Every service is recorded on both parties' chains (kept in the node's store), and
+        // other peers' chains are read for forks.
+        chain_record_interval_us: Some(
+            (options.chain_record_interval.as_micros() as u64).max(Time::SECOND),
+        ),
+        storage_for_others_bytes: options.offer_bytes,
+        strategy: options.strategy.clone(),
+        economy: options.economy.clone(),
         ..KernelConfig::default()
     }
 }
@@ -156,8 +180,8 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(%e, "could not raise the open-file limit");
     }
-    let key = identity::load_or_create(&options.data_dir.join("identity.key"))?;
-    let store = Store::open_rocks(&options.data_dir.join("store"))?;
+    let key = identity::load_or_create(&options.data_dir.join(IDENTITY_FILE))?;
+    let store = Store::open_rocks(&options.data_dir.join(STORE_DIR))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,7 +217,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
     });
-    let peer = Peer::new(key, config, store.clone());
+    let peer = Peer::new(key, config.clone(), store.clone());
     let peer_id = crate::ids::encode_base32(&peer.id().0);
     let rng = ChaCha8Rng::from_entropy();
 
@@ -202,18 +226,12 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let handle = runtime.handle().clone();
     let host_store = store.clone();
     let host_shared = shared.clone();
-    let replication = options.replication;
+    let host_config = config;
     let actix_thread = std::thread::spawn(move || {
         let system = actix_rt::System::new();
         system.block_on(async move {
-            let host = host::PeerHost::new(
-                peer,
-                host_store,
-                rng,
-                host_shared,
-                handle,
-                (replication, Some(listen)),
-            );
+            let host =
+                host::PeerHost::new(peer, host_store, rng, host_shared, handle, &host_config);
             let _ = started.send(actix::Actor::start(host));
         });
         system.run()
