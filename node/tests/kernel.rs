@@ -331,3 +331,42 @@ fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_ever
     let held: Vec<u64> = (1..5).map(|i| h.peer(i).store.bytes_for_others()).collect();
     assert_eq!(held.iter().filter(|b| **b > 0).count(), 3, "{held:?}");
 }
+
+#[test]
+fn a_storage_freeloader_is_declined_and_held_to_the_allowance() {
+    let node_like = KernelConfig {
+        lookups: true,
+        placements_in_flight_max: 96,
+        check_interval_us: 10 * 60 * Time::SECOND,
+        ..config()
+    };
+    let mut h = Harness::new(5, node_like.clone(), LATENCY_US);
+    let mut freeloading = node_like.clone();
+    freeloading.strategy.storage_freeloader = true;
+    h.replace_config(4, freeloading);
+    h.start_all();
+    let big = Content::Synthetic {
+        size: 8 << 20,
+        seed: 5,
+        chunk_bytes: 262_144,
+    };
+    h.command(4, Command::Publish { content: big });
+    h.run_for(5 * 60 * Time::SECOND);
+    let declined = (0..4)
+        .filter(|i| {
+            h.peer(4)
+                .negotiator
+                .ledgers()
+                .get(&peer_id(*i))
+                .is_some_and(|l| l.declined_at.is_some())
+        })
+        .count();
+    let allowance = node_like
+        .strategy
+        .stranger_storage_bytes(&node_like.economy);
+    for i in 0..4 {
+        assert!(h.peer(i).store.bytes_held_for(&peer_id(4)) <= allowance);
+    }
+    assert_eq!(h.peer(4).negotiator.contracts().count(), 0);
+    assert!(declined >= 1, "{declined}");
+}

@@ -123,6 +123,11 @@ impl Harness {
         }
     }
 
+    /// Gives peer `index` (not started yet) another configuration: a strategy of its own.
+    pub fn replace_config(&mut self, index: usize, config: KernelConfig) {
+        self.peers[index] = Peer::new(peer_key(index), config, Store::memory());
+    }
+
     /// Replaces peer `index` by a fresh one with the same identity and an empty disk, and
     /// starts it.
     pub fn crash_with_disk_loss(&mut self, index: usize, config: KernelConfig) {
