@@ -18,6 +18,16 @@ fn config() -> KernelConfig {
     }
 }
 
+/// As the node runs: lookups on (contract partners before the ring), upkeep in minutes.
+fn node_like() -> KernelConfig {
+    KernelConfig {
+        lookups: true,
+        placements_in_flight_max: 96,
+        check_interval_us: 10 * 60 * Time::SECOND,
+        ..config()
+    }
+}
+
 fn synthetic(seed: u64) -> Content {
     Content::Synthetic {
         size: 1_000_000,
@@ -297,13 +307,7 @@ fn a_misbehaving_peer_gets_no_more_replicas() {
 
 #[test]
 fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_every_replica() {
-    // As the node runs: lookups on, contracts with partners first.
-    let node_like = KernelConfig {
-        lookups: true,
-        placements_in_flight_max: 96,
-        check_interval_us: 10 * 60 * Time::SECOND,
-        ..config()
-    };
+    let node_like = node_like();
     let mut h = Harness::new(5, node_like, LATENCY_US);
     h.start_all();
     let big = Content::Synthetic {
@@ -334,12 +338,7 @@ fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_ever
 
 #[test]
 fn a_storage_freeloader_is_declined_and_held_to_the_allowance() {
-    let node_like = KernelConfig {
-        lookups: true,
-        placements_in_flight_max: 96,
-        check_interval_us: 10 * 60 * Time::SECOND,
-        ..config()
-    };
+    let node_like = node_like();
     let mut h = Harness::new(5, node_like.clone(), LATENCY_US);
     let mut freeloading = node_like.clone();
     freeloading.strategy.storage_freeloader = true;
