@@ -15,7 +15,7 @@ use cryptosphere::kernel::Time;
 use cryptosphere_sim::expect::{evaluate, Check};
 use cryptosphere_sim::metrics::{Metric, CSV_HEADER};
 use cryptosphere_sim::scenario::Scenario;
-use cryptosphere_sim::world::{RunOutput, World};
+use cryptosphere_sim::world::{ProfileRow, RunOutput, World};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -113,7 +113,14 @@ fn write_output(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
         csv.push_str(&row.csv());
         csv.push('\n');
     }
-    std::fs::write(dir.join("metrics.csv"), csv)
+    std::fs::write(dir.join("metrics.csv"), csv)?;
+    let mut profile = String::from(ProfileRow::CSV_HEADER);
+    profile.push('\n');
+    for row in &output.profile {
+        profile.push_str(&row.csv());
+        profile.push('\n');
+    }
+    std::fs::write(dir.join("profile.csv"), profile)
 }
 
 fn print_summary(output: &RunOutput) {

@@ -14,6 +14,9 @@ use serde::{Serialize, Serializer};
 pub struct GroupCounters {
     pub fetches_ok: u64,
     pub fetches_failed: u64,
+    /// Fetches of objects the fetcher's own group published, and those that succeeded.
+    pub own_group_fetches: u64,
+    pub own_group_fetches_ok: u64,
     /// Latencies of successful fetches, milliseconds.
     pub latencies_ms: Vec<u32>,
     pub messages_sent: u64,
@@ -37,6 +40,8 @@ impl GroupCounters {
     pub fn add(&mut self, other: &GroupCounters) {
         self.fetches_ok += other.fetches_ok;
         self.fetches_failed += other.fetches_failed;
+        self.own_group_fetches += other.own_group_fetches;
+        self.own_group_fetches_ok += other.own_group_fetches_ok;
         self.latencies_ms.extend_from_slice(&other.latencies_ms);
         self.messages_sent += other.messages_sent;
         self.bytes_sent += other.bytes_sent;
@@ -168,6 +173,9 @@ group_metrics! {
     Fetches: fetches,
     /// Share of those fetches that succeeded; 1 if none.
     FetchSuccessRatio: fetch_success_ratio,
+    /// Share of the members' fetches of objects their own group published that succeeded;
+    /// 1 if none.
+    FetchSuccessOwnGroupRatio: fetch_success_own_group_ratio,
     /// Median latency of successful fetches, ms.
     FetchLatencyP50Ms: fetch_latency_p50_ms,
     /// 95th percentile latency of successful fetches, ms.
@@ -225,13 +233,17 @@ group_metrics! {
     AuditsFailed: audits_failed,
     /// Times an auditor disqualified a member.
     Disqualified: disqualified,
-    /// (Owner, member) pairs where the member silently dropped a chunk of the owner's.
+    /// (Owner, member) pairs where the member silently dropped a chunk of the owner's (the
+    /// owner present at the end).
     DroppedPairs: dropped_pairs,
-    /// Share of those pairs in which the owner (while present) disqualified the member; 1 if
-    /// there are none.
+    /// Those pairs in which the owner then challenged the member for a dropped chunk (the
+    /// others' replicas left the member, by the end of a term, before any audit of them).
+    DroppedPairsAudited: dropped_pairs_audited,
+    /// Share of the audited pairs in which the owner disqualified the member; 1 if there are
+    /// none.
     DroppedPairsDisqualifiedRatio: dropped_pairs_disqualified_ratio,
-    /// The longest from a member's first drop of an owner's chunk to that owner
-    /// disqualifying it, hours (never: until the end).
+    /// Over the audited pairs, the longest from the drop of the first dropped chunk the owner
+    /// challenged to that owner disqualifying the member, hours (never: until the end).
     DisqualifyHoursMax: disqualify_hours_max,
     /// The members' objects of which some chunk is held by no peer at all at the end.
     ObjectsLostFinal: objects_lost_final,

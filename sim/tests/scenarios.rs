@@ -320,11 +320,12 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// on every machine. The simulator draws only from seeded ChaCha streams and computes
 /// logarithms and powers with `libm`, so nothing platform-specific reaches a decision. A
 /// deliberate change of behaviour updates this value in the same commit, saying why. Last
-/// change: peers trade (issue 9): stores enforce strangers' allowances and contracts'
-/// quotas, placements make contracts, the tree's chunks follow its root, holders are audited
-/// (new messages, timers and answers in every trace).
+/// change: cheaper routing and fairer trading (issue 9): one timer sweeps expired requests,
+/// lookups for records stop at the closest `provider_replicas`, routing answers are no longer
+/// reputation observations, learned peers reach the negotiator in one message per input,
+/// dropped chunks are no longer announced, and audits challenge every fresh replica.
 const SMOKE_SEED_7_DIGEST: &str =
-    "c195453fc96ca4f9269ae7715b31e9493682e2dfdc9d080b20e0ad073f811a4e";
+    "85b9e7c4bd8b4de644ac0385dabf6172c5ecf5be2a62caf7b4b1bffc47502369";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

@@ -215,8 +215,8 @@ pub enum Local {
     },
     /// To the transport: answer request `id` of `to`.
     Respond { to: PeerId, id: u64, body: Response },
-    /// From the transport: a peer entered the peer table.
-    PeerKnown { peer: PeerId },
+    /// From the transport: peers that entered the peer table (in one step).
+    PeersKnown { peers: Vec<PeerId> },
     /// From the transport: the directory of peers it was started with (sorted).
     Directory { peers: Directory },
     /// To the reputation filter: something a peer did.
@@ -265,6 +265,8 @@ pub enum Local {
     Found { tag: u64, providers: Vec<Contact> },
     /// From the store to the transport: we hold `key`; announce it (and keep announcing).
     Provide { key: ChunkId },
+    /// From the store to the transport: we no longer hold `key`; stop announcing it.
+    Unprovide { key: ChunkId },
 }
 
 impl Local {
@@ -275,7 +277,7 @@ impl Local {
             Local::Done { .. } => 32,
             Local::Incoming { .. } => 33,
             Local::Respond { .. } => 34,
-            Local::PeerKnown { .. } => 35,
+            Local::PeersKnown { .. } => 35,
             Local::Directory { .. } => 41,
             Local::Observe { .. } => 36,
             Local::Standing { .. } => 37,
@@ -286,6 +288,7 @@ impl Local {
             Local::FindProviders { .. } => 43,
             Local::Found { .. } => 44,
             Local::Provide { .. } => 45,
+            Local::Unprovide { .. } => 48,
             Local::Grant { .. } => 46,
             Local::Usage { .. } => 47,
         }
@@ -336,6 +339,8 @@ pub enum Event {
     Disqualified { holder: PeerId },
     /// This peer said it stored `owner`'s chunk and did not (a silent dropper's strategy).
     Dropped { chunk: ChunkId, owner: PeerId },
+    /// This peer challenged `holder` to prove it holds `chunk` (an audit).
+    Challenged { chunk: ChunkId, holder: PeerId },
     /// A replica of one of our chunks was placed on `holder`.
     ReplicaPlaced {
         chunk: ChunkId,

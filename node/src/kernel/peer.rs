@@ -26,6 +26,65 @@ pub struct Peer {
     pub reputation: Reputation,
 }
 
+/// The name of a trace code of [`input_code`] (`"?"` for a code none gives), for profiles
+/// of where a run's events go.
+pub fn input_kind_name(code: u8) -> &'static str {
+    match code {
+        1 => "wire Hello",
+        2 => "wire Store",
+        3 => "wire Fetch",
+        4 => "wire Check",
+        5 => "wire Agree",
+        6 => "wire Countersign",
+        7 => "wire ChainRange",
+        8 => "wire Fork",
+        9 => "wire FindNode",
+        10 => "wire GetProviders",
+        11 => "wire Welcome",
+        12 => "wire Stored",
+        13 => "wire Refused",
+        14 => "wire Chunk",
+        15 => "wire NotFound",
+        16 => "wire Holding",
+        17 => "wire ChainAccepted",
+        19 => "wire Records",
+        20 => "wire Noted/Added",
+        21 => "wire AddProvider",
+        22 => "wire Nodes",
+        23 => "wire Providers",
+        24 => "wire Propose",
+        25 => "wire End",
+        26 => "wire Accepted",
+        27 => "wire Countered",
+        28 => "wire Ended",
+        29 => "wire Audit",
+        30 => "wire Proofs",
+        31 => "local Send",
+        32 => "local Done",
+        33 => "local Incoming",
+        34 => "local Respond",
+        35 => "local PeersKnown",
+        36 => "local Observe",
+        37 => "local Standing",
+        38 => "local KeepOwn",
+        39 => "local Read",
+        40 => "local ReadDone",
+        41 => "local Directory",
+        42 => "local Served",
+        43 => "local FindProviders",
+        44 => "local Found",
+        45 => "local Provide",
+        46 => "local Grant",
+        47 => "local Usage",
+        48 => "local Unprovide",
+        50 => "start",
+        51 => "timer",
+        52 => "command",
+        53 => "link",
+        _ => "?",
+    }
+}
+
 /// A code for the trace: which kind of input an actor received.
 fn input_code(input: &Input) -> u8 {
     match input {

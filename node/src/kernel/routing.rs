@@ -119,15 +119,43 @@ impl RoutingTable {
     }
 
     /// The `count` contacts closest to `target`, closest first.
+    ///
+    /// Buckets are visited in XOR order, so only what is returned is sorted. With `j` the
+    /// bucket `target` falls in: bucket `j`'s contacts agree with the target beyond bit `j`
+    /// and are closest; those of every deeper bucket differ from it first at bit `j`, so
+    /// they come next, together; bucket `i < j`'s differ first at bit `i`, so they follow in
+    /// the order `j − 1, …, 0`.
     pub fn closest(&self, target: &[u8; 32], count: usize) -> Vec<Contact> {
-        let mut all: Vec<([u8; 32], Contact)> = self
-            .buckets
-            .iter()
-            .flatten()
-            .map(|e| (distance(&e.contact.id.0, target), e.contact))
-            .collect();
-        all.sort_by_key(|(d, _)| *d);
-        all.into_iter().take(count).map(|(_, c)| c).collect()
+        let j = bucket_of(&self.me.0, target).unwrap_or(255);
+        let mut out = Vec::with_capacity(count.min(self.len));
+        let mut group: Vec<([u8; 32], Contact)> = Vec::new();
+        let take = |group: &mut Vec<([u8; 32], Contact)>, out: &mut Vec<Contact>| {
+            group.sort_unstable_by_key(|(d, _)| *d);
+            let room = count - out.len();
+            out.extend(group.drain(..).take(room).map(|(_, c)| c));
+        };
+        let entries = |bucket: &[Entry]| -> Vec<([u8; 32], Contact)> {
+            bucket
+                .iter()
+                .map(|e| (distance(&e.contact.id.0, target), e.contact))
+                .collect()
+        };
+        group.extend(entries(&self.buckets[j]));
+        take(&mut group, &mut out);
+        if out.len() < count {
+            for bucket in &self.buckets[j + 1..] {
+                group.extend(entries(bucket));
+            }
+            take(&mut group, &mut out);
+        }
+        for bucket in self.buckets[..j].iter().rev() {
+            if out.len() >= count {
+                break;
+            }
+            group.extend(entries(bucket));
+            take(&mut group, &mut out);
+        }
+        out
     }
 }
 
@@ -162,6 +190,8 @@ pub struct Lookup {
     pub target: [u8; 32],
     pub kind: LookupKind,
     me: PeerId,
+    /// It is done when this many of the closest live candidates have answered.
+    want: usize,
     /// By distance to the target.
     candidates: BTreeMap<[u8; 32], Candidate>,
     in_flight: usize,
@@ -171,11 +201,20 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    pub fn new(target: [u8; 32], kind: LookupKind, me: PeerId, seeds: Vec<Contact>) -> Lookup {
+    /// A lookup of `target` from `seeds`, done when the `want` closest live candidates
+    /// (at most [`K`]) have answered.
+    pub fn new(
+        target: [u8; 32],
+        kind: LookupKind,
+        me: PeerId,
+        seeds: Vec<Contact>,
+        want: usize,
+    ) -> Lookup {
         let mut lookup = Lookup {
             target,
             kind,
             me,
+            want: want.clamp(1, K),
             candidates: BTreeMap::new(),
             in_flight: 0,
             providers: Vec::new(),
@@ -207,7 +246,7 @@ impl Lookup {
         }
         let mut live = 0;
         for candidate in self.candidates.values_mut() {
-            if live >= K || self.in_flight >= ALPHA {
+            if live >= self.want || self.in_flight >= ALPHA {
                 break;
             }
             if candidate.state == State::Failed {
@@ -221,6 +260,14 @@ impl Lookup {
             }
         }
         out
+    }
+
+    /// Has this lookup been told of `peer` (or is it us)?
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        *peer == self.me
+            || self
+                .candidates
+                .contains_key(&distance(&peer.0, &self.target))
     }
 
     fn candidate(&mut self, peer: &PeerId) -> Option<&mut Candidate> {
@@ -256,7 +303,7 @@ impl Lookup {
         }
     }
 
-    /// Finished: a provider lookup has found providers, or the `K` closest live candidates
+    /// Finished: a provider lookup has found providers, or the `want` closest live candidates
     /// have all answered (or nobody is left to ask).
     pub fn is_done(&self) -> bool {
         if self.kind == LookupKind::Providers && !self.providers.is_empty() {
@@ -269,7 +316,7 @@ impl Lookup {
             .candidates
             .values()
             .filter(|c| c.state != State::Failed)
-            .take(K)
+            .take(self.want)
             .any(|c| c.state == State::Fresh)
     }
 
@@ -393,12 +440,36 @@ mod tests {
             .any(|c| c.id == id(0x80, 99)));
     }
 
+    proptest::proptest! {
+        /// Visiting buckets in XOR order gives what sorting the whole table gives.
+        #[test]
+        fn closest_is_the_table_sorted_by_distance(
+            me in proptest::array::uniform32(proptest::num::u8::ANY),
+            peers in proptest::collection::vec(proptest::array::uniform32(proptest::num::u8::ANY), 0..300),
+            target in proptest::array::uniform32(proptest::num::u8::ANY),
+            near_me in proptest::bool::ANY,
+            count in 0usize..60,
+        ) {
+            let me = PeerId(me);
+            let mut table = RoutingTable::new(me);
+            for (n, peer) in peers.iter().enumerate() {
+                table.insert(contact(PeerId(*peer)), Time(n as u64), true);
+            }
+            // Targets near our own id exercise the deep buckets.
+            let target = if near_me { let mut t = me.0; t[31] ^= target[31]; t } else { target };
+            let mut all: Vec<Contact> = table.buckets.iter().flatten().map(|e| e.contact).collect();
+            all.sort_by_key(|c| distance(&c.id.0, &target));
+            all.truncate(count);
+            proptest::prop_assert_eq!(table.closest(&target, count), all);
+        }
+    }
+
     #[test]
     fn a_lookup_walks_closer_and_stops_at_providers() {
         let me = id(0, 0);
         let target = id(0xf0, 0).0;
         let far = contact(id(0x10, 0));
-        let mut lookup = Lookup::new(target, LookupKind::Providers, me, vec![far]);
+        let mut lookup = Lookup::new(target, LookupKind::Providers, me, vec![far], K);
         assert_eq!(lookup.next_queries(), vec![far]);
         let near = contact(id(0xf0, 1));
         lookup.answered(far.id, vec![near], Vec::new());

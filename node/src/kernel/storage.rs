@@ -139,6 +139,7 @@ impl StoreActor {
             }
         }
         ctx.event(Event::Holding { chunk, held: false });
+        ctx.local(ActorKind::Transport, Local::Unprovide { key: chunk });
     }
 
     /// The account of `peer`, made if there is room (a full table declines strangers).

@@ -118,6 +118,11 @@ impl Strategy {
         self.altruism >= 1.0
     }
 
+    /// A fully altruistic peer gives strangers their allowance whatever they offer back.
+    pub fn gives_freely(&self) -> bool {
+        self.fully_altruistic()
+    }
+
     /// `max` scaled by altruism; unlimited at altruism 1.
     fn scaled(&self, max: u64) -> u64 {
         if self.fully_altruistic() {

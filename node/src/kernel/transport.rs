@@ -23,6 +23,11 @@ use crate::limits::CHUNK_STORED_BYTES_MAX;
 const GOSSIP_TOKEN: u64 = u64::MAX;
 /// Timer token of the provider records' republish (and expiry) round.
 const REPUBLISH_TOKEN: u64 = u64::MAX - 1;
+/// Timer token of the sweep that expires requests past their deadline.
+const SWEEP_TOKEN: u64 = u64::MAX - 2;
+/// Deadlines are swept at multiples of this, so that requests sent together (a lookup's)
+/// share one timer: a request expires up to this much after its timeout.
+const SWEEP_GRANULARITY_US: u64 = 250 * Time::MILLISECOND;
 /// Announcing lookups run at once; the rest of a republish round waits its turn.
 const PROVIDE_LOOKUPS_MAX: usize = 32;
 /// Keys this peer announces at most.
@@ -48,6 +53,8 @@ struct Pending {
     reply_to: ActorKind,
     tag: u64,
     attempts: u32,
+    /// When the current attempt expires.
+    deadline: Time,
 }
 
 /// The transport actor.
@@ -61,6 +68,10 @@ pub struct Transport {
     /// Peers learned since, and when they were last heard from.
     peers: BTreeMap<PeerId, Time>,
     pending: BTreeMap<u64, Pending>,
+    /// The requests in flight by deadline.
+    deadlines: BTreeSet<(Time, u64)>,
+    /// The earliest sweep armed (others may be armed later: they find less to do).
+    sweep_at: Option<Time>,
     next_id: u64,
     /// The first request id of this run: ids from here to `next_id` were issued.
     first_id: u64,
@@ -76,6 +87,8 @@ pub struct Transport {
     provided: BTreeSet<ChunkId>,
     /// Announcements waiting for a lookup slot, and the announcing lookups running.
     to_announce: Vec<ChunkId>,
+    /// Peers learned during the current input, for the negotiator.
+    newly_known: Vec<PeerId>,
     announcing: usize,
 }
 
@@ -88,12 +101,15 @@ impl Transport {
             records: ProviderRecords::default(),
             provided: BTreeSet::new(),
             to_announce: Vec::new(),
+            newly_known: Vec::new(),
             announcing: 0,
             config,
             directory: Directory::from(Vec::new()),
             peer_list: Vec::new(),
             peers: BTreeMap::new(),
             pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            sweep_at: None,
             next_id: 0,
             first_id: 0,
             addrs: BTreeMap::new(),
@@ -159,7 +175,7 @@ impl Transport {
         }
         self.peers.insert(peer, ctx.now());
         self.peer_list.push(peer);
-        ctx.local(ActorKind::Negotiator, Local::PeerKnown { peer });
+        self.newly_known.push(peer);
     }
 
     fn random_peer(&self, ctx: &mut Context<'_>) -> Option<PeerId> {
@@ -195,8 +211,53 @@ impl Transport {
             body: pending.body.clone(),
         };
         let timeout = self.timeout_for(&frame, &pending.body);
-        ctx.wire(pending.to, frame);
-        ctx.timer(timeout, id);
+        let to = pending.to;
+        let deadline = ctx.now().plus(timeout);
+        if let Some(pending) = self.pending.get_mut(&id) {
+            self.deadlines.remove(&(pending.deadline, id));
+            pending.deadline = deadline;
+        }
+        self.deadlines.insert((deadline, id));
+        ctx.wire(to, frame);
+        self.arm_sweep(ctx);
+    }
+
+    /// Arms a sweep for the earliest deadline, unless one is armed by then.
+    fn arm_sweep(&mut self, ctx: &mut Context<'_>) {
+        let Some(&(deadline, _)) = self.deadlines.first() else {
+            return;
+        };
+        let at = Time(deadline.micros().div_ceil(SWEEP_GRANULARITY_US) * SWEEP_GRANULARITY_US);
+        if self.sweep_at.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        self.sweep_at = Some(at);
+        ctx.timer(at.since(ctx.now()), SWEEP_TOKEN);
+    }
+
+    /// Expires the requests whose deadline has passed, then arms the next sweep.
+    fn sweep(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        if self.sweep_at.is_some_and(|armed| armed <= now) {
+            self.sweep_at = None;
+        }
+        let due: Vec<u64> = self
+            .deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in due {
+            self.expired(ctx, id);
+        }
+        self.arm_sweep(ctx);
+    }
+
+    /// Takes request `id` off the books.
+    fn settle(&mut self, id: u64) -> Option<Pending> {
+        let pending = self.pending.remove(&id)?;
+        self.deadlines.remove(&(pending.deadline, id));
+        Some(pending)
     }
 
     fn send(
@@ -229,6 +290,7 @@ impl Transport {
                 reply_to,
                 tag,
                 attempts: 0,
+                deadline: ctx.now(),
             },
         );
         self.transmit(ctx, id);
@@ -293,12 +355,23 @@ impl Transport {
     }
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
+        self.take(ctx, input);
+        // The peers this input taught us go to the negotiator together.
+        if !self.newly_known.is_empty() {
+            let peers = std::mem::take(&mut self.newly_known);
+            ctx.local(ActorKind::Negotiator, Local::PeersKnown { peers });
+        }
+    }
+
+    fn take(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
             Input::Start { peers } => {
                 // A restart loses requests in flight; their requesters restarted too. New ids
                 // start at a random point so that answers to the old ones, still on their way,
                 // cannot match the new requests.
                 self.pending.clear();
+                self.deadlines.clear();
+                self.sweep_at = None;
                 self.next_id = ctx.rng().gen_range(0..1 << 62);
                 self.first_id = self.next_id;
                 self.directory = if peers.windows(2).all(|w| w[0] < w[1]) {
@@ -409,7 +482,9 @@ impl Transport {
                 self.announce_next(ctx);
                 ctx.timer(self.config.provider_republish_us.max(1), REPUBLISH_TOKEN);
             }
-            Input::Timer { token } => self.expired(ctx, token),
+            Input::Timer { token: SWEEP_TOKEN } => self.sweep(ctx),
+            // A request's own timer (before sweeps; none is armed now).
+            Input::Timer { .. } => {}
             Input::Local(Local::FindProviders { key, tag }) => {
                 let purpose = LookupFor::Negotiator { tag, key };
                 self.start_lookup(ctx, key.0, LookupKind::Providers, purpose);
@@ -422,6 +497,10 @@ impl Transport {
                     self.to_announce.push(key);
                     self.announce_next(ctx);
                 }
+            }
+            // Records already given expire with their TTL.
+            Input::Local(Local::Unprovide { key }) => {
+                self.provided.remove(&key);
             }
             // A lookup query refused for lack of room in flight.
             Input::Local(Local::Done { tag, from, .. }) => self.lookup_step(ctx, tag, from, None),
@@ -476,7 +555,7 @@ impl Transport {
         if self.pending.get(&id).map(|p| p.to) != Some(from) {
             return;
         }
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(pending) = self.settle(id) else {
             return;
         };
         if !pending.body.admits(&body) {
@@ -497,7 +576,11 @@ impl Transport {
             }
             return;
         }
-        ctx.observe(from, Observation::Answered);
+        // Routing's own requests are judged by the routing table (a contact that fails
+        // leaves it); the reputation filter observes service: chunks, chains, trades.
+        if pending.reply_to != ActorKind::Transport {
+            ctx.observe(from, Observation::Answered);
+        }
         if let Response::Route(RouteResponse::Welcome { peers }) = &body {
             for peer in peers.iter().take(self.config.welcome_peers_max) {
                 self.learn(ctx, *peer, false);
@@ -527,10 +610,12 @@ impl Transport {
             self.transmit(ctx, id);
             return;
         }
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(pending) = self.settle(id) else {
             return;
         };
-        ctx.observe(pending.to, Observation::TimedOut);
+        if pending.reply_to != ActorKind::Transport {
+            ctx.observe(pending.to, Observation::TimedOut);
+        }
         self.table.failed(&pending.to);
         if pending.reply_to == ActorKind::Transport && pending.tag != 0 {
             return self.lookup_step(ctx, pending.tag, pending.to, None);
@@ -553,6 +638,9 @@ impl Transport {
             let Some(key) = self.to_announce.pop() else {
                 return;
             };
+            if !self.provided.contains(&key) {
+                continue;
+            }
             self.announcing += 1;
             self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
         }
@@ -566,7 +654,14 @@ impl Transport {
         purpose: LookupFor,
     ) {
         let seeds = self.table.closest(&target, K);
-        let lookup = Lookup::new(target, kind, ctx.me(), seeds);
+        // Joining fills the table from the K closest; records live on the closest few.
+        let want = match purpose {
+            LookupFor::Join => K,
+            LookupFor::Provide { .. } | LookupFor::Negotiator { .. } => {
+                self.config.provider_replicas
+            }
+        };
+        let lookup = Lookup::new(target, kind, ctx.me(), seeds, want);
         let id = self.next_lookup;
         self.next_lookup += 1;
         self.lookups.insert(id, (lookup, purpose));
@@ -592,9 +687,20 @@ impl Transport {
             _ => None,
         };
         if let Some((closer, providers)) = &named {
-            // Everyone named is worth knowing (and the host needs their addresses).
-            for contact in closer.iter().take(K).chain(providers.iter().take(K)) {
-                self.learn(ctx, *contact, false);
+            // Everyone named is worth knowing (and the host needs their addresses); a peer
+            // this lookup was already told of was learned then.
+            let new: Vec<Contact> = match self.lookups.get(&id) {
+                Some((lookup, _)) => closer
+                    .iter()
+                    .take(K)
+                    .filter(|c| !lookup.knows(&c.id))
+                    .chain(providers.iter().take(K))
+                    .copied()
+                    .collect(),
+                None => Vec::new(),
+            };
+            for contact in new {
+                self.learn(ctx, contact, false);
             }
         }
         let Some((lookup, _)) = self.lookups.get_mut(&id) else {

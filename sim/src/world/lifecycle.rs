@@ -79,14 +79,16 @@ impl World {
             .fetches_in_flight() as u64;
         self.groups[group].hour.fetches_failed += lost;
         let keys: Vec<(u32, ChunkId, Time)> = self
-            .probe_fetches
+            .fetches
             .range(
                 (index, ChunkId([0; 32]), Time(0))..=(index, ChunkId([0xff; 32]), Time(u64::MAX)),
             )
             .map(|(key, _)| *key)
             .collect();
         for key in keys {
-            for probe in self.probe_fetches.remove(&key).unwrap_or_default() {
+            let watched = self.fetches.remove(&key).unwrap_or_default();
+            self.groups[group].hour.own_group_fetches += u64::from(watched.own_group);
+            for probe in watched.probes {
                 self.probes[probe].1 += 1;
             }
         }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use cryptosphere::kernel::peer::input_kind_name;
 use cryptosphere::kernel::{Event, Time};
 use sha2::Digest;
 
-use super::{Object, RunOutput, World};
+use super::{Object, ProfileRow, RunOutput, World};
 use crate::metrics::{percentile, GroupCounters, GroupSummary, HourRow, Summary};
 
 impl World {
@@ -14,6 +15,9 @@ impl World {
         let group = usize::from(self.peers[index as usize].group);
         match event {
             Event::Holding { chunk, held } => {
+                if held {
+                    self.dropped.remove(&(index, chunk));
+                }
                 let list = self.holders.entry(chunk).or_default();
                 if held && !list.contains(&index) {
                     list.push(index);
@@ -44,13 +48,14 @@ impl World {
                 } else {
                     counters.fetches_failed += 1;
                 }
-                if let Some(waiting) = self.probe_fetches.get_mut(&(index, root, started)) {
-                    if let Some(probe) = waiting.pop() {
+                if let Some(watched) = self.fetches.remove(&(index, root, started)) {
+                    if watched.own_group {
+                        counters.own_group_fetches += 1;
+                        counters.own_group_fetches_ok += u64::from(ok);
+                    }
+                    for probe in watched.probes {
                         self.probes[probe].0 += u64::from(ok);
                         self.probes[probe].1 += 1;
-                    }
-                    if waiting.is_empty() {
-                        self.probe_fetches.remove(&(index, root, started));
                     }
                 }
             }
@@ -62,9 +67,22 @@ impl World {
                     self.disqualifications.entry((index, h)).or_insert(self.now);
                 }
             }
-            Event::Dropped { owner, .. } => {
+            Event::Dropped { owner, chunk } => {
                 if let Some(&o) = self.index.get(&owner) {
-                    self.drops.entry((o, index)).or_insert(self.now);
+                    self.drops.entry((o, index)).or_default();
+                    self.dropped.entry((index, chunk)).or_insert((o, self.now));
+                }
+            }
+            Event::Challenged { chunk, holder } => {
+                let Some(&h) = self.index.get(&holder) else {
+                    return;
+                };
+                let Some(&(owner, at)) = self.dropped.get(&(h, chunk)) else {
+                    return;
+                };
+                if owner == index {
+                    let drops = self.drops.entry((index, h)).or_default();
+                    drops.audited_from = drops.audited_from.or(Some(at));
                 }
             }
             Event::LookupDone { key, found, hops } => {
@@ -218,20 +236,27 @@ impl World {
     fn with_drops(&self, mut summary: GroupSummary, members: &[u32]) -> GroupSummary {
         let members: std::collections::BTreeSet<u32> = members.iter().copied().collect();
         let mut pairs = 0u64;
+        let mut audited = 0u64;
         let mut caught = 0u64;
         let mut worst: u64 = 0;
-        for ((owner, dropper), first) in &self.drops {
+        for ((owner, dropper), drops) in &self.drops {
             if !members.contains(dropper) || self.peers[*owner as usize].departed {
                 continue;
             }
             pairs += 1;
+            // Only an owner that challenged a dropped chunk has seen the drop.
+            let Some(first) = drops.audited_from else {
+                continue;
+            };
+            audited += 1;
             let at = self.disqualifications.get(&(*owner, *dropper)).copied();
             caught += u64::from(at.is_some());
-            worst = worst.max(at.unwrap_or(self.end).since(*first));
+            worst = worst.max(at.unwrap_or(self.end).since(first));
         }
         summary.dropped_pairs = pairs as f64;
-        summary.dropped_pairs_disqualified_ratio = if pairs > 0 {
-            caught as f64 / pairs as f64
+        summary.dropped_pairs_audited = audited as f64;
+        summary.dropped_pairs_disqualified_ratio = if audited > 0 {
+            caught as f64 / audited as f64
         } else {
             1.0
         };
@@ -333,6 +358,11 @@ impl World {
                 } else {
                     1.0
                 },
+                fetch_success_own_group_ratio: if counters.own_group_fetches > 0 {
+                    counters.own_group_fetches_ok as f64 / counters.own_group_fetches as f64
+                } else {
+                    1.0
+                },
                 fetch_latency_p50_ms: percentile(&mut counters.latencies_ms, 50.0),
                 fetch_latency_p95_ms: percentile(&mut counters.latencies_ms, 95.0),
                 fetch_latency_p99_ms: percentile(&mut counters.latencies_ms, 99.0),
@@ -373,6 +403,7 @@ impl World {
                 audits_failed: totals.audits_failed as f64,
                 disqualified: counters.disqualified as f64,
                 dropped_pairs: 0.0,
+                dropped_pairs_audited: 0.0,
                 dropped_pairs_disqualified_ratio: 1.0,
                 disqualify_hours_max: 0.0,
                 objects_lost_final: self.objects_lost(&members) as f64,
@@ -400,9 +431,25 @@ impl World {
             groups: summary_groups,
             probes,
         };
+        let mut profile = Vec::new();
+        for (g, actors) in self.profile.iter().enumerate() {
+            for (actor, codes) in actors.iter().enumerate() {
+                for (code, &events) in codes.iter().enumerate() {
+                    if events > 0 {
+                        profile.push(ProfileRow {
+                            group: self.groups[g].name.clone(),
+                            actor: ["transport", "store", "negotiator", "reputation"][actor],
+                            kind: input_kind_name(code as u8),
+                            events,
+                        });
+                    }
+                }
+            }
+        }
         RunOutput {
             summary,
             rows: self.rows,
+            profile,
         }
     }
 }

@@ -115,6 +115,22 @@ struct GroupState {
     hour: GroupCounters,
 }
 
+/// What one dropper did to one owner's chunks.
+#[derive(Debug, Default)]
+struct Drops {
+    /// When the first dropped chunk the owner challenged (while still dropped) was dropped.
+    audited_from: Option<Time>,
+}
+
+/// What a fetch in flight counts for besides its fetcher's group.
+#[derive(Debug, Default)]
+struct Watched {
+    /// The object was published by a member of the fetcher's own group.
+    own_group: bool,
+    /// The probes it counts for.
+    probes: Vec<usize>,
+}
+
 #[derive(Debug)]
 struct Object {
     root: ChunkId,
@@ -136,7 +152,32 @@ pub struct Progress {
 pub struct RunOutput {
     pub summary: Summary,
     pub rows: Vec<HourRow>,
+    /// Where the events went: inputs delivered per group, actor and kind.
+    pub profile: Vec<ProfileRow>,
 }
+
+/// One line of `profile.csv`: how many inputs of one kind one actor of a group's peers took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub group: String,
+    pub actor: &'static str,
+    pub kind: &'static str,
+    pub events: u64,
+}
+
+impl ProfileRow {
+    pub const CSV_HEADER: &'static str = "group,actor,kind,events";
+
+    pub fn csv(&self) -> String {
+        format!(
+            "{},{},{},{}",
+            self.group, self.actor, self.kind, self.events
+        )
+    }
+}
+
+/// Trace codes are below this (see `cryptosphere_node::kernel::peer::input_code`).
+const KIND_CODES: usize = 64;
 
 /// A simulation in progress.
 #[derive(Debug)]
@@ -157,13 +198,16 @@ pub struct World {
     outbox: Outbox,
     digest: Sha256,
     delivered: u64,
+    /// Inputs delivered per group, actor and trace code (codes at or past `KIND_CODES`
+    /// count in the last slot).
+    profile: Vec<[[u64; KIND_CODES]; 4]>,
     /// Frames numbered so far (each frame put on its way takes the next number).
     frames_sent: u64,
     catalog: Vec<Object>,
     holders: BTreeMap<ChunkId, Vec<u32>>,
     probes: Vec<(u64, u64)>,
-    /// Probe fetches in flight: (fetcher, root, start) → the probes they count for.
-    probe_fetches: BTreeMap<(u32, ChunkId, Time), Vec<usize>>,
+    /// Fetches in flight: (fetcher, root, start) → what they count for.
+    fetches: BTreeMap<(u32, ChunkId, Time), Watched>,
     rows: Vec<HourRow>,
     availability: Vec<Vec<f64>>,
     /// Share of peers on side A of the current (or last) partition.
@@ -171,9 +215,10 @@ pub struct World {
     /// Forks made (offender → when) and when each peer learned of each.
     forks: BTreeMap<PeerId, Time>,
     fork_learned: BTreeMap<(PeerId, u32), Time>,
-    /// Silent drops: (owner, dropper) → when the first happened; and when each owner
-    /// disqualified each holder.
-    drops: BTreeMap<(u32, u32), Time>,
+    /// Silent drops per (owner, dropper); and when each owner disqualified each holder.
+    drops: BTreeMap<(u32, u32), Drops>,
+    /// Chunks dropped and not held since: (dropper, chunk) → (owner, when).
+    dropped: BTreeMap<(u32, ChunkId), (u32, Time)>,
     disqualifications: BTreeMap<(u32, u32), Time>,
 }
 
@@ -274,17 +319,19 @@ impl World {
             outbox: Outbox::default(),
             digest: Sha256::new(),
             delivered: 0,
+            profile: vec![[[0; KIND_CODES]; 4]; scenario.groups.len()],
             frames_sent: 0,
             catalog: Vec::new(),
             holders: BTreeMap::new(),
             probes: vec![(0, 0); scenario.probes.len()],
-            probe_fetches: BTreeMap::new(),
+            fetches: BTreeMap::new(),
             rows: Vec::new(),
             availability: vec![Vec::new(); scenario.groups.len() + 1],
             side_a: 0.5,
             forks: BTreeMap::new(),
             fork_learned: BTreeMap::new(),
             drops: BTreeMap::new(),
+            dropped: BTreeMap::new(),
             disqualifications: BTreeMap::new(),
         };
         world.populate();
@@ -464,6 +511,8 @@ impl World {
             record[13] = kind;
             self.digest.update(record);
             self.delivered += 1;
+            let group = usize::from(self.peers[index as usize].group);
+            self.profile[group][actor as usize][usize::from(kind).min(KIND_CODES - 1)] += 1;
         }
         // Simulated peers are reached by id: there are no addresses to learn or dial.
         dials.clear();

@@ -11,6 +11,12 @@ use super::{exponential, hours, SimEvent, World};
 use crate::scenario::{Fidelity, Popularity};
 
 impl World {
+    /// Members the group's next workload event is timed for: a group still empty (its
+    /// peers all arrive later) is timed as one, so that it starts once they come.
+    fn rate_members(&self, group: usize) -> f64 {
+        self.groups[group].members.len().max(1) as f64
+    }
+
     fn random_member(&mut self, group: usize) -> Option<u32> {
         let members = &self.groups[group].members;
         if members.is_empty() {
@@ -52,13 +58,12 @@ impl World {
             return false;
         }
         let root = object.root;
+        let own_group =
+            self.peers[object.publisher as usize].group == self.peers[peer as usize].group;
         // Registered first: the fetch may end within the step that starts it.
-        if let Some(probe) = probe {
-            self.probe_fetches
-                .entry((peer, root, self.now))
-                .or_default()
-                .push(probe);
-        }
+        let watched = self.fetches.entry((peer, root, self.now)).or_default();
+        watched.own_group = own_group;
+        watched.probes.extend(probe);
         self.step(
             peer,
             ActorKind::Negotiator,
@@ -115,8 +120,7 @@ impl World {
                 Input::Command(Command::Publish { content }),
             );
         }
-        let rate =
-            self.group_workload(g).publish_per_peer_per_day * self.groups[g].members.len() as f64;
+        let rate = self.group_workload(g).publish_per_peer_per_day * self.rate_members(g);
         let at = self.now.plus(exponential(
             &mut self.rng,
             Time::DAY as f64 / rate.max(1e-9),
@@ -132,8 +136,7 @@ impl World {
         {
             self.fetch(peer, object, None);
         }
-        let rate =
-            self.group_workload(g).fetch_per_peer_per_day * self.groups[g].members.len() as f64;
+        let rate = self.group_workload(g).fetch_per_peer_per_day * self.rate_members(g);
         let at = self.now.plus(exponential(
             &mut self.rng,
             Time::DAY as f64 / rate.max(1e-9),

@@ -108,6 +108,12 @@ impl Replica {
         self.used < self.count
     }
 
+    /// Challenges taken from this replica so far (over every epoch): 0 for a replica never
+    /// audited.
+    pub fn taken(&self) -> u32 {
+        u32::from(self.epoch) * AUDIT_CHALLENGES_MAX as u32 + u32::from(self.used)
+    }
+
     /// The next unused challenge and its expected answer; marks it used.
     pub fn take(
         &mut self,
@@ -141,7 +147,6 @@ impl super::Negotiator {
     /// one challenge for each of a few of our chunks they hold.
     pub(super) fn audit_round(&mut self, ctx: &mut crate::kernel::Context<'_>) {
         use crate::kernel::{Request, StoreRequest};
-        use rand::seq::SliceRandom;
         let economy = self.config.economy.clone();
         let mut by_holder: std::collections::BTreeMap<PeerId, Vec<ChunkId>> = Default::default();
         for (chunk, owned) in &self.owned {
@@ -149,26 +154,48 @@ impl super::Negotiator {
                 by_holder.entry(*holder).or_default().push(*chunk);
             }
         }
+        let taken = |owned: &std::collections::BTreeMap<ChunkId, super::Owned>,
+                     chunk: &ChunkId,
+                     holder: &PeerId| {
+            owned
+                .get(chunk)
+                .and_then(|o| o.holders.get(holder))
+                .map_or(u32::MAX, Replica::taken)
+        };
         // Holders after the cursor first, then from the start: every holder gets its turn.
         let cursor = self.audit_cursor;
-        let order: Vec<PeerId> = by_holder
+        let in_turn: Vec<PeerId> = by_holder
             .range(cursor..)
             .filter(|(peer, _)| **peer != cursor)
             .chain(by_holder.range(..=cursor))
             .map(|(peer, _)| *peer)
             .take(economy.audit_holders_per_round_max)
             .collect();
+        if let Some(last) = in_turn.last() {
+            self.audit_cursor = *last;
+        }
+        // A replica is first challenged in the first round after it was placed, whatever
+        // the turn: its holder is audited this round too.
+        let mut order = in_turn;
+        for (holder, chunks) in &by_holder {
+            if !order.contains(holder) && chunks.iter().any(|c| taken(&self.owned, c, holder) == 0)
+            {
+                order.push(*holder);
+            }
+        }
         for holder in order {
-            self.audit_cursor = holder;
             let Some(chunks) = by_holder.get_mut(&holder) else {
                 continue;
             };
-            chunks.shuffle(ctx.rng());
+            // Least audited first (never audited before all others), then by id.
+            chunks.sort_by_cached_key(|c| (taken(&self.owned, c, &holder), *c));
             let mut challenges = Vec::new();
             let mut items = Vec::new();
             let mut spent = None;
             for chunk in chunks.iter() {
-                if challenges.len() >= economy.audit_chunks_per_holder {
+                let fresh = taken(&self.owned, chunk, &holder) == 0;
+                let full = challenges.len() >= economy.audit_chunks_per_holder;
+                if (full && !fresh) || challenges.len() >= self.config.check_chunks_max.max(1) {
                     break;
                 }
                 let Some(replica) = self
@@ -182,6 +209,8 @@ impl super::Negotiator {
                     Some((challenge, expected)) => {
                         challenges.push(challenge);
                         items.push((*chunk, expected));
+                        let chunk = *chunk;
+                        ctx.event(crate::kernel::Event::Challenged { chunk, holder });
                     }
                     None => spent = spent.or(Some(*chunk)),
                 }
@@ -215,6 +244,43 @@ impl super::Negotiator {
         {
             *replica = Replica::make(&key, (chunk, holder), &payload, Some(replica), economy);
         }
+    }
+
+    /// Audits `holder` at once for `chunks` (replicas it says it lost); returns those with no
+    /// challenge left, which are simply lost.
+    pub(super) fn audit_now(
+        &mut self,
+        ctx: &mut crate::kernel::Context<'_>,
+        holder: PeerId,
+        chunks: Vec<ChunkId>,
+    ) -> Vec<ChunkId> {
+        use crate::kernel::{Request, StoreRequest};
+        let economy = self.config.economy.clone();
+        let mut challenges = Vec::new();
+        let mut items = Vec::new();
+        let mut lost = Vec::new();
+        for chunk in chunks {
+            let taken = self
+                .owned
+                .get_mut(&chunk)
+                .and_then(|owned| owned.holders.get_mut(&holder))
+                .and_then(|replica| replica.take(&self.audit_key, (chunk, holder), &economy));
+            match taken {
+                Some((challenge, expected))
+                    if challenges.len() < self.config.check_chunks_max.max(1) =>
+                {
+                    challenges.push(challenge);
+                    items.push((chunk, expected));
+                    ctx.event(crate::kernel::Event::Challenged { chunk, holder });
+                }
+                _ => lost.push(chunk),
+            }
+        }
+        if !challenges.is_empty() {
+            let body = Request::Store(StoreRequest::Audit { challenges });
+            self.send(ctx, holder, body, super::Purpose::Audit { holder, items });
+        }
+        lost
     }
 
     /// `holder` answered (or not) an audit: each proof passes or fails; a failure loses that
@@ -254,9 +320,13 @@ impl super::Negotiator {
         let Some(ledger) = self.ledgers.get_mut(&holder) else {
             return;
         };
+        // The score is judged after every answer: passes later in the same batch do not
+        // undo a failure that took it under the threshold.
+        let mut fell_under = false;
         for ((chunk, expected), proof) in items.iter().zip(&proofs) {
             let passed = passes(proof.as_ref(), *expected);
             ledger.audit.update(passed, &economy);
+            fell_under |= ledger.audit.score() < economy.audit_disqualify_below;
             if passed {
                 ledger.audits_passed += 1;
                 ledger.term_served += 1;
@@ -267,8 +337,7 @@ impl super::Negotiator {
                 lost.push(*chunk);
             }
         }
-        let disqualify =
-            !ledger.disqualified && ledger.audit.score() < economy.audit_disqualify_below;
+        let disqualify = !ledger.disqualified && fell_under;
         if passed_bytes > 0 {
             let served = crate::kernel::Local::Served {
                 peer: holder,

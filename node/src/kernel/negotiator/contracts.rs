@@ -71,11 +71,12 @@ impl Negotiator {
         skip: &dyn Fn(&PeerId) -> bool,
     ) -> Vec<PeerId> {
         let declined = |peer: &PeerId| {
-            self.ledgers
-                .get(peer)
-                .and_then(|l| l.declined_at)
-                .is_some_and(|at| ctx.now().since(at) < self.economy().contract_term_us)
-                && !self.contracts.contains_key(peer)
+            self.ledgers.get(peer).is_some_and(|l| {
+                l.declined_at
+                    .is_some_and(|at| ctx.now().since(at) < l.declined_wait_us(self.economy()))
+                    || l.refused_at
+                        .is_some_and(|at| ctx.now().since(at) < self.economy().propose_interval_us)
+            }) && !self.contracts.contains_key(peer)
         };
         let skip_all = |peer: &PeerId| skip(peer) || declined(peer);
         // Every chunk of a tree goes where its root went, so finding the root's holders
@@ -163,12 +164,22 @@ impl Negotiator {
                 match contracted {
                     // Within its promise, it fell short.
                     Some(c) if used + bytes <= c.for_me_bytes => ledger.term_failed += 1,
-                    _ => self.want_contract(ctx, from, bytes),
+                    Some(_) => self.want_contract(ctx, from, bytes),
+                    None => {
+                        ledger.refused_at = Some(ctx.now());
+                        self.want_contract(ctx, from, bytes);
+                    }
                 }
             }
-            Outcome::Answered(Response::Refused(Refusal::Declined)) if contracted.is_some() => {
-                ledger.term_failed += 1;
-            }
+            Outcome::Answered(Response::Refused(Refusal::Declined)) => match contracted {
+                Some(_) => ledger.term_failed += 1,
+                // It holds nothing for us without a contract, and will not make one: as a
+                // declined proposal, it is not asked again for a while.
+                None => {
+                    ledger.declined_at = Some(ctx.now());
+                    ledger.declines = ledger.declines.saturating_add(1);
+                }
+            },
             _ => {}
         }
     }
@@ -258,6 +269,7 @@ impl Negotiator {
             Outcome::Answered(_) => {
                 if let Some(ledger) = self.ledgers.get_mut(&peer) {
                     ledger.declined_at = Some(ctx.now());
+                    ledger.declines = ledger.declines.saturating_add(1);
                 }
             }
             Outcome::TimedOut | Outcome::NotSent => {}
@@ -276,6 +288,9 @@ impl Negotiator {
         if let Some(ledger) = self.ledgers.get_mut(&peer) {
             ledger.stranger_since = None;
             ledger.declined_at = None;
+            ledger.declines = 0;
+            // Should the contract end, it gets a stranger's term to move its chunks.
+            ledger.trial_spent = false;
         }
         self.grant(ctx, peer);
         // Chunks that found no room may fit now: they try again from the start.
@@ -341,6 +356,7 @@ impl Negotiator {
             return Err(Refusal::Declined);
         }
         let partner = ledger.creds_received.0 > 0;
+        let holds = ledger.held_for_them_bytes > 0;
         let free = self
             .config
             .storage_for_others_bytes
@@ -352,17 +368,27 @@ impl Negotiator {
         } else {
             0
         };
-        let acceptable = terms
-            .bytes
-            .min(free)
-            .min(terms.reciprocal_bytes.saturating_add(credit));
+        let room = terms.bytes.min(free);
+        let acceptable = room.min(terms.reciprocal_bytes.saturating_add(credit));
         if acceptable < terms.bytes {
-            if acceptable >= self.economy().contract_bytes_min / 4 {
+            let least = self.economy().contract_bytes_min / 4;
+            if acceptable >= least {
                 return Ok(TradeResponse::Countered(Terms {
                     bytes: acceptable,
                     reciprocal_bytes: terms.reciprocal_bytes.min(acceptable),
                     term_s: terms.term_s,
                 }));
+            }
+            // A stranger that asks for storage and offers too little in return (we had the
+            // room) is no stranger on trial: unless we give freely, its trial is spent.
+            if !partner && room >= least && !self.config.strategy.gives_freely() {
+                if let Some(ledger) = self.ledgers.get_mut(&from) {
+                    ledger.trial_spent = true;
+                }
+                self.grant(ctx, from);
+                if holds {
+                    self.send(ctx, from, Request::Trade(TradeRequest::End), Purpose::End);
+                }
             }
             return Err(Refusal::Declined);
         }
@@ -387,9 +413,12 @@ impl Negotiator {
             let quota = match self.contracts.get(&peer) {
                 Some(contract) => contract.for_them_bytes,
                 None => {
-                    let trial_over = ledger
-                        .and_then(|l| l.stranger_since)
-                        .is_some_and(|at| ctx.now().since(at) >= self.economy().contract_term_us);
+                    let trial_over = ledger.is_some_and(|l| {
+                        l.trial_spent
+                            || l.stranger_since.is_some_and(|at| {
+                                ctx.now().since(at) >= self.economy().contract_term_us
+                            })
+                    });
                     let broke = ledger.is_some_and(|l| l.contracts_broken > 0);
                     if trial_over || broke {
                         0
@@ -570,6 +599,9 @@ impl Negotiator {
             .map(|(peer, _)| *peer)
             .collect();
         for peer in expired {
+            if let Some(ledger) = self.ledgers.get_mut(&peer) {
+                ledger.trial_spent = true;
+            }
             self.grant(ctx, peer);
             // Its chunks go: say so, so that it places them elsewhere.
             let body = Request::Trade(TradeRequest::End);

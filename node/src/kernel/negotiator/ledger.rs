@@ -82,12 +82,21 @@ pub struct Ledger {
     pub held_by_them_bytes: u64,
     /// When it first had chunks here without a contract (a stranger's one term).
     pub stranger_since: Option<Time>,
+    /// Its stranger's term is spent: it ran out, or it asked us for storage and offered
+    /// none in return. It gets no stranger's allowance here again, only a contract.
+    pub trial_spent: bool,
     /// Its service to us this term: requests it should have served and refused or failed,
     /// and those it served.
     pub term_failed: u64,
     pub term_served: u64,
-    /// When it last declined a contract we proposed (we wait a term before asking again).
+    /// When it last declined a contract we proposed, and how many times in a row it has:
+    /// we wait a term before asking again, doubling with each decline (see
+    /// [`Ledger::declined_wait_us`]).
     pub declined_at: Option<Time>,
+    pub declines: u32,
+    /// When it last refused a placement of ours for want of a contract (we place elsewhere
+    /// for a proposal interval, or until a contract is made).
+    pub refused_at: Option<Time>,
     /// When we last proposed to it (we wait `Economy::propose_interval_us` between).
     pub proposed_at: Option<Time>,
     pub last_seen: Time,
@@ -109,12 +118,22 @@ impl Ledger {
             held_for_them_bytes: 0,
             held_by_them_bytes: 0,
             stranger_since: None,
+            trial_spent: false,
             term_failed: 0,
             term_served: 0,
             declined_at: None,
+            declines: 0,
+            refused_at: None,
             proposed_at: None,
             last_seen: now,
         }
+    }
+
+    /// How long after its last decline we wait before placing on it or asking again: a
+    /// term, doubled for each decline in a row after the first (at most 32 terms).
+    pub fn declined_wait_us(&self, economy: &Economy) -> u64 {
+        let doublings = self.declines.saturating_sub(1).min(5);
+        economy.contract_term_us.saturating_mul(1 << doublings)
     }
 
     /// Share of its service it failed this term.

@@ -44,6 +44,10 @@ const RETRY_TOKEN: u64 = 2;
 /// The first retry of starved chunks waits this long; each retry that leaves some starved
 /// doubles it, up to the upkeep interval.
 const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
+/// Trees with no holder at all that a retry round tries again (the others wait for later
+/// rounds, in turn): when nobody takes our chunks, one tree finds that out as well as all
+/// of them would, at a fraction of the messages. A contract made retries them all.
+const RETRY_HOMELESS_TREES_MAX: usize = 1;
 /// Peers with a score below this are never chosen.
 const SCORE_MIN: f64 = 0.2;
 /// Placement attempts per chunk and round before waiting for the next round.
@@ -168,6 +172,8 @@ pub struct Negotiator {
     retry_us: Option<u64>,
     /// The wait of the next retry (it doubles while chunks stay starved).
     retry_next_us: u64,
+    /// The last starved chunk of a homeless tree a retry round tried (they take turns).
+    retry_cursor: ChunkId,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -198,6 +204,7 @@ impl Negotiator {
             last_term_round: Time::default(),
             retry_us: None,
             retry_next_us: RETRY_FIRST_US,
+            retry_cursor: ChunkId([0; 32]),
         }
     }
 
@@ -324,8 +331,8 @@ impl Negotiator {
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
             Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
-            Input::Local(Local::PeerKnown { peer }) => {
-                self.ring.insert(peer);
+            Input::Local(Local::PeersKnown { peers }) => {
+                self.ring.extend(peers);
             }
             Input::Local(Local::Directory { peers }) => {
                 self.ring.retain(|peer| peers.binary_search(peer).is_err());
@@ -621,7 +628,7 @@ impl Negotiator {
         let next = wait
             .saturating_mul(2)
             .min(self.config.check_interval_us.max(RETRY_FIRST_US));
-        self.retry_starved_now(ctx);
+        self.retry_starved_in_turn(ctx);
         // The next starving waits `next`, unless everything found room.
         self.retry_next_us = if self.starved.is_empty() {
             RETRY_FIRST_US
@@ -653,6 +660,46 @@ impl Negotiator {
         }
     }
 
+    /// Starved chunks of trees that have holders try again (they go where their root is),
+    /// and those of [`RETRY_HOMELESS_TREES_MAX`] trees without any, in turn.
+    fn retry_starved_in_turn(&mut self, ctx: &mut Context<'_>) {
+        let cursor = self.retry_cursor;
+        let order: Vec<ChunkId> = self
+            .starved
+            .range(cursor..)
+            .filter(|chunk| **chunk != cursor)
+            .chain(self.starved.range(..=cursor))
+            .copied()
+            .collect();
+        let mut homeless = BTreeSet::new();
+        let mut chosen = Vec::new();
+        for chunk in order {
+            let Some(root) = self.owned.get(&chunk).map(|o| ChunkId(o.point.0)) else {
+                self.starved.remove(&chunk);
+                continue;
+            };
+            let housed = self
+                .owned
+                .get(&root)
+                .is_some_and(|tree| !tree.holders.is_empty());
+            if housed || homeless.contains(&root) {
+                chosen.push(chunk);
+            } else if homeless.len() < RETRY_HOMELESS_TREES_MAX {
+                homeless.insert(root);
+                self.retry_cursor = chunk;
+                chosen.push(chunk);
+            }
+        }
+        for chunk in chosen {
+            self.starved.remove(&chunk);
+            if let Some(owned) = self.owned.get_mut(&chunk) {
+                owned.attempts = 0;
+                owned.tried.clear();
+            }
+            self.place(ctx, chunk, true);
+        }
+    }
+
     /// Every starved chunk tries again from the start.
     pub(super) fn retry_starved_now(&mut self, ctx: &mut Context<'_>) {
         for chunk in std::mem::take(&mut self.starved) {
@@ -673,7 +720,10 @@ impl Negotiator {
             }
             owned.tried.clear();
             owned.attempts = 0;
-            if owned.holders.len() + (owned.placing as usize) < self.config.replication {
+            // Starved chunks wait for their retry (or a contract), not for this round.
+            if owned.holders.len() + (owned.placing as usize) < self.config.replication
+                && !self.starved.contains(chunk)
+            {
                 thin.push(*chunk);
             }
         }
@@ -713,7 +763,9 @@ impl Negotiator {
                 if let Some(ledger) = self.ledgers.get_mut(&holder) {
                     ledger.term_failed += missing.len() as u64;
                 }
-                missing
+                // A replica it says it lost is audited at once: a holder we hold nothing
+                // for any more says so (no penalty), one that dropped it fails the audit.
+                self.audit_now(ctx, holder, missing)
             }
             // A refusal (it asks too much at once, say) tells nothing about the chunks.
             Outcome::Answered(_) => return,
