@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::host::{FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status};
+use super::host::{
+    Announce, FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status,
+};
 use super::Shared;
 use crate::ids::ChunkId;
 use crate::object::{Capability, Reader, WriteConfig, Writer};
@@ -185,7 +187,11 @@ async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
     }
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.pin(root)).await {
-        Ok(Ok(())) => (StatusCode::OK, format!("pinned {root}\n")).into_response(),
+        Ok(Ok(())) => {
+            // Whole and pinned here: we provide it now.
+            state.host.do_send(Announce { root });
+            (StatusCode::OK, format!("pinned {root}\n")).into_response()
+        }
         Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
