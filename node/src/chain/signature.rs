@@ -40,18 +40,40 @@ struct Parsed {
     k: Scalar,
 }
 
+/// Is `bytes` the one encoding of its point: `y` (the low 255 bits) below
+/// `p = 2^255 − 19`, and no sign bit on a point whose `x` is 0 (`y` = 1 or `y` = −1)? The
+/// decoder reduces other encodings silently; this is what compressing the decoded point
+/// again would tell, without the field inversion.
+fn canonical(bytes: &[u8; 32]) -> bool {
+    let top = bytes[31] & 0x7f;
+    let sign = bytes[31] >> 7;
+    let middle_ones = bytes[1..31].iter().all(|b| *b == 0xff);
+    let at_least_p = top == 0x7f && middle_ones && bytes[0] >= 0xed;
+    let is_one = bytes[0] == 1 && bytes[1..31].iter().all(|b| *b == 0) && top == 0;
+    let is_minus_one = bytes[0] == 0xec && middle_ones && top == 0x7f;
+    !at_least_p && !(sign == 1 && (is_one || is_minus_one))
+}
+
 /// The point `bytes` encode, if the encoding is the canonical one.
 fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    let point = CompressedEdwardsY(*bytes).decompress()?;
-    (point.compress().to_bytes() == *bytes).then_some(point)
+    if !canonical(bytes) {
+        return None;
+    }
+    CompressedEdwardsY(*bytes).decompress()
+}
+
+/// The key `bytes` encode, if it is usable: canonical and not of small order.
+fn key_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    point(bytes).filter(|key| !key.is_small_order())
 }
 
 fn wide_scalar(digest: impl Into<[u8; 64]>) -> Scalar {
     Scalar::from_bytes_mod_order_wide(&digest.into())
 }
 
-fn parse(item: &Signed<'_>) -> Option<Parsed> {
-    let key = point(item.key).filter(|key| !key.is_small_order())?;
+/// Parses `item`, its key already parsed (`key`: `None` when it is not usable).
+fn parse(item: &Signed<'_>, key: Option<EdwardsPoint>) -> Option<Parsed> {
+    let key = key?;
     let mut r_bytes = [0u8; 32];
     r_bytes.copy_from_slice(&item.signature[..32]);
     let r = point(&r_bytes)?;
@@ -70,7 +92,7 @@ fn parse(item: &Signed<'_>) -> Option<Parsed> {
 
 /// Is `item` a good signature by the rule above?
 pub fn verify(item: &Signed<'_>) -> bool {
-    let Some(p) = parse(item) else {
+    let Some(p) = parse(item, key_point(item.key)) else {
         return false;
     };
     // [S]B − [k]A − R, times the cofactor.
@@ -81,9 +103,13 @@ pub fn verify(item: &Signed<'_>) -> bool {
 /// Are all of `items` good signatures? The same verdict as [`verify`] on each, in one
 /// multiscalar multiplication (the terms of a key that signs many items are summed first).
 pub fn verify_batch(items: &[Signed<'_>]) -> bool {
+    // Keys repeat (a chain's owner signs every record): each is parsed once.
+    let mut keys: std::collections::BTreeMap<&[u8; 32], Option<EdwardsPoint>> =
+        std::collections::BTreeMap::new();
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
-        match parse(item) {
+        let key = *keys.entry(item.key).or_insert_with(|| key_point(item.key));
+        match parse(item, key) {
             Some(p) => parsed.push(p),
             None => return false,
         }
@@ -179,6 +205,43 @@ mod tests {
             ..items[0]
         };
         assert!(!verify(&item) && !verify_batch(&[item]));
+    }
+
+    /// The byte test of canonical encodings says what compressing the decoded point says.
+    #[test]
+    fn canonical_encodings_are_told_from_the_bytes() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let mut samples: Vec<[u8; 32]> = EIGHT_TORSION
+            .iter()
+            .map(|p| p.compress().to_bytes())
+            .collect();
+        // y = p − 1 + k (k = 0..=20) and y = k, with either sign bit.
+        for k in 0u8..=20 {
+            let mut high = [0xffu8; 32];
+            high[31] = 0x7f;
+            high[0] = 0xec_u8.wrapping_add(k);
+            if k > 0x13 {
+                continue;
+            }
+            let mut low = [0u8; 32];
+            low[0] = k;
+            samples.extend([high, low]);
+        }
+        for seed in 0u8..64 {
+            samples.push(Sha512::digest([seed]).as_slice()[..32].try_into().unwrap());
+        }
+        for bytes in samples {
+            for sign in [0u8, 0x80] {
+                let mut b = bytes;
+                b[31] = (b[31] & 0x7f) | sign;
+                let by_compressing = CompressedEdwardsY(b)
+                    .decompress()
+                    .map(|p| p.compress().to_bytes() == b);
+                if let Some(same) = by_compressing {
+                    assert_eq!(canonical(&b), same, "{b:02x?}");
+                }
+            }
+        }
     }
 
     /// `s + L` as 32 little-endian bytes (it fits: s < L < 2^253).

@@ -31,10 +31,7 @@ use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
 use crate::wire::noise::NoiseIdentity;
 
-/// The node's identity key in its data directory.
-pub const IDENTITY_FILE: &str = "identity.key";
-/// The node's store (RocksDB) in its data directory.
-pub const STORE_DIR: &str = "store";
+pub use crate::datadir::{IDENTITY_FILE, STORE_DIR};
 
 /// How the node runs.
 #[derive(Debug, Clone)]
@@ -180,8 +177,8 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(%e, "could not raise the open-file limit");
     }
-    let key = identity::load_or_create(&options.data_dir.join(IDENTITY_FILE))?;
-    let store = Store::open_rocks(&options.data_dir.join(STORE_DIR))?;
+    let key = identity::load_or_create(&crate::datadir::identity_file(&options.data_dir))?;
+    let store = Store::open_rocks(&crate::datadir::store_dir(&options.data_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -246,6 +243,11 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         serde_json::json!({ "peer": peer_id, "listen": listen, "api": api_addr })
     );
     tracing::info!(%listen, api = %api_addr, peer = %peer_id, "node running");
+    // Local commands on this directory point to the API while we run.
+    let api_file = crate::datadir::api_file(&options.data_dir);
+    if let Err(e) = std::fs::write(&api_file, format!("http://{api_addr}\n")) {
+        tracing::warn!(%e, "could not write {}", api_file.display());
+    }
 
     runtime.block_on(async {
         let accepting = tokio::spawn(accept(listener, shared.clone(), host.clone()));
@@ -263,6 +265,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     });
     let _ = actix_thread.join();
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    let _ = std::fs::remove_file(&api_file);
     Ok(())
 }
 
