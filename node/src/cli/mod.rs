@@ -60,9 +60,9 @@ pub enum Command {
     /// Show what the store holds.
     #[command(after_help = EXIT_CODES)]
     Stats(JsonArg),
-    /// Delete every chunk that no pinned root reaches.
+    /// Delete every chunk that no pinned root reaches, except chunks held for other peers.
     #[command(after_help = EXIT_CODES)]
-    Gc(JsonArg),
+    Gc(GcArgs),
     /// Keep a tree (and everything it reaches) through garbage collection.
     #[command(after_help = EXIT_CODES)]
     Pin(CapArg),
@@ -125,6 +125,16 @@ pub struct VerifyArgs {
     /// Recheck every chunk the store holds instead.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Say what would be deleted (each chunk id, then the totals) and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -407,20 +417,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Gc(args) => {
-            let report = gc::collect(&store).map_err(|e| {
+            let fail = |e: GcError| {
                 let code = match &e {
                     GcError::Store(e) => store_code(e),
                     _ => INTEGRITY,
                 };
                 Failure::new(code, "garbage collection stopped", e)
-            })?;
-            if args.json {
-                writeln!(stdout, "{}", serde_json::json!(report)).map_err(out)?;
+            };
+            let (report, doomed) = if args.dry_run {
+                gc::dry_run(&store).map_err(fail)?
             } else {
+                (gc::collect(&store).map_err(fail)?, Vec::new())
+            };
+            if args.json {
+                let mut value = serde_json::json!(report);
+                if args.dry_run {
+                    value["would_remove"] = doomed.iter().map(|id| id.to_string()).collect();
+                }
+                writeln!(stdout, "{value}").map_err(out)?;
+            } else {
+                for id in &doomed {
+                    writeln!(stdout, "would remove {id}").map_err(out)?;
+                }
+                let verb = if args.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
                 writeln!(
                     stdout,
-                    "removed {} chunks ({} bytes), kept {}",
-                    report.removed_chunks, report.removed_bytes, report.kept_chunks
+                    "{verb} {} chunks ({} bytes), kept {} ({} held for other peers)",
+                    report.removed_chunks,
+                    report.removed_bytes,
+                    report.kept_chunks,
+                    report.kept_for_others
                 )
                 .map_err(out)?;
             }

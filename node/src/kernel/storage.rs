@@ -152,7 +152,9 @@ impl StoreActor {
     fn forget(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
         if self.synthetic.remove(&chunk).is_none() {
             // A chunk that cannot be deleted stays (and is still served); nothing is lost.
-            if self.store.backend().delete(&[chunk]).is_err() {
+            if self.store.release(&[chunk]).is_err()
+                || self.store.backend().delete(&[chunk]).is_err()
+            {
                 return;
             }
         }
@@ -246,7 +248,15 @@ impl StoreActor {
             ctx.event(Event::Dropped { chunk, owner: from });
             return Ok(StoreResponse::Stored);
         }
+        let real = !matches!(payload, Payload::Synthetic { .. });
         self.keep(ctx, chunk, payload)?;
+        if real {
+            // Marked in the store, so garbage collection never takes what a peer relies on;
+            // `Stored` is answered only once the mark is down.
+            self.store
+                .hold_for(chunk, from.0)
+                .map_err(|_| Refusal::Unavailable)?;
+        }
         self.for_others.insert(chunk, (from, len));
         self.for_others_bytes += len;
         if let Some(account) = self.accounts.get_mut(&from) {

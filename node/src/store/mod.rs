@@ -89,6 +89,12 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
     fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     /// The record of `owner`'s chain with the highest sequence number.
     fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError>;
+    /// Marks chunk `id` as held for the peer `owner` (garbage collection keeps it), durably.
+    fn held_put(&self, id: &ChunkId, owner: &[u8; 32]) -> Result<(), BackendError>;
+    /// Unmarks chunks held for others (they stay stored until collected).
+    fn held_delete(&self, ids: &[ChunkId]) -> Result<(), BackendError>;
+    /// Every chunk held for others, with the peer it is held for, in id order.
+    fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, BackendError>;
 }
 
 /// Why a store operation failed.
@@ -270,6 +276,21 @@ impl Store {
             ..WriteBatch::default()
         })?;
         Ok(())
+    }
+
+    /// Marks `id` as held for the peer `owner`: garbage collection keeps it while marked.
+    pub fn hold_for(&self, id: ChunkId, owner: [u8; 32]) -> Result<(), StoreError> {
+        Ok(self.backend.held_put(&id, &owner)?)
+    }
+
+    /// Ends holding `ids` for others.
+    pub fn release(&self, ids: &[ChunkId]) -> Result<(), StoreError> {
+        Ok(self.backend.held_delete(ids)?)
+    }
+
+    /// Every chunk held for others, and for whom.
+    pub fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, StoreError> {
+        Ok(self.backend.held()?)
     }
 
     pub fn pins(&self) -> Result<Vec<ChunkId>, StoreError> {

@@ -6,7 +6,10 @@
 //!   so listing and stats never touch a blob;
 //! - `pins`: root id → empty;
 //! - `meta`: `store_format` → version (u32 LE);
-//! - `chain`: chain records, owner ‖ sequence number (big-endian) → record.
+//! - `chain`: chain records, owner ‖ sequence number (big-endian) → record;
+//! - `held`: chunk id → the peer it is held for (synced through the WAL; garbage collection
+//!   keeps these chunks). A mark may outlive its chunk after a crash (the chunk went without
+//!   the WAL); a mark without a chunk keeps nothing and costs 64 bytes.
 //!
 //! Crash safety. Chunks are written without the WAL: each batch goes to the `chunks`
 //! memtable, which a flush persists as a whole or not at all, and a chunk and its index entry
@@ -30,7 +33,9 @@ pub const CF_CHUNKS: &str = "chunks";
 pub const CF_PINS: &str = "pins";
 pub const CF_META: &str = "meta";
 pub const CF_CHAIN: &str = "chain";
-const COLUMN_FAMILIES: [&str; 4] = [CF_CHUNKS, CF_PINS, CF_META, CF_CHAIN];
+/// Chunks held for other peers: key the chunk id, value the peer it is held for.
+pub const CF_HELD: &str = "held";
+const COLUMN_FAMILIES: [&str; 5] = [CF_CHUNKS, CF_PINS, CF_META, CF_CHAIN, CF_HELD];
 
 /// Key prefixes inside `chunks`.
 const CHUNK_PREFIX: u8 = b'c';
@@ -264,6 +269,37 @@ impl StoreBackend for RocksBackend {
             visit(id, u64::from_le_bytes(len));
         }
         Ok(())
+    }
+
+    fn held_put(&self, id: &ChunkId, owner: &[u8; 32]) -> Result<(), BackendError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_HELD), id.0, owner, &options)
+            .map_err(rocks("mark a chunk held for another peer"))
+    }
+
+    fn held_delete(&self, ids: &[ChunkId]) -> Result<(), BackendError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        let cf = self.cf(CF_HELD);
+        for id in ids {
+            batch.delete_cf(cf, id.0);
+        }
+        self.db
+            .write(batch)
+            .map_err(rocks("unmark chunks held for other peers"))
+    }
+
+    fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, BackendError> {
+        let mut held = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_HELD), IteratorMode::Start) {
+            let (key, value) = item.map_err(rocks("scan the chunks held for others"))?;
+            let bad = || BackendError::BadIndex(format!("held entry of {} bytes", key.len()));
+            let id = <[u8; 32]>::try_from(&key[..]).map_err(|_| bad())?;
+            let owner = <[u8; 32]>::try_from(&value[..]).map_err(|_| bad())?;
+            held.push((ChunkId(id), owner));
+        }
+        Ok(held)
     }
 
     fn pins(&self) -> Result<Vec<ChunkId>, BackendError> {
