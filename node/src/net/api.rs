@@ -26,8 +26,9 @@ use super::host::{
 };
 use super::Shared;
 use crate::ids::ChunkId;
+use crate::object::WriteError;
 use crate::object::{Capability, Reader, WriteConfig, Writer};
-use crate::store::{gc, Store};
+use crate::store::{gc, BackendError, Store, StoreError};
 
 /// A fetch of a whole tree gives up after this.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -105,6 +106,28 @@ impl Write for PipeWriter {
     }
 }
 
+/// The status for a store failure: `507 Insufficient Storage` when the disk is full.
+fn store_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::Backend(BackendError::NoSpace { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for a failed put: the client's fault (its body broke off), or the store's.
+fn write_status(error: &WriteError) -> StatusCode {
+    match error {
+        WriteError::Store(error) => store_status(error),
+        WriteError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Bytes of a request body read and dropped after its put failed, so the client (still
+/// sending) reads the answer instead of a reset connection.
+const DRAIN_BYTES_MAX: u64 = 1 << 30;
+
 async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
     let (feed, pieces) = mpsc::channel(PIPE_PIECES);
     let store = state.store.clone();
@@ -116,26 +139,53 @@ async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
         let mut writer = Writer::new(&store, WriteConfig::default(), None);
         let (cap, size) = writer
             .put_file(&mut reader, &mut |_| {})
-            .map_err(|e| e.to_string())?;
-        writer.finish(Some(cap)).map_err(|e| e.to_string())?;
-        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| e.to_string())?;
+            .map_err(|e| (write_status(&e), e.to_string()))?;
+        writer
+            .finish(Some(cap))
+            .map_err(|e| (write_status(&e), e.to_string()))?;
+        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| {
+            let status = match &e {
+                gc::GcError::Store(e) => store_status(e),
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, e.to_string())
+        })?;
         if missing {
-            return Err("the stored tree is incomplete".to_string());
+            let problem = "the stored tree is incomplete".to_string();
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, problem));
         }
-        Ok::<_, String>((cap, size, chunks))
+        Ok::<_, (StatusCode, String)>((cap, size, chunks))
     });
     let mut stream = body.into_data_stream();
+    let mut drained = 0u64;
+    let mut writer_gone = false;
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| std::io::Error::other(e.to_string()));
+        if writer_gone {
+            // The put failed: read the rest (within a bound), so the answer reaches the
+            // client rather than a reset connection.
+            match piece {
+                Ok(bytes) if drained < DRAIN_BYTES_MAX => drained += bytes.len() as u64,
+                _ => break,
+            }
+            continue;
+        }
         let failed = piece.is_err();
-        if feed.send(piece).await.is_err() || failed {
+        if feed.send(piece).await.is_err() {
+            writer_gone = true;
+            continue;
+        }
+        if failed {
             break;
         }
     }
     drop(feed);
     let (cap, size, chunks) = match writing.await {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => return fail(StatusCode::BAD_REQUEST, format!("put failed: {e}")),
+        Ok(Err((status, e))) => {
+            tracing::warn!(%status, problem = %e, "a put failed");
+            return fail(status, format!("put failed: {e}"));
+        }
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let publish = Publish {
@@ -192,7 +242,7 @@ async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
             state.host.do_send(Announce { root });
             (StatusCode::OK, format!("pinned {root}\n")).into_response()
         }
-        Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e)) => fail(store_status(&e), format!("cannot pin {root}: {e}")),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -259,6 +309,8 @@ async fn status(State(state): State<ApiState>) -> Response {
         Ok(Ok(chunks)) => chunks.into(),
         _ => serde_json::Value::Null,
     };
+    let problem = state.store.health();
+    value["store"] = serde_json::json!({ "healthy": problem.is_none(), "problem": problem });
     axum::Json(value).into_response()
 }
 

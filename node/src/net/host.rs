@@ -594,7 +594,14 @@ impl Handler<Shutdown> for PeerHost {
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         match self.store.flush() {
             Ok(()) => tracing::info!("store flushed; stopping"),
-            Err(e) => tracing::error!(%e, "the store could not be flushed"),
+            Err(e) => {
+                tracing::error!(%e, "the store could not be flushed");
+                *self
+                    .shared
+                    .flush_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
         }
         self.links.clear();
         actix::ActorContext::stop(ctx);

@@ -76,6 +76,8 @@ pub enum NodeError {
     Runtime(String),
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),
+    #[error("the store could not be flushed at shutdown: {0}")]
+    Flush(String),
 }
 
 /// Byte counters the connections share with the API.
@@ -109,6 +111,8 @@ pub struct Shared {
     pub counters: Counters,
     epoch: Instant,
     gate: Mutex<Gate>,
+    /// Why the store could not be flushed at shutdown (the process then exits non-zero).
+    pub flush_failed: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -213,6 +217,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         counters: Counters::default(),
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
+        flush_failed: Mutex::new(None),
     });
     let peer = Peer::new(key, config.clone(), store.clone());
     let peer_id = crate::ids::encode_base32(&peer.id().0);
@@ -266,7 +271,15 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let _ = actix_thread.join();
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(&api_file);
-    Ok(())
+    let flush_failed = shared
+        .flush_failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match flush_failed {
+        Some(reason) => Err(NodeError::Flush(reason)),
+        None => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

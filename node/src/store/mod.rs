@@ -40,6 +40,11 @@ pub enum BackendError {
     Locked(String),
     #[error("the data directory was written by store format version {found}; this program uses version {expected}")]
     FormatVersion { found: String, expected: u32 },
+    #[error("the disk is full: RocksDB could not {operation} ({message}); free space, and the next write reopens the store")]
+    NoSpace {
+        operation: &'static str,
+        message: String,
+    },
     #[error("RocksDB failed to {operation}: {message}")]
     Rocks {
         operation: &'static str,
@@ -53,6 +58,11 @@ pub enum BackendError {
 pub trait StoreBackend: Send + Sync + fmt::Debug {
     /// Short name for messages and test labels.
     fn name(&self) -> &'static str;
+    /// What is wrong with the backend now, if anything (a write failed for lack of space,
+    /// and the store has not been reopened since).
+    fn health(&self) -> Option<String> {
+        None
+    }
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError>;
     /// Like `get`, with the backend's own checksums verified (RocksDB's CRC32C over the
     /// value), for bytes that go to a peer, which checks SHA-256 itself. A backend without
@@ -291,6 +301,11 @@ impl Store {
     /// Every chunk held for others, and for whom.
     pub fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, StoreError> {
         Ok(self.backend.held()?)
+    }
+
+    /// What is wrong with the store now (`None`: it takes writes).
+    pub fn health(&self) -> Option<String> {
+        self.backend.health()
     }
 
     pub fn pins(&self) -> Result<Vec<ChunkId>, StoreError> {
