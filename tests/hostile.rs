@@ -471,3 +471,137 @@ fn a_client_written_from_the_wire_document_gets_what_it_promises() {
         },
     );
 }
+
+/// The HTTP API under load and abuse: a request whose headers never end is cut off, and so
+/// is a body that announces 10 GiB and sends 5 bytes (`408`); ranges are served (`206`,
+/// `416`); and 200 concurrent GETs of a 50 MiB object all succeed while the node stays under
+/// 300 MiB of resident memory.
+#[test]
+fn the_http_api_has_timeouts_ranges_and_bounded_memory() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start("api", &Launch::default());
+    let file = work.path().join("object");
+    let content = random_file(&file, 50 << 20, 51);
+    let cap = cli(&["put", "--api", &a.url(), file.to_str().unwrap()]);
+    let object = format!("{}/v1/objects/{cap}", a.url());
+
+    // Headers that never end, and a body that stalls: both run while the rest goes on.
+    let api = a.api;
+    let slow_headers = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream
+            .write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        (
+            read.is_ok(),
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    });
+    let stalled_body = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(90)))
+            .unwrap();
+        stream
+            .write_all(
+                b"POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\nhello",
+            )
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+
+    // Ranges.
+    let response = ureq::get(&object)
+        .set("Range", "bytes=1000000-1000099")
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    let total = content.len();
+    assert_eq!(
+        response.header("Content-Range").unwrap(),
+        format!("bytes 1000000-1000099/{total}")
+    );
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    assert!(
+        body == content[1_000_000..1_000_100],
+        "wrong bytes for a range"
+    );
+    let response = ureq::get(&object).set("Range", "bytes=-10").call().unwrap();
+    assert_eq!(response.status(), 206);
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    assert!(body == content[total - 10..]);
+    match ureq::get(&object)
+        .set("Range", &format!("bytes={total}-"))
+        .call()
+    {
+        Err(ureq::Error::Status(416, response)) => assert_eq!(
+            response.header("Content-Range").unwrap(),
+            format!("bytes */{total}")
+        ),
+        other => panic!("a range past the end: {other:?}"),
+    }
+
+    // 200 concurrent GETs of the 50 MiB object, RSS sampled meanwhile.
+    let getters: Vec<_> = (0..200)
+        .map(|_| {
+            let url = object.clone();
+            std::thread::spawn(move || {
+                let response = ureq::get(&url)
+                    .timeout(Duration::from_secs(900))
+                    .call()
+                    .unwrap();
+                let mut reader = response.into_reader();
+                let mut buffer = vec![0u8; 1 << 16];
+                let mut got = 0usize;
+                let mut digest = 0u64;
+                loop {
+                    let n = reader.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    digest = digest.wrapping_add(buffer[..n].iter().map(|b| u64::from(*b)).sum());
+                    got += n;
+                }
+                (got, digest)
+            })
+        })
+        .collect();
+    let expected_digest = content
+        .iter()
+        .map(|b| u64::from(*b))
+        .fold(0u64, u64::wrapping_add);
+    let mut peak = 0u64;
+    while getters.iter().any(|g| !g.is_finished()) {
+        peak = peak.max(a.rss_bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for getter in getters {
+        assert_eq!(getter.join().unwrap(), (total, expected_digest));
+    }
+    println!(
+        "peak RSS during 200 concurrent GETs of 50 MiB: {} MiB",
+        peak >> 20
+    );
+    assert!(peak < 300 << 20, "peak RSS {} MiB", peak >> 20);
+
+    let (closed, after, answer) = slow_headers.join().unwrap();
+    assert!(
+        closed,
+        "the connection with unfinished headers was not closed: {answer}"
+    );
+    assert!(after < Duration::from_secs(50), "closed after {after:?}");
+    let answer = stalled_body.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("sent nothing for 30 s"), "{answer}");
+}

@@ -256,11 +256,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
 
     runtime.block_on(async {
         let accepting = tokio::spawn(accept(listener, shared.clone(), host.clone()));
-        let state = api::ApiState {
-            host: host.clone(),
-            store: store.clone(),
-            shared: shared.clone(),
-        };
+        let state = api::ApiState::new(host.clone(), store.clone(), shared.clone());
         let serving = tokio::spawn(api::serve(api_listener, state));
         shutdown_signal().await;
         tracing::info!("shutting down");
