@@ -183,12 +183,22 @@ impl RocksBackend {
     /// Closes and opens the database again (waiting for calls in progress to end).
     fn reopen(&self) -> Result<(), BackendError> {
         let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let full = self
+            .no_space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if guard.is_some() && !full {
+            // Another call reopened it while this one waited.
+            return Ok(());
+        }
+        // Closing flushes what the memtables hold, if there is room for it now.
         drop(guard.take());
         let db = open_db(&self.dir)?;
         check_format(&db)?;
         *guard = Some(db);
-        drop(guard);
         *self.no_space.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        drop(guard);
         tracing::info!(dir = %self.dir.display(), "store reopened after a write failed for lack of space");
         Ok(())
     }
