@@ -32,6 +32,11 @@ impl Env {
         self.path("data")
     }
 
+    /// The store inside the data directory (the layout the node uses too).
+    fn store_dir(&self) -> PathBuf {
+        self.data_dir().join("store")
+    }
+
     /// Runs the binary with --data-dir and a clean environment.
     fn run(&self, args: &[&str]) -> Output {
         let mut command = Command::new(BIN);
@@ -196,12 +201,12 @@ fn verify_and_get_name_a_corrupt_chunk_and_exit_1() {
     let cap = env.put(&env.path("f"));
     env.ok(&["verify", &cap]);
     env.ok(&["verify", "--all"]);
-    let ids = Store::open_rocks(&env.data_dir())
+    let ids = Store::open_rocks(&env.store_dir())
         .unwrap()
         .chunk_ids()
         .unwrap();
     for victim in ids {
-        let store = Store::open_rocks(&env.data_dir()).unwrap();
+        let store = Store::open_rocks(&env.store_dir()).unwrap();
         let good = store.get(&victim).unwrap();
         let mut bad = good.clone();
         bad[good.len() / 2] ^= 0x10;
@@ -237,7 +242,7 @@ fn verify_and_get_name_a_corrupt_chunk_and_exit_1() {
         }
         assert!(!env.path("out").exists(), "a failed get left output behind");
 
-        let store = Store::open_rocks(&env.data_dir()).unwrap();
+        let store = Store::open_rocks(&env.store_dir()).unwrap();
         store
             .backend()
             .write(WriteBatch {
@@ -286,7 +291,7 @@ fn gc_collects_unpinned_trees_only() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("not whole"), "{}", stderr(&output));
     // A data chunk is not a tree: pinning it is refused, and gc keeps working.
-    let data = Store::open_rocks(&env.data_dir())
+    let data = Store::open_rocks(&env.store_dir())
         .unwrap()
         .chunk_ids()
         .unwrap()
@@ -513,7 +518,7 @@ fn help_documents_every_command_and_the_exit_codes() {
 #[test]
 fn a_second_process_on_the_same_data_dir_is_told_why_it_cannot_open_it() {
     let env = Env::new();
-    let _held = Store::open_rocks(&env.data_dir()).unwrap();
+    let _held = Store::open_rocks(&env.store_dir()).unwrap();
     let output = env.run(&["stats"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(
@@ -590,7 +595,7 @@ fn chains_show_export_and_verify() {
     assert_eq!(first["records"].as_array().unwrap().len(), 0);
 
     // Give this node five records, then export and verify them.
-    let store = Store::open_rocks(&env.data_dir()).unwrap();
+    let store = Store::open_rocks(&env.store_dir()).unwrap();
     let seed: [u8; 32] = store
         .backend()
         .meta_get(b"identity_seed")
@@ -704,5 +709,101 @@ fn chain_commands_on_a_node_data_directory_show_the_node_chain() {
         stderr(&output).contains("an identity key is exactly 32"),
         "{}",
         stderr(&output)
+    );
+}
+
+/// One data directory: the command line and the node use the same layout and store. While
+/// a node runs on a directory, local commands say so in one sentence, pointing to --api,
+/// and make no second store; once it stops, they see what the node stored, and what they
+/// put, the node serves after a restart. `chain` commands use the node's identity.
+#[test]
+fn the_command_line_and_a_node_share_one_data_directory() {
+    let env = Env::new();
+    let start = || {
+        let mut child = Command::new(BIN)
+            .env_remove("CRYPTOSPHERE_DATA_DIR")
+            .arg("--data-dir")
+            .arg(env.data_dir())
+            .args([
+                "node",
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let api = format!("http://{}", ready["api"].as_str().unwrap());
+        (child, api, ready["peer"].as_str().unwrap().to_owned())
+    };
+    let stop = |mut child: std::process::Child| {
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let (node, api, peer) = start();
+    for args in [
+        &["verify", "--all"][..],
+        &["stats"],
+        &["gc"],
+        &["put", env.path("nothing").to_str().unwrap()],
+        &["chain", "show"],
+    ] {
+        let output = env.run(args);
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
+        let text = stderr(&output);
+        assert_eq!(text.lines().count(), 1, "{args:?}: one sentence: {text}");
+        assert!(
+            text.contains("a node is running on") && text.contains(&format!("--api {api}")),
+            "{args:?}: {text}"
+        );
+    }
+    assert!(
+        !env.data_dir().join("CURRENT").exists(),
+        "a second store was made"
+    );
+    let through_node = random_file(&env.path("a"), 1_500_000, 21);
+    let output = Command::new(BIN)
+        .args(["put", "--api", &api, env.path("a").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cap_a = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    stop(node);
+
+    // Stopped: the local commands see the node's store.
+    let said = env.ok(&["verify", "--all"]);
+    assert!(!said.contains("all 0 chunks"), "{said}");
+    env.ok(&["get", &cap_a, "-o", env.path("a.out").to_str().unwrap()]);
+    assert_eq!(fs::read(env.path("a.out")).unwrap(), through_node);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    assert_eq!(shown["owner"], peer.as_str());
+    let put_locally = random_file(&env.path("b"), 700_000, 22);
+    let cap_b = env.put(&env.path("b"));
+
+    // Restarted: the node serves what was put locally.
+    let (node, api, _) = start();
+    let output = Command::new(BIN)
+        .args(["get", "--api", &api, &cap_b, "-o"])
+        .arg(env.path("b.out"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(fs::read(env.path("b.out")).unwrap(), put_locally);
+    stop(node);
+    assert!(
+        !env.data_dir().join("api").exists(),
+        "the API file outlived the node"
     );
 }

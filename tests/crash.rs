@@ -76,7 +76,7 @@ fn kill_9_during_put_loses_nothing_earlier_and_leaves_no_bad_chunk() {
         // No stored chunk fails its id, every pin left behind reaches a whole tree, and
         // every earlier put is whole.
         ok(&data, &["verify", "--all"]);
-        let store = Store::open_rocks(&data).unwrap();
+        let store = Store::open_rocks(&data.join("store")).unwrap();
         for pin in store.pins().unwrap() {
             let check = Capability::Verify(cryptosphere::object::VerifyCap { id: pin });
             Reader::new(&store)

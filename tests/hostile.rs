@@ -297,3 +297,311 @@ fn a_peer_serving_wrong_chunks_is_refused_and_marked() {
     drop(fetcher);
     let _ = serving.join();
 }
+
+/// Reads the next frame the node sends on `stream`.
+fn read_frame(stream: &mut TcpStream, opener: &mut cryptosphere::wire::noise::Opener) -> Frame {
+    use cryptosphere::wire::noise::LENGTH_BYTES;
+    let mut prefix = [0u8; LENGTH_BYTES];
+    stream.read_exact(&mut prefix).unwrap();
+    let mut sealed = vec![0u8; opener.announced(prefix).unwrap()];
+    stream.read_exact(&mut sealed).unwrap();
+    codec::decode(&opener.open(&sealed).unwrap()).unwrap()
+}
+
+/// Sends `body` as request `id` and returns the answer to it (skipping the node's own
+/// requests, which a client written from the document may leave unanswered).
+fn ask(
+    stream: &mut TcpStream,
+    (sealer, opener): &mut (Sealer, cryptosphere::wire::noise::Opener),
+    id: u64,
+    body: cryptosphere::kernel::Request,
+) -> Response {
+    stream
+        .write_all(&sealed_frame(sealer, Frame::Request { id, body }))
+        .unwrap();
+    loop {
+        if let Frame::Response { id: answered, body } = read_frame(stream, opener) {
+            assert_eq!(answered, id, "an answer to another request");
+            return body;
+        }
+    }
+}
+
+/// What `docs/wire-protocol.md` promises a client written from it alone: the frame limit
+/// is the real plaintext length (a `Store` of exactly 2 MiB is answered, one byte more ends
+/// the connection); a `Store` whose bytes are not its id is refused and marked even for a
+/// chunk the node holds; a `Welcome` names distinct peers with addresses, never the
+/// requester nor a banned peer; and a node announces itself as a provider of what it put.
+#[test]
+fn a_client_written_from_the_wire_document_gets_what_it_promises() {
+    use cryptosphere::kernel::{
+        Payload, Refusal, Request, RouteRequest, RouteResponse, StoreRequest, StoreResponse,
+    };
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start("a", &Launch::default());
+    let others: Vec<Node> = ["b", "c"]
+        .iter()
+        .map(|name| {
+            Node::start(
+                name,
+                &Launch {
+                    bootstrap: vec![a.listen],
+                    ..Launch::default()
+                },
+            )
+        })
+        .collect();
+    wait_until("a to know b and c", Duration::from_secs(30), || {
+        a.status()["known_peers"].as_u64().unwrap() >= 2
+    });
+    let file = work.path().join("file");
+    random_file(&file, 1 << 20, 13);
+    let cap = cli(&["put", "--api", &a.url(), file.to_str().unwrap()]);
+    let root = cap
+        .parse::<cryptosphere::object::Capability>()
+        .unwrap()
+        .id();
+    let a_id = cryptosphere::ids::decode_base32(&a.peer).unwrap();
+
+    // A frame of exactly 2 MiB of plaintext: a Store of 2,097,111 payload bytes (41 bytes of
+    // framing with a one-byte id). No chunk is that large: refused as too large, unmarked,
+    // and the connection goes on.
+    let mut stream = connect_from_elsewhere(a.listen);
+    let mut session = client_handshake(&mut stream, [40; 32]);
+    let big = vec![0x33u8; 2_097_111];
+    let store = Request::Store(StoreRequest::Store {
+        chunk: cryptosphere::object::crypto::chunk_id(&big),
+        payload: Payload::Bytes(big),
+        announce: false,
+    });
+    let at_limit = codec::encode(&Frame::Request {
+        id: 1,
+        body: store.clone(),
+    })
+    .unwrap();
+    assert_eq!(at_limit.len(), 2 << 20);
+    assert_eq!(
+        ask(&mut stream, &mut session, 1, store),
+        Response::Refused(Refusal::TooLarge)
+    );
+    // Still open: a Fetch of the root is answered with its bytes.
+    let fetch = Request::Store(StoreRequest::Fetch { chunk: root });
+    assert!(matches!(
+        ask(&mut stream, &mut session, 2, fetch),
+        Response::Store(StoreResponse::Chunk { .. })
+    ));
+    assert_eq!(a.status()["peers_marked"].as_u64().unwrap(), 0);
+
+    // A Store of the root the node holds, with other bytes: refused, and the sender marked.
+    let lie = Request::Store(StoreRequest::Store {
+        chunk: root,
+        payload: Payload::Bytes(vec![0x44; 1000]),
+        announce: true,
+    });
+    assert_eq!(
+        ask(&mut stream, &mut session, 3, lie),
+        Response::Refused(Refusal::BadChunk)
+    );
+    assert_eq!(a.status()["peers_marked"].as_u64().unwrap(), 1);
+
+    // One byte over the limit ends the connection before the frame is read.
+    let mut over = at_limit.clone();
+    over.push(0);
+    stream.write_all(&sealed(&mut session.0, &over)).unwrap();
+    assert_dropped(stream, "a frame one byte over the limit");
+
+    // A peer that says where it listens, then breaks the protocol: banned.
+    let mut banned = connect_from_elsewhere(a.listen);
+    let mut banned_session = client_handshake(&mut banned, [41; 32]);
+    let hello = |port: u16| {
+        Request::Route(RouteRequest::Hello {
+            listen: Some(SocketAddr::from(([127, 0, 0, 2], port))),
+        })
+    };
+    ask(&mut banned, &mut banned_session, 1, hello(9));
+    let stray = Frame::Response {
+        id: u64::MAX,
+        body: Response::Chain(ChainResponse::Noted),
+    };
+    banned
+        .write_all(&sealed_frame(&mut banned_session.0, stray))
+        .unwrap();
+    assert_dropped(banned, "a stray answer");
+
+    // The requester gives an address too: it must not be named to itself.
+    let mut stream = connect_from_elsewhere(a.listen);
+    let mut session = client_handshake(&mut stream, [42; 32]);
+    let Response::Route(RouteResponse::Welcome { peers }) =
+        ask(&mut stream, &mut session, 1, hello(10))
+    else {
+        panic!("Hello not answered with Welcome");
+    };
+    let me = ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+        .verifying_key()
+        .to_bytes();
+    let liar = ed25519_dalek::SigningKey::from_bytes(&[41; 32])
+        .verifying_key()
+        .to_bytes();
+    let ids: std::collections::BTreeSet<[u8; 32]> = peers.iter().map(|p| p.id.0).collect();
+    assert_eq!(ids.len(), peers.len(), "repeated contacts: {peers:?}");
+    assert!(peers.iter().all(|p| p.addr.is_some()), "{peers:?}");
+    assert!(!ids.contains(&me), "the requester was named to itself");
+    assert!(!ids.contains(&liar), "a banned peer was named");
+    for other in &others {
+        let id = cryptosphere::ids::decode_base32(&other.peer).unwrap();
+        assert!(ids.contains(&id), "{} missing from {peers:?}", other.name);
+    }
+
+    // The publisher is a provider of its root, as b (or c) says.
+    let mut stream = connect_from_elsewhere(others[0].listen);
+    let mut session = client_handshake(&mut stream, [43; 32]);
+    let mut id = 0;
+    wait_until(
+        "the publisher to announce its root",
+        Duration::from_secs(60),
+        || {
+            id += 1;
+            let get = Request::Route(RouteRequest::GetProviders { key: root });
+            match ask(&mut stream, &mut session, id, get) {
+                Response::Route(RouteResponse::Providers { providers, .. }) => {
+                    providers.iter().any(|p| p.id.0 == a_id)
+                }
+                other => panic!("GetProviders answered {other:?}"),
+            }
+        },
+    );
+}
+
+/// The HTTP API under load and abuse: a request whose headers never end is cut off, and so
+/// is a body that announces 10 GiB and sends 5 bytes (`408`); ranges are served (`206`,
+/// `416`); and 200 concurrent GETs of a 50 MiB object all succeed while the node stays under
+/// 300 MiB of resident memory.
+#[test]
+fn the_http_api_has_timeouts_ranges_and_bounded_memory() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start("api", &Launch::default());
+    let file = work.path().join("object");
+    let content = random_file(&file, 50 << 20, 51);
+    let cap = cli(&["put", "--api", &a.url(), file.to_str().unwrap()]);
+    let object = format!("{}/v1/objects/{cap}", a.url());
+
+    // Headers that never end, and a body that stalls: both run while the rest goes on.
+    let api = a.api;
+    let slow_headers = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream
+            .write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        (
+            read.is_ok(),
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    });
+    let stalled_body = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(api).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(90)))
+            .unwrap();
+        stream
+            .write_all(
+                b"POST /v1/objects HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\nhello",
+            )
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+
+    // Ranges.
+    let response = ureq::get(&object)
+        .set("Range", "bytes=1000000-1000099")
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    let total = content.len();
+    assert_eq!(
+        response.header("Content-Range").unwrap(),
+        format!("bytes 1000000-1000099/{total}")
+    );
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    assert!(
+        body == content[1_000_000..1_000_100],
+        "wrong bytes for a range"
+    );
+    let response = ureq::get(&object).set("Range", "bytes=-10").call().unwrap();
+    assert_eq!(response.status(), 206);
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    assert!(body == content[total - 10..]);
+    match ureq::get(&object)
+        .set("Range", &format!("bytes={total}-"))
+        .call()
+    {
+        Err(ureq::Error::Status(416, response)) => assert_eq!(
+            response.header("Content-Range").unwrap(),
+            format!("bytes */{total}")
+        ),
+        other => panic!("a range past the end: {other:?}"),
+    }
+
+    // 200 concurrent GETs of the 50 MiB object, RSS sampled meanwhile.
+    let getters: Vec<_> = (0..200)
+        .map(|_| {
+            let url = object.clone();
+            std::thread::spawn(move || {
+                let response = ureq::get(&url)
+                    .timeout(Duration::from_secs(900))
+                    .call()
+                    .unwrap();
+                let mut reader = response.into_reader();
+                let mut buffer = vec![0u8; 1 << 16];
+                let mut got = 0usize;
+                let mut digest = 0u64;
+                loop {
+                    let n = reader.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    digest = digest.wrapping_add(buffer[..n].iter().map(|b| u64::from(*b)).sum());
+                    got += n;
+                }
+                (got, digest)
+            })
+        })
+        .collect();
+    let expected_digest = content
+        .iter()
+        .map(|b| u64::from(*b))
+        .fold(0u64, u64::wrapping_add);
+    let mut peak = 0u64;
+    while getters.iter().any(|g| !g.is_finished()) {
+        peak = peak.max(a.rss_bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for getter in getters {
+        assert_eq!(getter.join().unwrap(), (total, expected_digest));
+    }
+    println!(
+        "peak RSS during 200 concurrent GETs of 50 MiB: {} MiB",
+        peak >> 20
+    );
+    assert!(peak < 300 << 20, "peak RSS {} MiB", peak >> 20);
+
+    let (closed, after, answer) = slow_headers.join().unwrap();
+    assert!(
+        closed,
+        "the connection with unfinished headers was not closed: {answer}"
+    );
+    assert!(after < Duration::from_secs(50), "closed after {after:?}");
+    let answer = stalled_body.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("sent nothing for 30 s"), "{answer}");
+}

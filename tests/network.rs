@@ -119,3 +119,77 @@ fn a_node_shuts_down_cleanly_and_answers_bad_requests_with_reasons() {
     assert!(status.success(), "{status:?}");
     assert!(node.log().contains("store flushed"), "{}", node.log());
 }
+
+/// gc on a holder's data directory keeps the replicas it holds for others (a dry run says
+/// what it would delete, and deletes nothing), and takes only what nothing needs.
+#[test]
+fn gc_keeps_replicas_held_for_others() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start("A", &Launch::default());
+    let mut b = Node::start(
+        "B",
+        &Launch {
+            bootstrap: vec![a.listen],
+            ..Launch::default()
+        },
+    );
+    let file = work.path().join("published");
+    common::random_file(&file, 900_000, 31);
+    common::cli(&["put", "--api", &a.url(), file.to_str().unwrap()]);
+    wait_until(
+        "B to hold replicas of A's file",
+        Duration::from_secs(60),
+        || {
+            let owned = a.status()["chunks_owned"].as_u64().unwrap();
+            owned > 0 && b.status()["chunks_held"].as_u64().unwrap() == owned
+        },
+    );
+    // B has nothing of its own: everything it holds, it holds for A.
+    let held = b.status()["chunks_held"].as_u64().unwrap();
+    assert!(held > 0);
+    assert!(b.terminate().success());
+    let data = b.dir.to_str().unwrap().to_owned();
+    let gc = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--data-dir", &data, "gc", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&common::cli(&all)).unwrap()
+    };
+    let stats = || -> u64 {
+        let text = common::cli(&["--data-dir", &data, "stats", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["chunks"]
+            .as_u64()
+            .unwrap()
+    };
+    // Something nothing needs: a local put, unpinned.
+    let junk = work.path().join("junk");
+    common::random_file(&junk, 300_000, 32);
+    let cap = common::cli(&["--data-dir", &data, "put", junk.to_str().unwrap()]);
+    common::cli(&["--data-dir", &data, "unpin", &cap]);
+    let before = stats();
+
+    let planned = gc(&["--dry-run"]);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    assert_eq!(
+        planned["kept_for_others"].as_u64().unwrap(),
+        held,
+        "{planned}"
+    );
+    let doomed = planned["would_remove"].as_array().unwrap().len() as u64;
+    assert!(doomed >= 1, "{planned}");
+    assert_eq!(planned["removed_chunks"].as_u64().unwrap(), doomed);
+    assert_eq!(stats(), before, "a dry run deleted something");
+    let text = common::cli(&["--data-dir", &data, "gc", "--dry-run"]);
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("would remove "))
+            .count() as u64
+            == doomed + 1,
+        "{text}"
+    );
+
+    let done = gc(&[]);
+    assert_eq!(done["removed_chunks"].as_u64().unwrap(), doomed, "{done}");
+    assert_eq!(done["kept_for_others"].as_u64().unwrap(), held, "{done}");
+    assert_eq!(stats(), before - doomed);
+    assert_eq!(stats(), held);
+}

@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod cli;
+pub mod datadir;
 pub mod host;
 pub mod ids;
 pub mod kernel;

@@ -167,6 +167,12 @@ fn agreement_refuses_bad_signatures_and_strangers() {
         "addressed to another provider"
     );
     let (mut acceptance, _) = accept(&key(2), None, &proposal).unwrap();
+    // A proposal that names another requester is not completed by this one (§10).
+    assert!(matches!(
+        complete(&key(4), &proposal, &acceptance),
+        Err(cryptosphere::chain::agreement::AgreementError::NotForMe)
+    ));
+    complete(&key(1), &proposal, &acceptance).unwrap();
     acceptance.on_requester_half[0] ^= 1;
     assert!(complete(&key(1), &proposal, &acceptance).is_err());
     let self_proposal = propose(&key(2), None, key(2).verifying_key().to_bytes(), tx(1, 1));
@@ -385,5 +391,134 @@ mod exchange {
         assert!(book.disqualified(&owner()));
         // The longer, valid history is kept.
         assert_eq!(book.chain(&owner()), &honest[..]);
+    }
+}
+
+/// Signs `message` for the key `[a]B + T_key` (its bytes `key`) with a nonce point
+/// `[r]B + T_r`: a signature whose `R` and key carry small-order (torsion) components. The
+/// cofactored equation holds; the cofactorless one holds only by chance.
+fn torsion_sign(
+    a: &curve25519_dalek::Scalar,
+    key: &[u8; 32],
+    message: &[u8],
+    nonce: u64,
+    torsion_r: usize,
+) -> [u8; 64] {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::Scalar;
+    use sha2::{Digest, Sha512};
+    let wide = |digest: sha2::digest::Output<Sha512>| {
+        Scalar::from_bytes_mod_order_wide(&<[u8; 64]>::from(digest))
+    };
+    let r = wide(Sha512::digest(nonce.to_le_bytes()));
+    let big_r = (r * B + EIGHT_TORSION[torsion_r]).compress().to_bytes();
+    let k = wide(
+        Sha512::new()
+            .chain_update(big_r)
+            .chain_update(key)
+            .chain_update(message)
+            .finalize(),
+    );
+    let s = r + k * a;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&big_r);
+    signature[32..].copy_from_slice(s.as_bytes());
+    signature
+}
+
+/// Signatures that carry torsion components get one verdict whatever the batch: each record
+/// alone, every prefix of the chain, and every window of it checked after the record before
+/// agree; a chain that is valid has every prefix valid; and one bad signature fails every
+/// batch that holds it and no other.
+#[test]
+fn torsion_carrying_signatures_get_one_verdict_in_every_batch() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::Scalar;
+    // The owner's key carries a torsion component of order 8: a mixed-order key, not weak.
+    let a = Scalar::from_bytes_mod_order([7; 32]);
+    let owner = (a * B + EIGHT_TORSION[1]).compress().to_bytes();
+    // The counterparty's is a clean key; its signatures' R carry the torsion.
+    let c = Scalar::from_bytes_mod_order([9; 32]);
+    let counterparty = (c * B).compress().to_bytes();
+    let length = 24;
+    let mut chain: Vec<Record> = Vec::new();
+    for i in 0..length {
+        let mut record = Record {
+            owner,
+            seq: i as u64 + 1,
+            prev: chain.last().map_or([0; 32], Record::hash),
+            counterparty,
+            counterparty_seq: i as u64 + 1,
+            role: if i % 2 == 0 {
+                Role::Requester
+            } else {
+                Role::Provider
+            },
+            tx: tx(100 + i as u64, i as u64),
+            owner_sig: [0; 64],
+            counterparty_sig: [0; 64],
+        };
+        let message = record.signed_message();
+        record.owner_sig = torsion_sign(&a, &owner, &message, 2 * i as u64, i % 8);
+        record.counterparty_sig =
+            torsion_sign(&c, &counterparty, &message, 2 * i as u64 + 1, (i + 3) % 8);
+        chain.push(record);
+    }
+    // The cofactorless check (ed25519-dalek's own) refuses some of them: they really carry
+    // torsion that a batch with random weights would see or not by chance.
+    let cofactorless = chain
+        .iter()
+        .filter(|r| {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&r.owner).unwrap();
+            let signature = ed25519_dalek::Signature::from_bytes(&r.owner_sig);
+            ed25519_dalek::Verifier::verify(&key, &r.signed_message(), &signature).is_err()
+        })
+        .count();
+    assert!(cofactorless > length / 2, "{cofactorless} of {length}");
+    // One rule everywhere: all pass.
+    for record in &chain {
+        record.verify_signatures().unwrap();
+    }
+    for end in 0..=length {
+        verify_chain(&chain[..end]).unwrap();
+        for start in 1..end {
+            verify_range(Some(&chain[start - 1]), &chain[start..end]).unwrap();
+        }
+    }
+    // A fork proof made of two torsion-carrying records is a proof like any other.
+    let mut twin = chain[4].clone();
+    twin.tx.bytes += 1;
+    twin.owner_sig = torsion_sign(&a, &owner, &twin.signed_message(), 999, 5);
+    ForkProof::new(chain[4].clone(), twin).unwrap();
+
+    // Record 10's owner signature made wrong (S off by one): refused alone, and by exactly
+    // the batches that hold it (the record's hash covers its signatures, so the link of the
+    // record after it breaks as well).
+    let bad = 10;
+    let mut broken = chain.clone();
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&broken[bad].owner_sig[32..]);
+    let s = Scalar::from_canonical_bytes(s).unwrap() + Scalar::ONE;
+    broken[bad].owner_sig[32..].copy_from_slice(s.as_bytes());
+    assert!(broken[bad].verify_signatures().is_err());
+    for end in 0..=length {
+        let verdict = verify_chain(&broken[..end]);
+        if end > bad {
+            let error = verdict.unwrap_err();
+            assert_eq!(error.index, bad, "prefix of {end}");
+            assert!(matches!(error.fault, ChainFault::Signature(_)));
+        } else {
+            verdict.unwrap();
+        }
+        for start in 1..end {
+            // (A window right after the bad record fails too: the record its first one
+            // links to is not the one given as `before`.)
+            let verdict = verify_range(Some(&broken[start - 1]), &broken[start..end]);
+            assert_eq!(
+                verdict.is_ok(),
+                !(start - 1..end).contains(&bad),
+                "window {start}..{end}"
+            );
+        }
     }
 }

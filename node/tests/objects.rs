@@ -600,3 +600,37 @@ fn a_zero_group_size_still_chunks_everything() {
     };
     assert_eq!(put_with(&Store::memory(), &content, sequential, None), cap);
 }
+
+/// `DIR_DEPTH_MAX` counts directories on a path with the top one as 1
+/// (`docs/object-format.md` 6.3): 256 nested directories put and get back, with a file in
+/// the deepest; a 257th fails the put, naming it.
+#[test]
+fn directory_depth_counts_the_top_directory_as_one() {
+    use cryptosphere::host::import::ImportError;
+    use cryptosphere::limits::DIR_DEPTH_MAX;
+    let work = tempfile::tempdir().unwrap();
+    let top = work.path().join("in");
+    let mut deepest = top.clone();
+    for _ in 1..DIR_DEPTH_MAX {
+        deepest.push("d");
+    }
+    fs::create_dir_all(&deepest).unwrap();
+    fs::write(deepest.join("f"), b"at the bottom").unwrap();
+    let store = Store::memory();
+    let cap = put_path(&store, &top, &PutOptions::default(), &mut |_| {})
+        .unwrap()
+        .cap;
+    let out = work.path().join("out");
+    get_to_path(&store, &cap, &out, false, &mut |_| {}).unwrap();
+    let mut copy = out.clone();
+    for _ in 1..DIR_DEPTH_MAX {
+        copy.push("d");
+    }
+    assert_eq!(fs::read(copy.join("f")).unwrap(), b"at the bottom");
+
+    fs::create_dir(deepest.join("d")).unwrap();
+    match put_path(&store, &top, &PutOptions::default(), &mut |_| {}) {
+        Err(ImportError::TooDeep(path)) => assert_eq!(path, deepest.join("d")),
+        other => panic!("a 257th directory was not refused: {other:?}"),
+    }
+}

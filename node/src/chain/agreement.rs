@@ -160,6 +160,9 @@ pub fn complete(
     proposal: &Proposal,
     acceptance: &Acceptance,
 ) -> Result<(Record, Completion), AgreementError> {
+    if proposal.requester != requester.verifying_key().to_bytes() {
+        return Err(AgreementError::NotForMe);
+    }
     let (mut mine, theirs) = halves(proposal, acceptance.provider_seq, acceptance.provider_prev);
     check(&proposal.provider, &mine, &acceptance.on_requester_half)?;
     check(&proposal.provider, &theirs, &acceptance.on_provider_half)?;

@@ -12,6 +12,7 @@ pub mod json;
 pub mod log;
 pub mod record;
 pub mod rules;
+pub mod signature;
 
 pub use record::{Outcome, Record, RecordError, Role, Service, Transaction, RECORD_BYTES};
 pub use rules::{verify_chain, ChainError, Disagreement, ForkProof};

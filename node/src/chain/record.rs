@@ -1,6 +1,6 @@
 //! One record of a chain: its fields, canonical encoding, hash and signatures.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// Domain separator in front of every signed record body.
@@ -259,14 +259,16 @@ impl Record {
     }
 }
 
-/// Does `signature` verify `message` under `key`, by the one rule every chain check uses:
-/// ed25519-dalek's batch verification (here a batch of one), with weak (small-order) public
-/// keys refused. Chains are verified in batches, so single records, fork proofs,
-/// disagreements and agreements accept exactly what a chain accepts.
+/// Does `signature` verify `message` under `key`, by the one rule every chain check uses
+/// ([`super::signature`]: cofactored, strict encodings, small-order keys refused)? Chains are
+/// verified in batches by the same rule, so single records, fork proofs, disagreements and
+/// agreements accept exactly what a chain accepts, whatever else a batch holds.
 pub fn signature_ok(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
-    !key.is_weak()
-        && ed25519_dalek::verify_batch(&[message], &[Signature::from_bytes(signature)], &[*key])
-            .is_ok()
+    super::signature::verify(&super::signature::Signed {
+        key: key.as_bytes(),
+        message,
+        signature,
+    })
 }
 
 /// Whose signature on a record fails.

@@ -3,14 +3,16 @@
 //! A chain is valid when its records all belong to one owner, sequence numbers start at 1
 //! (or continue a known record) and increase by one, each `prev` is the hash of the record
 //! before, no record deals with its own owner, and both signatures of every record verify.
-//! Signatures are checked in one ed25519 batch; when the batch fails, the first bad record is
-//! found one by one so the error can name it.
+//! Signatures are checked in one batch, by the rule of [`super::signature`] (the same verdict
+//! as one by one); when the batch fails, the first bad record is found one by one so the
+//! error can name it.
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 
 use super::record::{signature_ok, Record, SignatureFault};
+use super::signature::{self, Signed};
 
 /// What is wrong with a record of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,22 +116,26 @@ fn verify_signatures(
         seq: record.seq,
         fault,
     };
+    // The keys were parsed (and found strong) by the caller; the rule parses them again.
+    debug_assert!(records
+        .iter()
+        .all(|r| keys.contains_key(&r.owner) && keys.contains_key(&r.counterparty)));
     // Two signatures per record over the same message.
     let messages: Vec<Vec<u8>> = records.iter().map(Record::signed_message).collect();
-    let mut message_refs: Vec<&[u8]> = Vec::with_capacity(records.len() * 2);
-    let mut signatures = Vec::with_capacity(records.len() * 2);
-    let mut verifying = Vec::with_capacity(records.len() * 2);
+    let mut items = Vec::with_capacity(records.len() * 2);
     for (record, message) in records.iter().zip(&messages) {
         for (key, signature) in [
             (&record.owner, &record.owner_sig),
             (&record.counterparty, &record.counterparty_sig),
         ] {
-            message_refs.push(message);
-            signatures.push(Signature::from_bytes(signature));
-            verifying.push(keys[key]);
+            items.push(Signed {
+                key,
+                message,
+                signature,
+            });
         }
     }
-    if ed25519_dalek::verify_batch(&message_refs, &signatures, &verifying).is_ok() {
+    if signature::verify_batch(&items) {
         return Ok(());
     }
     for (index, record) in records.iter().enumerate() {

@@ -60,9 +60,9 @@ pub enum Command {
     /// Show what the store holds.
     #[command(after_help = EXIT_CODES)]
     Stats(JsonArg),
-    /// Delete every chunk that no pinned root reaches.
+    /// Delete every chunk that no pinned root reaches, except chunks held for other peers.
     #[command(after_help = EXIT_CODES)]
-    Gc(JsonArg),
+    Gc(GcArgs),
     /// Keep a tree (and everything it reaches) through garbage collection.
     #[command(after_help = EXIT_CODES)]
     Pin(CapArg),
@@ -128,18 +128,29 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Say what would be deleted (each chunk id, then the totals) and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct JsonArg {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-/// A failed command: what was being done, the typed cause, and the exit code it maps to.
+/// A failed command: what was being done, the typed cause (none when the sentence says it
+/// all), and the exit code it maps to.
 #[derive(Debug)]
 pub struct Failure {
     code: u8,
     context: String,
-    cause: Box<dyn std::error::Error>,
+    cause: Option<Box<dyn std::error::Error>>,
 }
 
 impl Failure {
@@ -151,7 +162,16 @@ impl Failure {
         Failure {
             code,
             context: context.into(),
-            cause: Box::new(cause),
+            cause: Some(Box::new(cause)),
+        }
+    }
+
+    /// A failure told in one sentence, with no chain of causes.
+    fn sentence(code: u8, sentence: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            context: sentence.into(),
+            cause: None,
         }
     }
 
@@ -159,7 +179,7 @@ impl Failure {
     fn report(&self) {
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "error: {}", self.context);
-        let mut cause: Option<&dyn std::error::Error> = Some(self.cause.as_ref());
+        let mut cause: Option<&dyn std::error::Error> = self.cause.as_deref();
         while let Some(error) = cause {
             let _ = writeln!(stderr, "  cause: {error}");
             cause = error.source();
@@ -226,15 +246,37 @@ fn open_store(explicit: Option<PathBuf>) -> Result<Store, Failure> {
     open_store_in(&dir)
 }
 
+/// Opens the store of data directory `dir` (the node's layout, [`crate::datadir`]). While
+/// a node runs on `dir` it holds the store: the command says so and points to its API.
 fn open_store_in(dir: &Path) -> Result<Store, Failure> {
-    let context = || format!("cannot open the store in {}", dir.display());
-    std::fs::create_dir_all(dir).map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
-    Store::open_rocks(dir).map_err(|e| {
-        let code = match &e {
-            StoreError::Backend(BackendError::FormatVersion { .. }) => USAGE,
-            _ => ENVIRONMENT,
-        };
-        Failure::new(code, context(), e)
+    let store_dir = crate::datadir::store_dir(dir);
+    let context = || format!("cannot open the store in {}", store_dir.display());
+    std::fs::create_dir_all(&store_dir).map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
+    Store::open_rocks(&store_dir).map_err(|e| match &e {
+        StoreError::Backend(BackendError::Locked(_)) => match crate::datadir::running_api(dir) {
+            Some(api) => Failure::sentence(
+                ENVIRONMENT,
+                format!(
+                    "a node is running on {}, so local commands cannot use its store: go \
+                     through the node with --api {api} (put, get, node status), or stop it \
+                     first",
+                    dir.display()
+                ),
+            ),
+            None => Failure::sentence(
+                ENVIRONMENT,
+                format!(
+                    "the store in {} is in use by another cryptosphere process (a node \
+                     running on it, or another command): wait for it, or if it is a node, \
+                     go through it with --api URL",
+                    dir.display()
+                ),
+            ),
+        },
+        StoreError::Backend(BackendError::FormatVersion { .. }) => {
+            Failure::new(USAGE, context(), e)
+        }
+        _ => Failure::new(ENVIRONMENT, context(), e),
     })
 }
 
@@ -375,20 +417,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Gc(args) => {
-            let report = gc::collect(&store).map_err(|e| {
+            let fail = |e: GcError| {
                 let code = match &e {
                     GcError::Store(e) => store_code(e),
                     _ => INTEGRITY,
                 };
                 Failure::new(code, "garbage collection stopped", e)
-            })?;
-            if args.json {
-                writeln!(stdout, "{}", serde_json::json!(report)).map_err(out)?;
+            };
+            let (report, doomed) = if args.dry_run {
+                gc::dry_run(&store).map_err(fail)?
             } else {
+                (gc::collect(&store).map_err(fail)?, Vec::new())
+            };
+            if args.json {
+                let mut value = serde_json::json!(report);
+                if args.dry_run {
+                    value["would_remove"] = doomed.iter().map(|id| id.to_string()).collect();
+                }
+                writeln!(stdout, "{value}").map_err(out)?;
+            } else {
+                for id in &doomed {
+                    writeln!(stdout, "would remove {id}").map_err(out)?;
+                }
+                let verb = if args.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
                 writeln!(
                     stdout,
-                    "removed {} chunks ({} bytes), kept {}",
-                    report.removed_chunks, report.removed_bytes, report.kept_chunks
+                    "{verb} {} chunks ({} bytes), kept {} ({} held for other peers)",
+                    report.removed_chunks,
+                    report.removed_bytes,
+                    report.kept_chunks,
+                    report.kept_for_others
                 )
                 .map_err(out)?;
             }
@@ -420,8 +482,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// `chain show | export | verify` on a data directory. A node's (it holds the node's
-/// identity key) keeps its store under `store/` and its chain under that key; any other
-/// directory is a local store, whose chain identity is kept in the store itself.
+/// identity key) keeps its chain under that key; a directory no node ever ran on has a
+/// chain identity kept in the store itself.
 fn chain_command(explicit: Option<PathBuf>, args: chain::ChainArgs) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     // Verifying a chain file needs no store.
@@ -430,14 +492,14 @@ fn chain_command(explicit: Option<PathBuf>, args: chain::ChainArgs) -> Result<()
     }
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
-    let key_path = dir.join(crate::net::IDENTITY_FILE);
-    let (store, owner) = if key_path.exists() {
+    let key_path = crate::datadir::identity_file(&dir);
+    let store = open_store_in(&dir)?;
+    let owner = if key_path.exists() {
         let key = crate::net::identity::load(&key_path)
             .map_err(|e| Failure::new(USAGE, "cannot read the node's identity", e))?;
-        let store = open_store_in(&dir.join(crate::net::STORE_DIR))?;
-        (store, Some(key.verifying_key().to_bytes()))
+        Some(key.verifying_key().to_bytes())
     } else {
-        (open_store_in(&dir)?, None)
+        None
     };
     chain::run(&store, owner, args, &mut stdout)
 }

@@ -302,6 +302,9 @@ pub enum Command {
     Publish { content: content::Content },
     /// Fetch the tree rooted at `root` (its manifest is readable by id alone).
     Fetch { root: ChunkId },
+    /// To the store: this peer now holds the whole tree at `root` (published or pinned
+    /// here); if its store has it pinned, the transport announces us as a provider.
+    Announce { root: ChunkId },
 }
 
 /// What an actor reports to its host (for metrics and logs); never read back by actors.

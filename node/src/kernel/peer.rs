@@ -132,7 +132,13 @@ impl Peer {
         let restart = Input::Start {
             peers: Directory::from(Vec::new()),
         };
-        self.step(ActorKind::Reputation, restart, now, rng, out);
+        self.step(ActorKind::Reputation, restart.clone(), now, rng, out);
+        // The store starts only to announce the roots it holds (its pins), after the
+        // transport has started; a store with none (every simulated one) has nothing to do,
+        // and is not stepped.
+        if !self.store.pinned_roots().is_empty() {
+            self.step(ActorKind::Store, restart, now, rng, out);
+        }
     }
 
     /// Delivers `input` to `actor`, then every local message that follows from it.

@@ -88,6 +88,24 @@ impl StoreActor {
         self.accounts.get(peer).map_or(0, |a| a.held_bytes)
     }
 
+    /// Roots this peer holds whole: its store's pins (a pin is written only once every
+    /// chunk of its tree is durable). Empty when the pins cannot be read.
+    pub fn pinned_roots(&self) -> Vec<ChunkId> {
+        self.store.pins().unwrap_or_default()
+    }
+
+    /// Announces us as a provider of each pinned root in `roots`.
+    fn announce(&self, ctx: &mut Context<'_>, roots: &[ChunkId]) {
+        let Ok(pins) = self.store.pins() else {
+            return;
+        };
+        for root in roots {
+            if pins.contains(root) {
+                ctx.local(ActorKind::Transport, Local::Provide { key: *root });
+            }
+        }
+    }
+
     pub fn holds(&self, chunk: &ChunkId) -> bool {
         self.synthetic.contains_key(chunk) || self.store.contains(chunk).unwrap_or(false)
     }
@@ -134,7 +152,9 @@ impl StoreActor {
     fn forget(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
         if self.synthetic.remove(&chunk).is_none() {
             // A chunk that cannot be deleted stays (and is still served); nothing is lost.
-            if self.store.backend().delete(&[chunk]).is_err() {
+            if self.store.release(&[chunk]).is_err()
+                || self.store.backend().delete(&[chunk]).is_err()
+            {
                 return;
             }
         }
@@ -195,16 +215,22 @@ impl StoreActor {
                 ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
             }
         };
-        if self.holds(&chunk) {
-            announce_it(ctx);
-            return Ok(StoreResponse::Stored);
+        // The payload is judged before anything else, whatever we already hold: `Stored`
+        // never answers bytes that are not the chunk.
+        if payload.len() > CHUNK_STORED_BYTES_MAX as u64 {
+            // No chunk is this large: more than is taken at once (the frame itself was
+            // within its limit).
+            return Err(Refusal::TooLarge);
         }
-        if payload.len() > CHUNK_STORED_BYTES_MAX as u64
-            || !payload_matches(&chunk, &payload)
+        if !payload_matches(&chunk, &payload)
             || (!self.synthetic_payloads && matches!(payload, Payload::Synthetic { .. }))
         {
             ctx.observe(from, Observation::Misbehaved);
             return Err(Refusal::BadChunk);
+        }
+        if self.holds(&chunk) {
+            announce_it(ctx);
+            return Ok(StoreResponse::Stored);
         }
         if self.strategy.storage_freeloader {
             return Err(Refusal::Declined);
@@ -223,7 +249,15 @@ impl StoreActor {
             ctx.event(Event::Dropped { chunk, owner: from });
             return Ok(StoreResponse::Stored);
         }
+        let real = !matches!(payload, Payload::Synthetic { .. });
         self.keep(ctx, chunk, payload)?;
+        if real {
+            // Marked in the store, so garbage collection never takes what a peer relies on;
+            // `Stored` is answered only once the mark is down.
+            self.store
+                .hold_for(chunk, from.0)
+                .map_err(|_| Refusal::Unavailable)?;
+        }
         self.for_others.insert(chunk, (from, len));
         self.for_others_bytes += len;
         if let Some(account) = self.accounts.get_mut(&from) {
@@ -345,6 +379,12 @@ impl StoreActor {
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
+            // At a (re)start: every root we hold whole is announced again.
+            Input::Start { .. } => {
+                let roots = self.pinned_roots();
+                self.announce(ctx, &roots);
+            }
+            Input::Command(super::Command::Announce { root }) => self.announce(ctx, &[root]),
             Input::Local(Local::Incoming { from, id, body }) => {
                 // The transport sends us storage requests only; anything else is refused.
                 let body = match body {
@@ -384,5 +424,57 @@ impl StoreActor {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::kernel::{Command, Directory, Outbox, Time};
+
+    fn step(actor: &mut StoreActor, input: Input) -> Vec<(ActorKind, Local)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut out = Outbox::default();
+        let mut ctx = Context::new(
+            Time(0),
+            PeerId([9; 32]),
+            ActorKind::Store,
+            &mut rng,
+            &mut out,
+        );
+        actor.handle(&mut ctx, input);
+        out.local.into_iter().collect()
+    }
+
+    fn provided(messages: &[(ActorKind, Local)]) -> Vec<ChunkId> {
+        messages
+            .iter()
+            .filter_map(|(to, message)| match message {
+                Local::Provide { key } if *to == ActorKind::Transport => Some(*key),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A (re)started store has every root it holds whole (its pins) announced, and one
+    /// announced later only if it is pinned here.
+    #[test]
+    fn pinned_roots_are_announced_at_start_and_on_request() {
+        let store = Store::memory();
+        let pinned = ChunkId([1; 32]);
+        store.pin(pinned).unwrap();
+        let mut actor = StoreActor::new(store.clone(), &KernelConfig::default());
+        let start = Input::Start {
+            peers: Directory::from(Vec::new()),
+        };
+        assert_eq!(provided(&step(&mut actor, start)), vec![pinned]);
+        let other = ChunkId([2; 32]);
+        let announce = |root| Input::Command(Command::Announce { root });
+        assert!(provided(&step(&mut actor, announce(other))).is_empty());
+        store.pin(other).unwrap();
+        assert_eq!(provided(&step(&mut actor, announce(other))), vec![other]);
     }
 }

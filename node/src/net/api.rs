@@ -3,7 +3,9 @@
 //! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON,
 //! `GET /v1/contracts` the economy (strategy, contracts, ledgers), `GET /v1/chain` this
 //! node's own chain, and `GET /metrics` the Prometheus text format. Every error is a status
-//! code with a sentence naming the problem.
+//! code with a sentence naming the problem. Every limit is here: header and body timeouts,
+//! connections, requests and bodies streamed at once (each body holds a few MiB), and
+//! single-range requests (`206`, `416`).
 
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -21,16 +23,35 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::host::{FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status};
+use super::host::{
+    Announce, FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status,
+};
 use super::Shared;
 use crate::ids::ChunkId;
+use crate::object::WriteError;
 use crate::object::{Capability, Reader, WriteConfig, Writer};
-use crate::store::{gc, Store};
+use crate::store::{gc, BackendError, Store, StoreError};
 
 /// A fetch of a whole tree gives up after this.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// Body pieces buffered between the network and the object writer or reader.
+/// Body pieces buffered between the network and the object writer.
 const PIPE_PIECES: usize = 16;
+/// Pieces (each at most one chunk, 1 MiB) buffered between the object reader and one
+/// response: with one chunk in the reader, a response holds about 4 MiB at most.
+const RESPONSE_PIECES: usize = 2;
+/// A request's headers must arrive within this (from the connection's start, or the end of
+/// the request before on a kept-alive connection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request body that sends nothing for this long is cut off (`408`).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections to the API open at once; more are closed as soon as they are accepted.
+pub const API_CONNECTIONS_MAX: usize = 1024;
+/// Requests handled at once; more are answered `503` at once.
+pub const API_REQUESTS_MAX: usize = 512;
+/// Object bodies streamed at once (each holds a few MiB); more wait their turn.
+pub const API_STREAMS_MAX: usize = 16;
+/// A request waits at most this long for its turn to stream, then gets `503`.
+const STREAM_WAIT_MAX: Duration = Duration::from_secs(10 * 60);
 /// Chain records answered by one `GET /v1/chain`.
 pub const CHAIN_PAGE_RECORDS_MAX: usize = 4096;
 
@@ -39,6 +60,37 @@ pub struct ApiState {
     pub host: actix::Addr<PeerHost>,
     pub store: Store,
     pub shared: Arc<Shared>,
+    /// Requests in progress.
+    pub requests: Arc<tokio::sync::Semaphore>,
+    /// Object bodies being streamed.
+    pub streams: Arc<tokio::sync::Semaphore>,
+}
+
+impl ApiState {
+    pub fn new(host: actix::Addr<PeerHost>, store: Store, shared: Arc<Shared>) -> ApiState {
+        ApiState {
+            host,
+            store,
+            shared,
+            requests: Arc::new(tokio::sync::Semaphore::new(API_REQUESTS_MAX)),
+            streams: Arc::new(tokio::sync::Semaphore::new(API_STREAMS_MAX)),
+        }
+    }
+}
+
+/// Answers `503` when [`API_REQUESTS_MAX`] requests are already in progress.
+async fn limit_requests(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{API_REQUESTS_MAX} requests are in progress; try again shortly"),
+        );
+    };
+    next.run(request).await
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -51,12 +103,43 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/chain", get(chain))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_requests,
+        ))
         .with_state(state)
 }
 
+/// Serves the API: at most [`API_CONNECTIONS_MAX`] connections, each of HTTP/1.1 with a
+/// header read timeout.
 pub async fn serve(listener: TcpListener, state: ApiState) {
-    if let Err(e) = axum::serve(listener, router(state)).await {
-        tracing::error!(%e, "the API server stopped");
+    let app = router(state);
+    let connections = Arc::new(tokio::sync::Semaphore::new(API_CONNECTIONS_MAX));
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(%e, "the API could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!(%remote, "API connection refused: too many open");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%remote, %e, "API connection ended");
+            }
+        });
     }
 }
 
@@ -103,6 +186,28 @@ impl Write for PipeWriter {
     }
 }
 
+/// The status for a store failure: `507 Insufficient Storage` when the disk is full.
+fn store_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::Backend(BackendError::NoSpace { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for a failed put: the client's fault (its body broke off), or the store's.
+fn write_status(error: &WriteError) -> StatusCode {
+    match error {
+        WriteError::Store(error) => store_status(error),
+        WriteError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Bytes of a request body read and dropped after its put failed, so the client (still
+/// sending) reads the answer instead of a reset connection.
+const DRAIN_BYTES_MAX: u64 = 1 << 30;
+
 async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
     let (feed, pieces) = mpsc::channel(PIPE_PIECES);
     let store = state.store.clone();
@@ -114,26 +219,74 @@ async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
         let mut writer = Writer::new(&store, WriteConfig::default(), None);
         let (cap, size) = writer
             .put_file(&mut reader, &mut |_| {})
-            .map_err(|e| e.to_string())?;
-        writer.finish(Some(cap)).map_err(|e| e.to_string())?;
-        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| e.to_string())?;
+            .map_err(|e| (write_status(&e), e.to_string()))?;
+        writer
+            .finish(Some(cap))
+            .map_err(|e| (write_status(&e), e.to_string()))?;
+        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| {
+            let status = match &e {
+                gc::GcError::Store(e) => store_status(e),
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, e.to_string())
+        })?;
         if missing {
-            return Err("the stored tree is incomplete".to_string());
+            let problem = "the stored tree is incomplete".to_string();
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, problem));
         }
-        Ok::<_, String>((cap, size, chunks))
+        Ok::<_, (StatusCode, String)>((cap, size, chunks))
     });
     let mut stream = body.into_data_stream();
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| std::io::Error::other(e.to_string()));
+    let mut drained = 0u64;
+    let mut writer_gone = false;
+    let mut stalled = false;
+    loop {
+        let piece = match tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next()).await {
+            Ok(Some(piece)) => piece.map_err(|e| std::io::Error::other(e.to_string())),
+            Ok(None) => break,
+            Err(_) => {
+                stalled = true;
+                let secs = BODY_IDLE_TIMEOUT.as_secs();
+                let problem = format!("the request body sent nothing for {secs} s");
+                let _ = feed
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        problem,
+                    )))
+                    .await;
+                break;
+            }
+        };
+        if writer_gone {
+            // The put failed: read the rest (within a bound), so the answer reaches the
+            // client rather than a reset connection.
+            match piece {
+                Ok(bytes) if drained < DRAIN_BYTES_MAX => drained += bytes.len() as u64,
+                _ => break,
+            }
+            continue;
+        }
         let failed = piece.is_err();
-        if feed.send(piece).await.is_err() || failed {
+        if feed.send(piece).await.is_err() {
+            writer_gone = true;
+            continue;
+        }
+        if failed {
             break;
         }
     }
     drop(feed);
     let (cap, size, chunks) = match writing.await {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => return fail(StatusCode::BAD_REQUEST, format!("put failed: {e}")),
+        Ok(Err((status, e))) => {
+            let status = if stalled {
+                StatusCode::REQUEST_TIMEOUT
+            } else {
+                status
+            };
+            tracing::warn!(%status, problem = %e, "a put failed");
+            return fail(status, format!("put failed: {e}"));
+        }
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let publish = Publish {
@@ -185,13 +338,78 @@ async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
     }
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.pin(root)).await {
-        Ok(Ok(())) => (StatusCode::OK, format!("pinned {root}\n")).into_response(),
-        Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Ok(())) => {
+            // Whole and pinned here: we provide it now.
+            state.host.do_send(Announce { root });
+            (StatusCode::OK, format!("pinned {root}\n")).into_response()
+        }
+        Ok(Err(e)) => fail(store_status(&e), format!("cannot pin {root}: {e}")),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
-async fn get_object(State(state): State<ApiState>, Path(text): Path<String>) -> Response {
+/// What a `Range` header asks of a file of `total` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    /// No usable range (absent, not `bytes=`, several ranges, malformed): the whole file.
+    Whole,
+    /// Bytes `start..end` (non-empty, within the file).
+    Part { start: u64, end: u64 },
+    /// A range that starts beyond the file: `416`.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header (RFC 9110 §14): one range, `bytes=A-B`, `bytes=A-` or `bytes=-N`.
+/// Anything else is ignored, as the RFC allows, and the whole file is sent.
+fn wanted(header: Option<&str>, total: u64) -> Wanted {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Wanted::Whole;
+    };
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Wanted::Whole;
+    };
+    let number = |text: &str| -> Option<u64> {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    };
+    match (first, last) {
+        ("", suffix) => match number(suffix) {
+            Some(n) if n > 0 && total > 0 => Wanted::Part {
+                start: total.saturating_sub(n),
+                end: total,
+            },
+            Some(_) => Wanted::Unsatisfiable,
+            None => Wanted::Whole,
+        },
+        (first, last) => {
+            let Some(start) = number(first) else {
+                return Wanted::Whole;
+            };
+            let end = match last {
+                "" => total,
+                last => match number(last) {
+                    Some(last) if last >= start => last.saturating_add(1).min(total),
+                    _ => return Wanted::Whole,
+                },
+            };
+            if start >= total {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part { start, end }
+            }
+        }
+    }
+}
+
+async fn get_object(
+    State(state): State<ApiState>,
+    Path(text): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let cap = match Capability::from_str(&text).map(|cap| cap.readable()) {
         Ok(Ok(cap)) => cap,
         Ok(Err(e)) | Err(e) => return fail(StatusCode::BAD_REQUEST, e),
@@ -215,13 +433,43 @@ async fn get_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
         Ok(Err(e)) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let (pieces, receiving) = mpsc::channel(PIPE_PIECES);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok());
+    let (status, start, end) = match wanted(range, total) {
+        Wanted::Whole => (StatusCode::OK, 0, total),
+        Wanted::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end),
+        Wanted::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+                .body(Body::from(format!(
+                    "the range {:?} starts beyond the file's {total} bytes\n",
+                    range.unwrap_or_default()
+                )))
+                .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e));
+        }
+    };
+    // A few MiB per body being streamed, and at most API_STREAMS_MAX at once: the others
+    // wait their turn (bounded), holding nothing but their connection.
+    let permit =
+        match tokio::time::timeout(STREAM_WAIT_MAX, state.streams.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many downloads are in progress; try again shortly",
+                )
+            }
+        };
+    let (pieces, receiving) = mpsc::channel(RESPONSE_PIECES);
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut out = PipeWriter {
             pieces: pieces.clone(),
         };
-        if let Err(e) = Reader::new(&store).copy_file(&cap, &mut out, &mut |_| {}) {
+        if let Err(e) = Reader::new(&store).copy_range(&cap, start..end, &mut out) {
             // The body ends short of its length: the client sees the failure.
             tracing::warn!(%e, "a get failed while streaming");
             let _ = pieces.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -230,10 +478,18 @@ async fn get_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
     let body = futures_util::stream::unfold(receiving, |mut receiving| async move {
         receiving.recv().await.map(|piece| (piece, receiving))
     });
-    Response::builder()
-        .status(StatusCode::OK)
+    let mut response = Response::builder()
+        .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, total)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, end - start);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{total}", end - 1),
+        );
+    }
+    response
         .body(Body::from_stream(body))
         .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
@@ -253,6 +509,8 @@ async fn status(State(state): State<ApiState>) -> Response {
         Ok(Ok(chunks)) => chunks.into(),
         _ => serde_json::Value::Null,
     };
+    let problem = state.store.health();
+    value["store"] = serde_json::json!({ "healthy": problem.is_none(), "problem": problem });
     axum::Json(value).into_response()
 }
 
@@ -360,4 +618,36 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers_are_read_as_rfc_9110_says() {
+        let part = |start, end| Wanted::Part { start, end };
+        let cases = [
+            (None, Wanted::Whole),
+            (Some("bytes=0-99"), part(0, 100)),
+            (Some("bytes=100-"), part(100, 1000)),
+            (Some("bytes=-10"), part(990, 1000)),
+            (Some("bytes=-5000"), part(0, 1000)),
+            (Some("bytes=990-5000"), part(990, 1000)),
+            (Some("bytes=999-999"), part(999, 1000)),
+            (Some("bytes=1000-"), Wanted::Unsatisfiable),
+            (Some("bytes=-0"), Wanted::Unsatisfiable),
+            (Some("bytes=5-2"), Wanted::Whole),
+            (Some("bytes=0-1,5-6"), Wanted::Whole),
+            (Some("items=0-1"), Wanted::Whole),
+            (Some("bytes=a-b"), Wanted::Whole),
+            (Some("bytes=+1-2"), Wanted::Whole),
+            (Some("bytes=99999999999999999999999-"), Wanted::Whole),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(wanted(header, 1000), expected, "{header:?}");
+        }
+        assert_eq!(wanted(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
+        assert_eq!(wanted(Some("bytes=-3"), 0), Wanted::Unsatisfiable);
+    }
 }

@@ -78,6 +78,13 @@ pub struct Publish {
     pub bytes: u64,
 }
 
+/// A tree is now whole (and pinned) in our store: the store actor has it announced.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Announce {
+    pub root: ChunkId,
+}
+
 /// Fetch a tree into our store; the receiver says whether it worked.
 #[derive(Debug, Message)]
 #[rtype(result = "oneshot::Receiver<bool>")]
@@ -487,6 +494,17 @@ impl Handler<Publish> for PeerHost {
         };
         let command = Input::Command(Command::Publish { content });
         self.step(ctx, ActorKind::Negotiator, command);
+        let announce = Input::Command(Command::Announce { root: message.root });
+        self.step(ctx, ActorKind::Store, announce);
+    }
+}
+
+impl Handler<Announce> for PeerHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Announce, ctx: &mut Context<Self>) {
+        let announce = Input::Command(Command::Announce { root: message.root });
+        self.step(ctx, ActorKind::Store, announce);
     }
 }
 
@@ -576,7 +594,14 @@ impl Handler<Shutdown> for PeerHost {
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         match self.store.flush() {
             Ok(()) => tracing::info!("store flushed; stopping"),
-            Err(e) => tracing::error!(%e, "the store could not be flushed"),
+            Err(e) => {
+                tracing::error!(%e, "the store could not be flushed");
+                *self
+                    .shared
+                    .flush_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
         }
         self.links.clear();
         actix::ActorContext::stop(ctx);

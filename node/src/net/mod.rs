@@ -31,10 +31,7 @@ use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
 use crate::wire::noise::NoiseIdentity;
 
-/// The node's identity key in its data directory.
-pub const IDENTITY_FILE: &str = "identity.key";
-/// The node's store (RocksDB) in its data directory.
-pub const STORE_DIR: &str = "store";
+pub use crate::datadir::{IDENTITY_FILE, STORE_DIR};
 
 /// How the node runs.
 #[derive(Debug, Clone)]
@@ -79,6 +76,8 @@ pub enum NodeError {
     Runtime(String),
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),
+    #[error("the store could not be flushed at shutdown: {0}")]
+    Flush(String),
 }
 
 /// Byte counters the connections share with the API.
@@ -112,6 +111,8 @@ pub struct Shared {
     pub counters: Counters,
     epoch: Instant,
     gate: Mutex<Gate>,
+    /// Why the store could not be flushed at shutdown (the process then exits non-zero).
+    pub flush_failed: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -180,8 +181,8 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(%e, "could not raise the open-file limit");
     }
-    let key = identity::load_or_create(&options.data_dir.join(IDENTITY_FILE))?;
-    let store = Store::open_rocks(&options.data_dir.join(STORE_DIR))?;
+    let key = identity::load_or_create(&crate::datadir::identity_file(&options.data_dir))?;
+    let store = Store::open_rocks(&crate::datadir::store_dir(&options.data_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -216,6 +217,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         counters: Counters::default(),
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
+        flush_failed: Mutex::new(None),
     });
     let peer = Peer::new(key, config.clone(), store.clone());
     let peer_id = crate::ids::encode_base32(&peer.id().0);
@@ -246,14 +248,15 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         serde_json::json!({ "peer": peer_id, "listen": listen, "api": api_addr })
     );
     tracing::info!(%listen, api = %api_addr, peer = %peer_id, "node running");
+    // Local commands on this directory point to the API while we run.
+    let api_file = crate::datadir::api_file(&options.data_dir);
+    if let Err(e) = std::fs::write(&api_file, format!("http://{api_addr}\n")) {
+        tracing::warn!(%e, "could not write {}", api_file.display());
+    }
 
     runtime.block_on(async {
         let accepting = tokio::spawn(accept(listener, shared.clone(), host.clone()));
-        let state = api::ApiState {
-            host: host.clone(),
-            store: store.clone(),
-            shared: shared.clone(),
-        };
+        let state = api::ApiState::new(host.clone(), store.clone(), shared.clone());
         let serving = tokio::spawn(api::serve(api_listener, state));
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -263,7 +266,16 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     });
     let _ = actix_thread.join();
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(())
+    let _ = std::fs::remove_file(&api_file);
+    let flush_failed = shared
+        .flush_failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match flush_failed {
+        Some(reason) => Err(NodeError::Flush(reason)),
+        None => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

@@ -256,6 +256,55 @@ impl<'s> Reader<'s> {
         Ok(pipeline.written)
     }
 
+    /// Streams the bytes `range` of a file's plaintext into `out` (clipped to the file),
+    /// one chunk at a time: subtrees and chunks outside the range are not read, and at most
+    /// one chunk's ciphertext and plaintext are held at once. Returns the bytes written.
+    pub fn copy_range(
+        &self,
+        cap: &ReadCap,
+        range: std::ops::Range<u64>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, ReadError> {
+        let root = self.root_of_kind(cap, NodeKind::File)?;
+        let end = range.end.min(root.total);
+        let start = range.start.min(end);
+        let mut written = 0u64;
+        // Each frame: a node, the index of its next child, and where that child starts.
+        let mut stack: Vec<(Node, usize, u64)> = vec![(root, 0, 0)];
+        while let Some((node, next, at)) = stack.pop() {
+            let Entries::Refs(refs) = &node.entries else {
+                unreachable!("file nodes always hold refs")
+            };
+            let Some(r) = refs.get(next).copied() else {
+                continue;
+            };
+            let (lo, hi) = (at, at.saturating_add(r.covered));
+            if lo >= end {
+                break;
+            }
+            let level = node.level;
+            stack.push((node, next + 1, hi));
+            if hi <= start {
+                continue;
+            }
+            if level == 0 {
+                let plaintext = self.data_chunk(&r)?;
+                let from = usize::try_from(start.saturating_sub(lo)).unwrap_or(usize::MAX);
+                let to = usize::try_from(end.min(hi) - lo).unwrap_or(usize::MAX);
+                let piece = plaintext.get(from..to).unwrap_or_default();
+                out.write_all(piece).map_err(ReadError::Output)?;
+                written += piece.len() as u64;
+            } else {
+                let Some((parent, _, _)) = stack.last() else {
+                    unreachable!("the parent was just pushed")
+                };
+                let child = self.child(parent, &r)?;
+                stack.push((child, 0, lo));
+            }
+        }
+        Ok(written)
+    }
+
     fn data_chunk(&self, r: &ChildRef) -> Result<Vec<u8>, ReadError> {
         let stored = self.store.get(&r.id)?;
         let plaintext =

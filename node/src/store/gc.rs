@@ -1,8 +1,9 @@
-//! Garbage collection: keep every chunk reachable from a pin, delete the rest.
+//! Garbage collection: keep every chunk reachable from a pin and every chunk held for
+//! another peer (a replica it placed here and relies on), delete the rest.
 //!
 //! Reachability is read from the objects' clear link lists, so it needs no key. If a
 //! reachable object cannot be read, nothing is deleted: without its links we cannot know
-//! what it keeps alive.
+//! what it keeps alive. A dry run says what a collection would delete, and deletes nothing.
 
 use std::collections::BTreeSet;
 
@@ -17,8 +18,13 @@ const DELETE_BATCH_CHUNKS: usize = 1024;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
     pub kept_chunks: u64,
+    /// Of the kept chunks, those kept because they are held for another peer (and no pin
+    /// reaches them).
+    pub kept_for_others: u64,
+    /// Deleted, or (in a dry run) to be deleted.
     pub removed_chunks: u64,
     pub removed_bytes: u64,
+    pub dry_run: bool,
 }
 
 /// Why a collection stopped before deleting anything.
@@ -82,30 +88,49 @@ fn walk(
     Ok((reached, missing))
 }
 
-/// Deletes every chunk that no pin reaches.
+/// Deletes every chunk that no pin reaches and that is not held for another peer.
 pub fn collect(store: &Store) -> Result<GcReport, GcError> {
+    let (report, doomed) = plan(store)?;
+    for batch in doomed.chunks(DELETE_BATCH_CHUNKS) {
+        store.delete(batch)?;
+    }
+    if report.removed_chunks > 0 {
+        store.compact()?;
+    }
+    Ok(report)
+}
+
+/// What [`collect`] would delete, deleting nothing: the report, and the chunks.
+pub fn dry_run(store: &Store) -> Result<(GcReport, Vec<ChunkId>), GcError> {
+    let (report, doomed) = plan(store)?;
+    Ok((
+        GcReport {
+            dry_run: true,
+            ..report
+        },
+        doomed,
+    ))
+}
+
+fn plan(store: &Store) -> Result<(GcReport, Vec<ChunkId>), GcError> {
     let reached = reachable(store)?;
+    let held: BTreeSet<ChunkId> = store.held()?.into_iter().map(|(id, _)| id).collect();
     let mut report = GcReport::default();
     let mut doomed = Vec::new();
-    let mut sizes = Vec::new();
     store
         .backend
         .for_each_chunk(&mut |id, len| {
             if reached.contains(&id) {
                 report.kept_chunks += 1;
+            } else if held.contains(&id) {
+                report.kept_chunks += 1;
+                report.kept_for_others += 1;
             } else {
                 doomed.push(id);
-                sizes.push(len);
+                report.removed_chunks += 1;
+                report.removed_bytes += len;
             }
         })
         .map_err(StoreError::from)?;
-    for batch in doomed.chunks(DELETE_BATCH_CHUNKS) {
-        store.delete(batch)?;
-    }
-    report.removed_chunks = doomed.len() as u64;
-    report.removed_bytes = sizes.iter().sum();
-    if report.removed_chunks > 0 {
-        store.compact()?;
-    }
-    Ok(report)
+    Ok((report, doomed))
 }

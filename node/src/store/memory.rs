@@ -13,6 +13,7 @@ struct Inner {
     pins: BTreeSet<ChunkId>,
     chains: BTreeMap<([u8; 32], u64), Vec<u8>>,
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    held: BTreeMap<ChunkId, [u8; 32]>,
 }
 
 /// Chunks and pins held in memory; clones share the same maps.
@@ -94,6 +95,23 @@ impl StoreBackend for MemoryBackend {
             visit(*id, bytes.len() as u64);
         }
         Ok(())
+    }
+
+    fn held_put(&self, id: &ChunkId, owner: &[u8; 32]) -> Result<(), BackendError> {
+        self.lock().held.insert(*id, *owner);
+        Ok(())
+    }
+
+    fn held_delete(&self, ids: &[ChunkId]) -> Result<(), BackendError> {
+        let mut inner = self.lock();
+        for id in ids {
+            inner.held.remove(id);
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, BackendError> {
+        Ok(self.lock().held.iter().map(|(id, o)| (*id, *o)).collect())
     }
 
     fn pins(&self) -> Result<Vec<ChunkId>, BackendError> {

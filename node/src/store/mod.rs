@@ -40,6 +40,11 @@ pub enum BackendError {
     Locked(String),
     #[error("the data directory was written by store format version {found}; this program uses version {expected}")]
     FormatVersion { found: String, expected: u32 },
+    #[error("the disk is full: RocksDB could not {operation} ({message}); free space, and the next write reopens the store")]
+    NoSpace {
+        operation: &'static str,
+        message: String,
+    },
     #[error("RocksDB failed to {operation}: {message}")]
     Rocks {
         operation: &'static str,
@@ -53,6 +58,11 @@ pub enum BackendError {
 pub trait StoreBackend: Send + Sync + fmt::Debug {
     /// Short name for messages and test labels.
     fn name(&self) -> &'static str;
+    /// What is wrong with the backend now, if anything (a write failed for lack of space,
+    /// and the store has not been reopened since).
+    fn health(&self) -> Option<String> {
+        None
+    }
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError>;
     /// Like `get`, with the backend's own checksums verified (RocksDB's CRC32C over the
     /// value), for bytes that go to a peer, which checks SHA-256 itself. A backend without
@@ -89,6 +99,12 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
     fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     /// The record of `owner`'s chain with the highest sequence number.
     fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError>;
+    /// Marks chunk `id` as held for the peer `owner` (garbage collection keeps it), durably.
+    fn held_put(&self, id: &ChunkId, owner: &[u8; 32]) -> Result<(), BackendError>;
+    /// Unmarks chunks held for others (they stay stored until collected).
+    fn held_delete(&self, ids: &[ChunkId]) -> Result<(), BackendError>;
+    /// Every chunk held for others, with the peer it is held for, in id order.
+    fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, BackendError>;
 }
 
 /// Why a store operation failed.
@@ -270,6 +286,26 @@ impl Store {
             ..WriteBatch::default()
         })?;
         Ok(())
+    }
+
+    /// Marks `id` as held for the peer `owner`: garbage collection keeps it while marked.
+    pub fn hold_for(&self, id: ChunkId, owner: [u8; 32]) -> Result<(), StoreError> {
+        Ok(self.backend.held_put(&id, &owner)?)
+    }
+
+    /// Ends holding `ids` for others.
+    pub fn release(&self, ids: &[ChunkId]) -> Result<(), StoreError> {
+        Ok(self.backend.held_delete(ids)?)
+    }
+
+    /// Every chunk held for others, and for whom.
+    pub fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, StoreError> {
+        Ok(self.backend.held()?)
+    }
+
+    /// What is wrong with the store now (`None`: it takes writes).
+    pub fn health(&self) -> Option<String> {
+        self.backend.health()
     }
 
     pub fn pins(&self) -> Result<Vec<ChunkId>, StoreError> {

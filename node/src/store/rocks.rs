@@ -6,7 +6,10 @@
 //!   so listing and stats never touch a blob;
 //! - `pins`: root id → empty;
 //! - `meta`: `store_format` → version (u32 LE);
-//! - `chain`: chain records, owner ‖ sequence number (big-endian) → record.
+//! - `chain`: chain records, owner ‖ sequence number (big-endian) → record;
+//! - `held`: chunk id → the peer it is held for (synced through the WAL; garbage collection
+//!   keeps these chunks). A mark may outlive its chunk after a crash (the chunk went without
+//!   the WAL); a mark without a chunk keeps nothing and costs 64 bytes.
 //!
 //! Crash safety. Chunks are written without the WAL: each batch goes to the `chunks`
 //! memtable, which a flush persists as a whole or not at all, and a chunk and its index entry
@@ -17,6 +20,7 @@
 //! Skipping the WAL for chunks halves the bytes a put writes.
 
 use std::path::Path;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions,
@@ -30,7 +34,9 @@ pub const CF_CHUNKS: &str = "chunks";
 pub const CF_PINS: &str = "pins";
 pub const CF_META: &str = "meta";
 pub const CF_CHAIN: &str = "chain";
-const COLUMN_FAMILIES: [&str; 4] = [CF_CHUNKS, CF_PINS, CF_META, CF_CHAIN];
+/// Chunks held for other peers: key the chunk id, value the peer it is held for.
+pub const CF_HELD: &str = "held";
+const COLUMN_FAMILIES: [&str; 5] = [CF_CHUNKS, CF_PINS, CF_META, CF_CHAIN, CF_HELD];
 
 /// Key prefixes inside `chunks`.
 const CHUNK_PREFIX: u8 = b'c';
@@ -46,15 +52,56 @@ const BLOB_BYTES_MIN: u64 = 4096;
 const WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 /// The RocksDB-backed store.
+///
+/// Full disks. A write that fails for lack of space leaves RocksDB refusing every later
+/// write (its background error), and this RocksDB has no way to resume in place. So the
+/// backend remembers the failure (its [`StoreBackend::health`]), and the next write first
+/// reopens the database, which clears the error and removes the files a failed flush left;
+/// reads go on meanwhile. What was durable stays; chunks written without the WAL and not yet
+/// flushed are lost as in a crash (pins never point at those).
 #[derive(Debug)]
 pub struct RocksBackend {
-    db: DB,
+    dir: std::path::PathBuf,
+    /// `None` only while a reopen failed (every call retries it).
+    db: RwLock<Option<DB>>,
+    /// Why a write last failed for lack of space, until a reopen succeeds.
+    no_space: Mutex<Option<String>>,
+}
+
+/// The open database, for one call.
+struct Guard<'a>(RwLockReadGuard<'a, Option<DB>>);
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = DB;
+
+    fn deref(&self) -> &DB {
+        match self.0.as_ref() {
+            Some(db) => db,
+            None => unreachable!("a guard is made only over an open database"),
+        }
+    }
+}
+
+fn family<'a>(db: &'a DB, name: &'static str) -> &'a ColumnFamily {
+    match db.cf_handle(name) {
+        Some(cf) => cf,
+        None => unreachable!("column family {name} is created on open"),
+    }
+}
+
+/// Does RocksDB's message say the disk is full?
+fn says_no_space(message: &str) -> bool {
+    message.contains("No space left") || message.contains("NoSpace")
 }
 
 fn rocks(operation: &'static str) -> impl Fn(rocksdb::Error) -> BackendError {
-    move |e| BackendError::Rocks {
-        operation,
-        message: e.into_string(),
+    move |e| {
+        let message = e.into_string();
+        if says_no_space(&message) {
+            BackendError::NoSpace { operation, message }
+        } else {
+            BackendError::Rocks { operation, message }
+        }
     }
 }
 
@@ -87,6 +134,86 @@ fn id_of(key: &[u8]) -> Result<ChunkId, BackendError> {
 impl RocksBackend {
     /// Opens or creates the store in `dir`, and checks its format version.
     pub fn open(dir: &Path) -> Result<RocksBackend, BackendError> {
+        let db = open_db(dir)?;
+        check_format(&db)?;
+        Ok(RocksBackend {
+            dir: dir.to_owned(),
+            db: RwLock::new(Some(db)),
+            no_space: Mutex::new(None),
+        })
+    }
+
+    /// The open database (reopened first if an earlier reopen failed).
+    fn read(&self) -> Result<Guard<'_>, BackendError> {
+        {
+            let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+            if guard.is_some() {
+                return Ok(Guard(guard));
+            }
+        }
+        self.reopen()?;
+        self.read_open()
+    }
+
+    fn read_open(&self) -> Result<Guard<'_>, BackendError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some() {
+            Ok(Guard(guard))
+        } else {
+            Err(BackendError::Rocks {
+                operation: "reopen the store",
+                message: "it could not be reopened after the disk filled".into(),
+            })
+        }
+    }
+
+    /// The database for a write: reopened first if a write failed for lack of space.
+    fn write_db(&self) -> Result<Guard<'_>, BackendError> {
+        let full = self
+            .no_space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if full {
+            self.reopen()?;
+        }
+        self.read()
+    }
+
+    /// Closes and opens the database again (waiting for calls in progress to end).
+    fn reopen(&self) -> Result<(), BackendError> {
+        let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let full = self
+            .no_space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if guard.is_some() && !full {
+            // Another call reopened it while this one waited.
+            return Ok(());
+        }
+        // Closing flushes what the memtables hold, if there is room for it now.
+        drop(guard.take());
+        let db = open_db(&self.dir)?;
+        check_format(&db)?;
+        *guard = Some(db);
+        *self.no_space.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        drop(guard);
+        tracing::info!(dir = %self.dir.display(), "store reopened after a write failed for lack of space");
+        Ok(())
+    }
+
+    /// Notes a failed write: one for lack of space makes the next write reopen the store.
+    fn note(&self, error: BackendError) -> BackendError {
+        if let BackendError::NoSpace { message, .. } = &error {
+            *self.no_space.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        }
+        error
+    }
+}
+
+fn open_db(dir: &Path) -> Result<DB, BackendError> {
+    {
         let mut db_options = Options::default();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
@@ -105,47 +232,42 @@ impl RocksBackend {
             }
             ColumnFamilyDescriptor::new(*name, options)
         });
-        let db = DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(|e| {
+        DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(|e| {
             let message = e.into_string();
             if message.contains("LOCK") || message.contains("lock") {
                 BackendError::Locked(dir.display().to_string())
+            } else if says_no_space(&message) {
+                BackendError::NoSpace {
+                    operation: "open the data directory",
+                    message,
+                }
             } else {
                 BackendError::Rocks {
                     operation: "open the data directory",
                     message,
                 }
             }
-        })?;
-        let backend = RocksBackend { db };
-        backend.check_format()?;
-        Ok(backend)
+        })
     }
+}
 
-    fn cf(&self, name: &'static str) -> &ColumnFamily {
-        match self.db.cf_handle(name) {
-            Some(cf) => cf,
-            None => unreachable!("column family {name} is created on open"),
-        }
-    }
-
-    fn check_format(&self) -> Result<(), BackendError> {
-        let meta = self.cf(CF_META);
-        let found = self
-            .db
+fn check_format(db: &DB) -> Result<(), BackendError> {
+    {
+        let meta = family(db, CF_META);
+        let found = db
             .get_cf(meta, META_FORMAT_KEY)
             .map_err(rocks("read the store format"))?;
         match found {
             None => {
                 let mut options = WriteOptions::default();
                 options.set_sync(true);
-                self.db
-                    .put_cf_opt(
-                        meta,
-                        META_FORMAT_KEY,
-                        STORE_FORMAT_VERSION.to_le_bytes(),
-                        &options,
-                    )
-                    .map_err(rocks("write the store format"))
+                db.put_cf_opt(
+                    meta,
+                    META_FORMAT_KEY,
+                    STORE_FORMAT_VERSION.to_le_bytes(),
+                    &options,
+                )
+                .map_err(rocks("write the store format"))
             }
             Some(found) if found == STORE_FORMAT_VERSION.to_le_bytes() => Ok(()),
             Some(found) => Err(BackendError::FormatVersion {
@@ -164,42 +286,55 @@ impl StoreBackend for RocksBackend {
         "rocksdb"
     }
 
+    fn health(&self) -> Option<String> {
+        self.no_space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|message| format!("a write failed for lack of space ({message}); the next write reopens the store"))
+    }
+
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, BackendError> {
+        let db = self.read()?;
         // RocksDB's checksums are not verified on this path: the store rechecks
         // SHA-256(bytes) == id on every read, so damage anywhere (value, blob record, index)
         // can at worst make a chunk missing or wrong, and wrong is reported as corrupt.
         let mut options = ReadOptions::default();
         options.set_verify_checksums(false);
-        self.db
-            .get_cf_opt(self.cf(CF_CHUNKS), key(CHUNK_PREFIX, id), &options)
+        db.get_cf_opt(family(&db, CF_CHUNKS), key(CHUNK_PREFIX, id), &options)
             .map_err(rocks("read a chunk"))
     }
 
     fn get_checksummed(&self, id: &ChunkId) -> Option<Result<Option<Vec<u8>>, BackendError>> {
+        let db = match self.read() {
+            Ok(db) => db,
+            Err(e) => return Some(Err(e)),
+        };
         let mut options = ReadOptions::default();
         options.set_verify_checksums(true);
         Some(
-            self.db
-                .get_cf_opt(self.cf(CF_CHUNKS), key(CHUNK_PREFIX, id), &options)
+            db.get_cf_opt(family(&db, CF_CHUNKS), key(CHUNK_PREFIX, id), &options)
                 .map_err(rocks("read a chunk")),
         )
     }
 
     fn contains(&self, id: &ChunkId) -> Result<bool, BackendError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_CHUNKS), key(INDEX_PREFIX, id))
+        let db = self.read()?;
+        let found = db
+            .get_pinned_cf(family(&db, CF_CHUNKS), key(INDEX_PREFIX, id))
             .map_err(rocks("read the chunk index"))?
-            .is_some())
+            .is_some();
+        Ok(found)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
+        let db = self.write_db()?;
         // One small RocksDB batch per chunk (the chunk and its index entry, atomically):
         // a chunk is valid on its own, and a batch of one chunk reuses the allocator's
         // buffers instead of growing one large write batch through fresh pages.
         let mut options = WriteOptions::default();
         options.disable_wal(true);
-        let cf = self.cf(CF_CHUNKS);
+        let cf = family(&db, CF_CHUNKS);
         for (id, bytes) in &batch.chunks {
             let mut chunk = rocksdb::WriteBatch::default();
             chunk.put_cf(
@@ -208,52 +343,50 @@ impl StoreBackend for RocksBackend {
                 (bytes.len() as u64).to_le_bytes(),
             );
             chunk.put_cf(cf, key(CHUNK_PREFIX, id), bytes);
-            self.db
-                .write_opt(chunk, &options)
-                .map_err(rocks("write a chunk"))?;
+            db.write_opt(chunk, &options)
+                .map_err(|e| self.note(rocks("write a chunk")(e)))?;
         }
         let pins_change = !batch.pins.is_empty() || !batch.unpins.is_empty();
         if batch.sync || pins_change {
             // Chunks first, durably; only then may a pin point at them.
-            self.db
-                .flush_cf(self.cf(CF_CHUNKS))
-                .map_err(rocks("flush chunks"))?;
+            db.flush_cf(family(&db, CF_CHUNKS))
+                .map_err(|e| self.note(rocks("flush chunks")(e)))?;
         }
         if pins_change {
             let mut pins = rocksdb::WriteBatch::default();
             for id in &batch.pins {
-                pins.put_cf(self.cf(CF_PINS), id.0, []);
+                pins.put_cf(family(&db, CF_PINS), id.0, []);
             }
             for id in &batch.unpins {
-                pins.delete_cf(self.cf(CF_PINS), id.0);
+                pins.delete_cf(family(&db, CF_PINS), id.0);
             }
             let mut options = WriteOptions::default();
             options.set_sync(true);
-            self.db
-                .write_opt(pins, &options)
-                .map_err(rocks("write pins"))?;
+            db.write_opt(pins, &options)
+                .map_err(|e| self.note(rocks("write pins")(e)))?;
         }
         Ok(())
     }
 
     fn delete(&self, ids: &[ChunkId]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
         let mut batch = rocksdb::WriteBatch::default();
-        let cf = self.cf(CF_CHUNKS);
+        let cf = family(&db, CF_CHUNKS);
         for id in ids {
             batch.delete_cf(cf, key(CHUNK_PREFIX, id));
             batch.delete_cf(cf, key(INDEX_PREFIX, id));
         }
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db
-            .write_opt(batch, &options)
-            .map_err(rocks("delete chunks"))
+        db.write_opt(batch, &options)
+            .map_err(|e| self.note(rocks("delete chunks")(e)))
     }
 
     fn for_each_chunk(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<(), BackendError> {
+        let db = self.read()?;
         let start = [INDEX_PREFIX];
         let mode = IteratorMode::From(&start, Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_CHUNKS), mode) {
+        for item in db.iterator_cf(family(&db, CF_CHUNKS), mode) {
             let (key, value) = item.map_err(rocks("scan the chunk index"))?;
             if key.first() != Some(&INDEX_PREFIX) {
                 break;
@@ -266,9 +399,42 @@ impl StoreBackend for RocksBackend {
         Ok(())
     }
 
+    fn held_put(&self, id: &ChunkId, owner: &[u8; 32]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        db.put_cf_opt(family(&db, CF_HELD), id.0, owner, &options)
+            .map_err(|e| self.note(rocks("mark a chunk held for another peer")(e)))
+    }
+
+    fn held_delete(&self, ids: &[ChunkId]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        let cf = family(&db, CF_HELD);
+        for id in ids {
+            batch.delete_cf(cf, id.0);
+        }
+        db.write(batch)
+            .map_err(|e| self.note(rocks("unmark chunks held for other peers")(e)))
+    }
+
+    fn held(&self) -> Result<Vec<(ChunkId, [u8; 32])>, BackendError> {
+        let db = self.read()?;
+        let mut held = Vec::new();
+        for item in db.iterator_cf(family(&db, CF_HELD), IteratorMode::Start) {
+            let (key, value) = item.map_err(rocks("scan the chunks held for others"))?;
+            let bad = || BackendError::BadIndex(format!("held entry of {} bytes", key.len()));
+            let id = <[u8; 32]>::try_from(&key[..]).map_err(|_| bad())?;
+            let owner = <[u8; 32]>::try_from(&value[..]).map_err(|_| bad())?;
+            held.push((ChunkId(id), owner));
+        }
+        Ok(held)
+    }
+
     fn pins(&self) -> Result<Vec<ChunkId>, BackendError> {
+        let db = self.read()?;
         let mut pins = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_PINS), IteratorMode::Start) {
+        for item in db.iterator_cf(family(&db, CF_PINS), IteratorMode::Start) {
             let (key, _) = item.map_err(rocks("scan the pins"))?;
             let id = <[u8; 32]>::try_from(&key[..])
                 .map_err(|_| BackendError::BadIndex(format!("pin key of {} bytes", key.len())))?;
@@ -278,42 +444,40 @@ impl StoreBackend for RocksBackend {
     }
 
     fn compact(&self) -> Result<(), BackendError> {
+        let db = self.write_db()?;
         // Relocate live blobs out of every blob file during this compaction, so files that
         // hold only deleted chunks are dropped, then switch blob GC off again.
-        let chunks = self.cf(CF_CHUNKS);
+        let chunks = family(&db, CF_CHUNKS);
         let gc_on = [
             ("enable_blob_garbage_collection", "true"),
             ("blob_garbage_collection_age_cutoff", "1.0"),
         ];
-        self.db
-            .set_options_cf(chunks, &gc_on)
-            .map_err(rocks("enable blob garbage collection"))?;
-        self.db
-            .compact_range_cf(chunks, None::<&[u8]>, None::<&[u8]>);
-        self.db
-            .set_options_cf(chunks, &[("enable_blob_garbage_collection", "false")])
-            .map_err(rocks("disable blob garbage collection"))
+        db.set_options_cf(chunks, &gc_on)
+            .map_err(|e| self.note(rocks("enable blob garbage collection")(e)))?;
+        db.compact_range_cf(chunks, None::<&[u8]>, None::<&[u8]>);
+        db.set_options_cf(chunks, &[("enable_blob_garbage_collection", "false")])
+            .map_err(|e| self.note(rocks("disable blob garbage collection")(e)))
     }
     fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.db
-            .get_cf(self.cf(CF_META), key)
+        let db = self.read()?;
+        db.get_cf(family(&db, CF_META), key)
             .map_err(rocks("read store metadata"))
     }
 
     fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_META), key, value, &options)
-            .map_err(rocks("write store metadata"))
+        db.put_cf_opt(family(&db, CF_META), key, value, &options)
+            .map_err(|e| self.note(rocks("write store metadata")(e)))
     }
 
     fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
         // One put: logged to the WAL before it is applied, so after a crash a chain ends at
         // its last complete record.
-        self.db
-            .put_cf(self.cf(CF_CHAIN), chain_key(owner, seq), record)
-            .map_err(rocks("append to a chain"))
+        db.put_cf(family(&db, CF_CHAIN), chain_key(owner, seq), record)
+            .map_err(|e| self.note(rocks("append to a chain")(e)))
     }
 
     fn chain_range(
@@ -322,10 +486,11 @@ impl StoreBackend for RocksBackend {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
+        let db = self.read()?;
         let start = chain_key(owner, from_seq);
         let mode = IteratorMode::From(&start, Direction::Forward);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_CHAIN), mode) {
+        for item in db.iterator_cf(family(&db, CF_CHAIN), mode) {
             if out.len() >= limit {
                 break;
             }
@@ -339,16 +504,19 @@ impl StoreBackend for RocksBackend {
     }
 
     fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError> {
+        let db = self.read()?;
         let end = chain_key(owner, u64::MAX);
         let mode = IteratorMode::From(&end, Direction::Reverse);
-        match self.db.iterator_cf(self.cf(CF_CHAIN), mode).next() {
+        let last = db.iterator_cf(family(&db, CF_CHAIN), mode).next();
+        let found = match last {
             Some(item) => {
                 let (key, value) = item.map_err(rocks("read a chain"))?;
-                Ok(parse_chain_key(&key)
+                parse_chain_key(&key)
                     .filter(|(o, _)| o == owner)
-                    .map(|(_, seq)| (seq, value.to_vec())))
+                    .map(|(_, seq)| (seq, value.to_vec()))
             }
-            None => Ok(None),
-        }
+            None => None,
+        };
+        Ok(found)
     }
 }

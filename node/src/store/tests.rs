@@ -84,6 +84,7 @@ on_every_backend!(
     scrub_finds_corrupt_chunks,
     verify_cap_checks_without_keys,
     reads_for_peers_catch_damage,
+    gc_keeps_chunks_held_for_others,
 );
 
 fn chunks_round_trip_and_survive_reopen(mut h: Harness) {
@@ -226,6 +227,35 @@ fn gc_keeps_what_pins_reach(h: Harness) {
     ));
     // A second run finds nothing more to do.
     assert_eq!(collect(&h.store).unwrap().removed_chunks, 0);
+}
+
+/// Chunks marked held for another peer survive gc (and a reopen) while marked; a dry run
+/// deletes nothing; released, they are collected like any unpinned chunk.
+fn gc_keeps_chunks_held_for_others(mut h: Harness) {
+    let theirs = h.put(&pseudo_random(600_000, 8));
+    h.store.unpin(theirs.id).unwrap();
+    let (ids, _) = crate::store::gc::tree(&h.store, theirs.id).unwrap();
+    for id in &ids {
+        h.store.hold_for(*id, [7; 32]).unwrap();
+    }
+    let junk = h.put(b"nobody needs this");
+    h.store.unpin(junk.id).unwrap();
+    h.reopen();
+    assert_eq!(h.store.held().unwrap().len(), ids.len());
+    let before = h.store.stats().unwrap();
+    let (planned, doomed) = crate::store::gc::dry_run(&h.store).unwrap();
+    assert!(planned.dry_run);
+    let (junk_ids, _) = crate::store::gc::tree(&h.store, junk.id).unwrap();
+    assert_eq!(doomed, junk_ids.iter().copied().collect::<Vec<_>>());
+    assert_eq!(h.store.stats().unwrap(), before);
+    let report = collect(&h.store).unwrap();
+    assert_eq!(report.removed_chunks, junk_ids.len() as u64);
+    assert_eq!(report.kept_for_others, ids.len() as u64);
+    assert!(h.read(&theirs).is_ok());
+    let all: Vec<_> = ids.iter().copied().collect();
+    h.store.release(&all).unwrap();
+    assert!(h.store.held().unwrap().is_empty());
+    assert_eq!(collect(&h.store).unwrap().removed_chunks, ids.len() as u64);
 }
 
 fn gc_refuses_when_a_pinned_object_is_unreadable(h: Harness) {

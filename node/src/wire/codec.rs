@@ -14,6 +14,14 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, WireError> {
     Ok(out)
 }
 
+/// Bytes of `frame`'s plaintext (the version byte and the postcard body): what the frame
+/// limit counts. Fails only for a frame that cannot travel (a synthetic payload).
+pub fn plaintext_len(frame: &Frame) -> Result<u64, WireError> {
+    let mut counter = Counter(0);
+    postcard::to_io(frame, &mut counter).map_err(|e| WireError::Unencodable(e.to_string()))?;
+    Ok(1 + counter.0 as u64)
+}
+
 /// Decodes a frame plaintext.
 pub fn decode(bytes: &[u8]) -> Result<Frame, WireError> {
     let (&version, body) = bytes
@@ -125,6 +133,7 @@ mod tests {
         for frame in frames {
             let bytes = encode(&frame).unwrap();
             assert_eq!(decode(&bytes).unwrap(), frame);
+            assert_eq!(plaintext_len(&frame).unwrap(), bytes.len() as u64);
             let mut longer = bytes.clone();
             longer.push(0);
             assert!(matches!(decode(&longer), Err(WireError::Undecodable(_))));
