@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cryptosphere::kernel::Time;
 use cryptosphere_sim::expect::{evaluate, Check};
-use cryptosphere_sim::metrics::{Metric, CSV_HEADER};
+use cryptosphere_sim::metrics::Metric;
+use cryptosphere_sim::output::write_run;
+use cryptosphere_sim::progress::{ProgressLines, EVERY_S_DEFAULT};
 use cryptosphere_sim::scenario::Scenario;
 use cryptosphere_sim::world::{RunOutput, World};
 
@@ -44,6 +46,16 @@ enum Command {
         /// Output directory (default: sim-out/<scenario name>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write report.html (plots and tables) into the output directory.
+        #[arg(long)]
+        report: bool,
+    },
+    /// Write report.html (plots over time, the summary, the expectations) and plots/ into a
+    /// run's output directory.
+    #[command(after_help = EXIT_CODES)]
+    Report {
+        /// A directory written by `run` (summary.json, metrics.csv, ...).
+        run_dir: PathBuf,
     },
     /// Run scenarios and check their expectations; exit 1 if any fails.
     #[command(after_help = EXIT_CODES)]
@@ -70,6 +82,32 @@ fn load(path: &Path) -> Result<Scenario, ExitCode> {
     })
 }
 
+/// The scenario and its text as read (kept beside the run's output).
+fn load_with_text(path: &Path) -> Result<(Scenario, String), ExitCode> {
+    let scenario = load(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", path.display());
+        ExitCode::from(2)
+    })?;
+    Ok((scenario, text))
+}
+
+/// Writes the report of the run in `dir`; exit code 2 for unreadable input, 3 when the
+/// report cannot be written.
+fn report(dir: &Path) -> Result<PathBuf, ExitCode> {
+    match cryptosphere_analysis::write_report(dir) {
+        Ok(report) => Ok(report.html),
+        Err(e) => {
+            eprintln!("error: no report for {}: {e}", dir.display());
+            let code = match e {
+                cryptosphere_analysis::ReportError::Write { .. } => 3,
+                _ => 2,
+            };
+            Err(ExitCode::from(code))
+        }
+    }
+}
+
 fn name_of(path: &Path) -> String {
     path.file_stem().map_or_else(
         || "scenario".to_owned(),
@@ -78,17 +116,26 @@ fn name_of(path: &Path) -> String {
 }
 
 fn simulate(scenario: &Scenario, name: &str, seed: u64) -> RunOutput {
-    let bar = if std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
         ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr())
     } else {
         ProgressBar::hidden()
     };
+    // Without a terminal (a log, CI, a batch job): a plain line every ~10 s instead.
+    let mut lines = (!terminal).then(|| ProgressLines::new(name, EVERY_S_DEFAULT));
     if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {msg} eta {eta}") {
         bar.set_style(style);
     }
     bar.set_prefix(name.to_owned());
     let started = std::time::Instant::now();
     let output = World::new(scenario, name, seed).run(&mut |p| {
+        if let Some(lines) = lines.as_mut() {
+            if let Some(line) = lines.line(&p, started.elapsed().as_secs_f64()) {
+                eprintln!("{line}");
+            }
+            return;
+        }
         bar.set_position(p.now.micros() * 1000 / p.end.micros().max(1));
         let rate = p.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!(
@@ -100,20 +147,6 @@ fn simulate(scenario: &Scenario, name: &str, seed: u64) -> RunOutput {
     });
     bar.finish_and_clear();
     output
-}
-
-fn write_output(dir: &Path, output: &RunOutput) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_string_pretty(&output.summary).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("summary.json"), json + "\n")?;
-    let mut csv = String::with_capacity(output.rows.len() * 96);
-    csv.push_str(CSV_HEADER);
-    csv.push('\n');
-    for row in &output.rows {
-        csv.push_str(&row.csv());
-        csv.push('\n');
-    }
-    std::fs::write(dir.join("metrics.csv"), csv)
 }
 
 fn print_summary(output: &RunOutput) {
@@ -181,16 +214,18 @@ fn main() -> ExitCode {
             scenario: path,
             seed,
             out,
+            report: with_report,
         } => {
-            let scenario = match load(&path) {
+            let (scenario, text) = match load_with_text(&path) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let name = name_of(&path);
             let seed = seed.unwrap_or(scenario.seed);
             let output = simulate(&scenario, &name, seed);
+            let checks = evaluate(&scenario, &output.summary);
             let dir = out.unwrap_or_else(|| Path::new("sim-out").join(&name));
-            if let Err(e) = write_output(&dir, &output) {
+            if let Err(e) = write_run(&dir, &output, &checks, &text) {
                 eprintln!(
                     "error: cannot write the run's output to {}\n  cause: {e}",
                     dir.display()
@@ -199,13 +234,28 @@ fn main() -> ExitCode {
             }
             print_summary(&output);
             println!(
-                "wrote {} and {}",
+                "wrote {}, {}, {} and {}",
                 dir.join("summary.json").display(),
-                dir.join("metrics.csv").display()
+                dir.join("metrics.csv").display(),
+                dir.join("checks.csv").display(),
+                dir.join("scenario.toml").display()
             );
+            if with_report {
+                match report(&dir) {
+                    Ok(html) => println!("wrote {}", html.display()),
+                    Err(code) => return code,
+                }
+            }
             println!("trace digest: {}", output.summary.trace_digest);
             ExitCode::SUCCESS
         }
+        Command::Report { run_dir } => match report(&run_dir) {
+            Ok(html) => {
+                println!("wrote {}", html.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Command::Check { scenarios, seed } => {
             let mut failed = false;
             for path in &scenarios {
