@@ -59,7 +59,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-to
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-table#run td { text-align: left; }
+table#run td, table#expectations td:nth-child(2) { text-align: left; }
 th { background: #f4f4f4; } tr:nth-child(even) td { background: #fafafa; }
 td.pass { color: #1a7f37; font-weight: bold; } td.fail { color: #c62828; font-weight: bold; }
 code, pre { font-family: 'DejaVu Sans Mono', monospace; font-size: 0.9em; }

@@ -412,7 +412,7 @@ fn tick(value: f64) -> String {
         format!("{value:.0}")
     } else {
         let text = format!("{value:.3}");
-        text.trim_end_matches('0').to_owned()
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -452,6 +452,8 @@ mod tests {
         assert_eq!(tick(0.25), "0.25");
         assert_eq!(tick(2.5), "2.5");
         assert_eq!(tick(-3.0), "-3");
+        // 0.1 added ten times is not quite 1.
+        assert_eq!(tick((0..10).map(|_| 0.1).sum()), "1");
     }
 
     #[test]
