@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod plot;
 pub mod report;
 pub mod run;
+pub mod stats;
+pub mod sweep;
 
 pub use error::ReportError;
 pub use report::{write_report, Report};

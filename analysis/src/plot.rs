@@ -14,7 +14,7 @@ use crate::metrics::{Metrics, Series};
 /// The font every plot's text is measured and (in PNGs) drawn with, shipped with the crate
 /// so that a report needs no system font (DejaVu Sans, licence beside it).
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 
 /// Width and height of every plot, pixels.
 pub const PLOT_SIZE: (u32, u32) = (900, 460);
@@ -329,7 +329,7 @@ pub fn prepare(spec: &PlotSpec, metrics: &Metrics) -> Prepared {
 }
 
 /// Tableau's ten colours: distinct, and readable on white.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -342,7 +342,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn register_font() -> Result<(), String> {
+pub(crate) fn register_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -407,7 +407,7 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// A tick label: no decimals on whole numbers, else up to three significant decimals.
-fn tick(value: f64) -> String {
+pub(crate) fn tick(value: f64) -> String {
     if value.fract().abs() < 1e-9 {
         format!("{value:.0}")
     } else {

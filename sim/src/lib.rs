@@ -14,4 +14,5 @@ pub mod output;
 pub mod progress;
 pub mod queue;
 pub mod scenario;
+pub mod sweep;
 pub mod world;

@@ -57,6 +57,39 @@ enum Command {
         /// A directory written by `run` (summary.json, metrics.csv, ...).
         run_dir: PathBuf,
     },
+    /// Run a scenario over a grid of overridden keys × seeds, on every core; write a row per
+    /// run, the mean and 95 % CI of every summary metric per cell, and sweep.html.
+    /// Resumable: finished runs are skipped. `--plan` writes one command per run instead;
+    /// `--merge DIR...` gathers sweep folders (e.g. run by a scheduler) into the tables.
+    #[command(after_help = EXIT_CODES)]
+    Sweep {
+        /// The scenario to sweep (not with --merge).
+        #[arg(required_unless_present = "merge")]
+        scenario: Option<PathBuf>,
+        /// KEY=V1,V2,...: a key of the scenario (e.g. group[1].strategy.altruism or
+        /// workload.fetch_per_peer_per_day) and the values it takes; repeat for more axes.
+        #[arg(long = "set", value_name = "KEY=V1,V2,...")]
+        sets: Vec<String>,
+        /// Seeds per cell: the scenario's seed and the ones after it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=cryptosphere_sim::sweep::SEEDS_MAX))]
+        seeds: u64,
+        /// The sweep's folder (with --merge: where the tables go; default the first DIR).
+        #[arg(long, required_unless_present = "merge")]
+        out: Option<PathBuf>,
+        /// GROUP.METRIC plotted against each axis.
+        #[arg(long, default_value = "all.fetch_success_ratio")]
+        metric: String,
+        /// Write the plan (sweep.json, the cells' scenarios, plan.txt with one command per
+        /// run) and run nothing.
+        #[arg(long, conflicts_with = "merge")]
+        plan: bool,
+        /// Gather these sweep folders' runs into the tables and report.
+        #[arg(long, num_args = 1.., value_name = "DIR", conflicts_with_all = ["scenario", "sets", "plan"])]
+        merge: Vec<PathBuf>,
+        /// Runs at once (default: the number of cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
+    },
     /// Run scenarios and check their expectations; exit 1 if any fails.
     #[command(after_help = EXIT_CODES)]
     Check {
@@ -147,6 +180,178 @@ fn simulate(scenario: &Scenario, name: &str, seed: u64) -> RunOutput {
     });
     bar.finish_and_clear();
     output
+}
+
+/// The sweep report of the sweep folders `dirs`, written into `out`.
+fn sweep_report(dirs: &[PathBuf], out: &Path) -> ExitCode {
+    match cryptosphere_analysis::sweep::write_sweep_report(dirs, out) {
+        Ok(report) => {
+            println!(
+                "{} runs gathered, {} missing; wrote {}, {}, {} and {}",
+                report.runs,
+                report.missing.len(),
+                out.join("runs.csv").display(),
+                out.join("cells.csv").display(),
+                out.join("cells").display(),
+                report.html.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                cryptosphere_analysis::ReportError::Write { .. } => 3,
+                _ => 2,
+            })
+        }
+    }
+}
+
+/// One run of a sweep, written into a partial folder and renamed when complete, so that a
+/// folder that exists is a finished run.
+fn sweep_run(
+    scenario: &Scenario,
+    text: &str,
+    cell: &str,
+    seed: u64,
+    dir: &Path,
+) -> std::io::Result<()> {
+    let output = World::new(scenario, cell, seed).run(&mut |_| {});
+    let checks = evaluate(scenario, &output.summary);
+    let partial = dir.with_extension("partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    write_run(&partial, &output, &checks, text)?;
+    std::fs::rename(&partial, dir)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    path: &Path,
+    sets: &[String],
+    seed_count: u64,
+    out: &Path,
+    metric: &str,
+    plan_only: bool,
+    jobs: Option<u64>,
+) -> ExitCode {
+    use cryptosphere_sim::sweep::{self, Axis};
+    use rayon::prelude::*;
+    let fail = |e: &dyn std::fmt::Display, code: u8| {
+        eprintln!("error: {e}");
+        ExitCode::from(code)
+    };
+    let (scenario, text) = match load_with_text(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Err(e) = sweep::check_metric(metric, &scenario) {
+        return fail(&e, 2);
+    }
+    let axes = match sets
+        .iter()
+        .map(|s| Axis::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(axes) => axes,
+        Err(e) => return fail(&e, 2),
+    };
+    let cells = match sweep::cells(&text, &axes) {
+        Ok(cells) => cells,
+        Err(e) => return fail(&e, 2),
+    };
+    let seeds = sweep::seeds(scenario.seed, seed_count);
+    if let Err(e) = sweep::write_plan(out, path, &axes, &cells, &seeds, metric) {
+        let code = if matches!(e, sweep::SweepError::Write { .. }) {
+            3
+        } else {
+            2
+        };
+        return fail(&e, code);
+    }
+    if plan_only {
+        let commands = sweep::plan_commands("cryptosphere-sim", out, &cells, &seeds);
+        let plan = out.join("plan.txt");
+        if let Err(e) = std::fs::write(&plan, commands.join("\n") + "\n") {
+            return fail(&format!("cannot write {}: {e}", plan.display()), 3);
+        }
+        for command in &commands {
+            println!("{command}");
+        }
+        eprintln!(
+            "wrote {} ({} runs); run them (e.g. parallel -j 2 < {}), then: cryptosphere-sim sweep --merge {}",
+            plan.display(),
+            commands.len(),
+            plan.display(),
+            out.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    // Every cell's scenario, parsed once (cells() has checked each).
+    let parsed: Vec<Scenario> = match cells
+        .iter()
+        .map(|c| Scenario::parse(&c.text, &c.id))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => return fail(&e, 2),
+    };
+    let mut pending = Vec::new();
+    for (c, cell) in cells.iter().enumerate() {
+        for seed in &seeds {
+            let dir = sweep::run_dir(out, &cell.id, *seed);
+            if !sweep::is_done(&dir) {
+                pending.push((c, *seed, dir));
+            }
+        }
+    }
+    let total = cells.len() * seeds.len();
+    let threads = jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
+    eprintln!(
+        "sweep: {} cells x {} seeds = {total} runs, {} done, {} to run, {threads} at once",
+        cells.len(),
+        seeds.len(),
+        total - pending.len(),
+        pending.len()
+    );
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool,
+        Err(e) => return fail(&format!("cannot start {threads} threads: {e}"), 2),
+    };
+    let started = std::time::Instant::now();
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let errors: Vec<String> = pool.install(|| {
+        pending
+            .par_iter()
+            .filter_map(|(c, seed, dir)| {
+                let cell = &cells[*c];
+                let run_started = std::time::Instant::now();
+                let result = sweep_run(&parsed[*c], &cell.text, &cell.id, *seed, dir);
+                let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                eprintln!(
+                    "[{n}/{}] {} seed {seed}: {:.1} s ({:.0} s since the start)",
+                    pending.len(),
+                    cell.id,
+                    run_started.elapsed().as_secs_f64(),
+                    started.elapsed().as_secs_f64()
+                );
+                result
+                    .err()
+                    .map(|e| format!("cannot write {}: {e}", dir.display()))
+            })
+            .collect()
+    });
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        return ExitCode::from(3);
+    }
+    sweep_report(&[out.to_owned()], out)
 }
 
 fn print_summary(output: &RunOutput) {
@@ -248,6 +453,30 @@ fn main() -> ExitCode {
             }
             println!("trace digest: {}", output.summary.trace_digest);
             ExitCode::SUCCESS
+        }
+        Command::Sweep {
+            scenario,
+            sets,
+            seeds,
+            out,
+            metric,
+            plan,
+            merge,
+            jobs,
+        } => {
+            if !merge.is_empty() {
+                let out = out.unwrap_or_else(|| merge[0].clone());
+                return sweep_report(&merge, &out);
+            }
+            match (scenario, out) {
+                (Some(scenario), Some(out)) => {
+                    sweep(&scenario, &sets, seeds, &out, &metric, plan, jobs)
+                }
+                _ => {
+                    eprintln!("error: sweep needs a SCENARIO and --out DIR (or --merge DIR...)");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Report { run_dir } => match report(&run_dir) {
             Ok(html) => {
