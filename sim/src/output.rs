@@ -38,8 +38,6 @@ pub fn write_run(
     scenario_text: &str,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_string_pretty(&output.summary).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("summary.json"), json + "\n")?;
     let mut csv = String::with_capacity(output.rows.len() * 96);
     csv.push_str(CSV_HEADER);
     csv.push('\n');
@@ -49,5 +47,8 @@ pub fn write_run(
     }
     std::fs::write(dir.join("metrics.csv"), csv)?;
     std::fs::write(dir.join("checks.csv"), checks_csv(checks))?;
-    std::fs::write(dir.join("scenario.toml"), scenario_text)
+    std::fs::write(dir.join("scenario.toml"), scenario_text)?;
+    // Last: a folder with a summary is a finished run (sweeps resume and merge by it).
+    let json = serde_json::to_string_pretty(&output.summary).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")
 }

@@ -299,9 +299,9 @@ pub fn cell_scenario(out: &Path, cell: &str) -> PathBuf {
     out.join("scenarios").join(format!("{cell}.toml"))
 }
 
-/// Whether a run has finished: its summary is written last, after a run's other files.
+/// Whether a run has finished: `run` writes its summary last.
 pub fn is_done(dir: &Path) -> bool {
-    dir.join("summary.json").is_file() && dir.join("metrics.csv").is_file()
+    dir.join("summary.json").is_file()
 }
 
 /// `sweep.json`: what the sweep is (for resuming, merging and the report).
