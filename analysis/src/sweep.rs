@@ -16,6 +16,9 @@ use crate::plot::{register_font, tick, FONT_FAMILY, PALETTE, PLOT_SIZE};
 use crate::run::Summary;
 use crate::stats::{estimate, Estimate};
 
+/// Sweeps of at most this many cells show each cell's whole table on the page.
+pub const CELL_TABLES_MAX: usize = 64;
+
 /// What `sweep.json` says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -394,6 +397,44 @@ pub fn write_sweep_report(dirs: &[PathBuf], out: &Path) -> Result<SweepReport, R
     page.paragraph(
         "Every summary metric of every cell: cells.csv (and cells/CELL.csv); every run: runs.csv.",
     );
+    // Each cell's whole table, folded, while the page stays of a readable size.
+    if plan.cells.len() <= CELL_TABLES_MAX {
+        for (cell, values) in &plan.cells {
+            let rows: Vec<Vec<(String, &str)>> = measures
+                .iter()
+                .filter_map(|m| {
+                    let e = estimates.get(&(cell.clone(), m.clone()))?;
+                    Some(vec![
+                        (m.clone(), ""),
+                        (e.n.to_string(), ""),
+                        (number(e.mean), ""),
+                        (
+                            e.ci95.map_or_else(String::new, |(l, h)| {
+                                format!("{} to {}", number(l), number(h))
+                            }),
+                            "",
+                        ),
+                    ])
+                })
+                .collect();
+            let assignments: Vec<String> = keys
+                .iter()
+                .zip(values)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            page.raw(&format!(
+                "<details><summary>{} ({})</summary>",
+                escape(cell),
+                escape(&assignments.join(", "))
+            ));
+            page.table(
+                &format!("cell-table-{cell}"),
+                &["measure", "runs", "mean", "95 % CI"].map(String::from),
+                &rows,
+            );
+            page.raw("</details>");
+        }
+    }
     if !missing.is_empty() {
         page.heading(2, "Missing runs");
         page.paragraph(

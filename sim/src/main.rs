@@ -226,16 +226,29 @@ fn sweep_run(
     std::fs::rename(&partial, dir)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sweep(
-    path: &Path,
-    sets: &[String],
+/// What `sweep` was asked for (without `--merge`).
+#[derive(Debug)]
+struct SweepRequest<'a> {
+    scenario: &'a Path,
+    sets: &'a [String],
     seed_count: u64,
-    out: &Path,
-    metric: &str,
+    out: &'a Path,
+    metric: &'a str,
+    /// Write the plan and run nothing.
     plan_only: bool,
     jobs: Option<u64>,
-) -> ExitCode {
+}
+
+fn sweep(request: &SweepRequest<'_>) -> ExitCode {
+    let SweepRequest {
+        scenario: path,
+        sets,
+        seed_count,
+        out,
+        metric,
+        plan_only,
+        jobs,
+    } = *request;
     use cryptosphere_sim::sweep::{self, Axis};
     use rayon::prelude::*;
     let fail = |e: &dyn std::fmt::Display, code: u8| {
@@ -469,9 +482,15 @@ fn main() -> ExitCode {
                 return sweep_report(&merge, &out);
             }
             match (scenario, out) {
-                (Some(scenario), Some(out)) => {
-                    sweep(&scenario, &sets, seeds, &out, &metric, plan, jobs)
-                }
+                (Some(scenario), Some(out)) => sweep(&SweepRequest {
+                    scenario: &scenario,
+                    sets: &sets,
+                    seed_count: seeds,
+                    out: &out,
+                    metric: &metric,
+                    plan_only: plan,
+                    jobs,
+                }),
                 _ => {
                     eprintln!("error: sweep needs a SCENARIO and --out DIR (or --merge DIR...)");
                     ExitCode::from(2)
