@@ -279,19 +279,20 @@ pub fn write_sweep_report(dirs: &[PathBuf], out: &Path) -> Result<SweepReport, R
     let measures = measures(&runs);
     let estimates = estimates(&plan, &runs);
     let keys: Vec<&str> = plan.axes.iter().map(|(k, _)| k.as_str()).collect();
-    let values_of = |cell: &str| {
-        plan.cells
-            .iter()
-            .find(|(c, _)| c == cell)
-            .map(|(_, v)| v.join(","))
-            .unwrap_or_default()
+    // `cell` and one column per axis (none for a sweep of seeds alone).
+    let key_columns: String = std::iter::once("cell")
+        .chain(keys.iter().copied())
+        .collect::<Vec<_>>()
+        .join(",");
+    let cell_columns = |cell: &str| {
+        let mut fields = vec![cell.to_owned()];
+        if let Some((_, values)) = plan.cells.iter().find(|(c, _)| c == cell) {
+            fields.extend(values.iter().cloned());
+        }
+        fields.join(",")
     };
 
-    let mut runs_csv = format!(
-        "cell,{},seed,trace_digest,{}\n",
-        keys.join(","),
-        measures.join(",")
-    );
+    let mut runs_csv = format!("{key_columns},seed,trace_digest,{}\n", measures.join(","));
     for run in &runs {
         let values: Vec<String> = measures
             .iter()
@@ -299,9 +300,8 @@ pub fn write_sweep_report(dirs: &[PathBuf], out: &Path) -> Result<SweepReport, R
             .collect();
         let _ = writeln!(
             runs_csv,
-            "{},{},{},{},{}",
-            run.cell,
-            values_of(&run.cell),
+            "{},{},{},{}",
+            cell_columns(&run.cell),
             run.seed,
             run.summary.trace_digest,
             values.join(",")
@@ -310,13 +310,13 @@ pub fn write_sweep_report(dirs: &[PathBuf], out: &Path) -> Result<SweepReport, R
     write(&out.join("runs.csv"), &runs_csv)?;
 
     let header = "measure,runs,mean,ci95_low,ci95_high";
-    let mut cells_csv = format!("cell,{},{header}\n", keys.join(","));
+    let mut cells_csv = format!("{key_columns},{header}\n");
     for (cell, _) in &plan.cells {
         let mut one = format!("{header}\n");
         for measure in &measures {
             if let Some(e) = estimates.get(&(cell.clone(), measure.clone())) {
                 let line = format!("{measure},{},{},{}", e.n, csv_number(e.mean), ci_fields(e));
-                let _ = writeln!(cells_csv, "{cell},{},{line}", values_of(cell));
+                let _ = writeln!(cells_csv, "{},{line}", cell_columns(cell));
                 let _ = writeln!(one, "{line}");
             }
         }
@@ -588,4 +588,49 @@ fn axis_plot(
         result.map_err(|e| plot_error(e.to_string()))?;
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn summary_json(seed: u64, fetches: f64) -> String {
+        format!(
+            r#"{{"scenario":"s","seed":{seed},"duration_hours":1.0,"fidelity":"synthetic",
+               "events":1,"trace_digest":"d{seed}","groups":{{"all":{{"fetches":{fetches}}}}},
+               "probes":{{}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_sweep_of_seeds_alone_has_no_empty_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = r#"{"scenario":"s.toml","metric":"all.fetches","seeds":[1,2],
+                       "axes":[],"cells":[{"id":"cell-000","values":[]}]}"#;
+        std::fs::write(dir.path().join("sweep.json"), plan).unwrap();
+        for (seed, fetches) in [(1, 10.0), (2, 14.0)] {
+            let run = run_dir(dir.path(), "cell-000", seed);
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join("summary.json"), summary_json(seed, fetches)).unwrap();
+        }
+        let report = write_sweep_report(&[dir.path().to_owned()], dir.path()).unwrap();
+        assert_eq!(report.runs, 2);
+        let runs = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+        assert_eq!(
+            runs,
+            "cell,seed,trace_digest,all.fetches\ncell-000,1,d1,10\ncell-000,2,d2,14\n"
+        );
+        let cells = std::fs::read_to_string(dir.path().join("cells.csv")).unwrap();
+        // Mean 12; s = 2.828, half-width 12.706 * 2.828 / sqrt(2) = 25.412.
+        let line = cells.lines().nth(1).unwrap();
+        assert!(line.starts_with("cell-000,all.fetches,2,12,"), "{cells}");
+        let fields: Vec<f64> = line
+            .split(',')
+            .skip(4)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        assert!((fields[0] - (12.0 - 25.412)).abs() < 1e-3, "{line}");
+        assert!((fields[1] - (12.0 + 25.412)).abs() < 1e-3, "{line}");
+    }
 }
