@@ -25,6 +25,12 @@ pub fn number(value: f64) -> String {
     if !value.is_finite() {
         return format!("{value}");
     }
+    // Four significant digits leave no decimals from 1,000 up: those are shown whole.
+    let value = if value.abs() >= 999.5 && value.abs() < 1e15 {
+        value.round()
+    } else {
+        value
+    };
     if value.fract() == 0.0 && value.abs() < 1e15 {
         let digits = format!("{:.0}", value.abs());
         let mut grouped = String::new();
@@ -149,6 +155,8 @@ mod tests {
         assert_eq!(number(12.0), "12");
         assert_eq!(number(0.99712), "0.9971");
         assert_eq!(number(446.27), "446.3");
+        assert_eq!(number(143280412.25), "143,280,412");
+        assert_eq!(number(-11981.5), "-11,982");
         assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg/>"), "<svg/>");
     }
 }
