@@ -134,6 +134,24 @@ fn a_sweep_runs_every_cell_and_seed_deterministically_and_resumes() {
     let html = std::fs::read_to_string(parallel.join("sweep.html")).unwrap();
     assert!(html.contains("<figure id=\"plot-metric-by-workload-fetch_per_peer_per_day\"><svg"));
 
+    // A folder holding this grid refuses another.
+    let smoke = smoke_path();
+    let other = sim(
+        &[
+            "sweep",
+            smoke.to_str().unwrap(),
+            "--set",
+            "network.loss=0.01,0.02",
+        ],
+        &parallel,
+    );
+    assert_eq!(other.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("holds another sweep's grid: use another --out"),
+        "{stderr}"
+    );
+
     // Resumed: nothing left to run, the same tables.
     let before = std::fs::read_to_string(parallel.join("runs.csv")).unwrap();
     let again = sweep(&parallel, &["--jobs", "2"]);
