@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::expect::Op;
-use crate::metrics::{Measure, UnknownMetric};
+use crate::metrics::{Measure, Metric, UnknownMetric};
 
 /// A whole scenario.
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +332,16 @@ fn default_group() -> String {
     "all".to_owned()
 }
 
+/// The slowest and fastest links a scenario may give a peer, Mbps (125 bytes/s to 1 Tbps).
+pub const MBPS_MIN: f64 = 0.001;
+pub const MBPS_MAX: f64 = 1e6;
+/// The longest one-way latency, ms (a minute: beyond any real path).
+pub const LATENCY_MS_MAX: f64 = 60_000.0;
+/// The longest session, gap or warm-up, hours (ten years).
+pub const HOURS_MAX: f64 = 87_600.0;
+/// The highest publish or fetch rate, per peer per day (more than one a second).
+pub const PER_DAY_MAX: f64 = 100_000.0;
+
 /// Why a scenario file was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -341,11 +351,15 @@ pub enum ScenarioError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}")]
+    /// TOML syntax, a wrong type, an unknown or missing key: `key` is the dotted path (with
+    /// the index of the group, region, fault, probe or expectation) of the table or key the
+    /// error is in, when there is one.
+    #[error("{path}:{line}:{column}: {}{message}", key.as_deref().map(|k| format!("{k}: ")).unwrap_or_default())]
     Syntax {
         path: String,
         line: usize,
         column: usize,
+        key: Option<String>,
         message: String,
     },
     #[error("{path}:{line}:{column}: {key}: {problem}")]
@@ -396,6 +410,123 @@ fn locate(text: &str, key: &str) -> (usize, usize) {
     line_column(text, found)
 }
 
+/// The dotted path (as [`locate`] reads it) of the key or array element written last at or
+/// before byte `offset` of `text`: the key an error at `offset` is about, or the table it is
+/// in. Read from what parses of a broken file, so that syntax errors are named too.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    let (root, _) = DeTable::parse_recoverable(text);
+    // (start of the key or element, its path); the last one at or before `offset` wins.
+    let mut best: Option<(usize, String)> = None;
+    let mut consider = |start: usize, path: &str| {
+        if start <= offset && best.as_ref().is_none_or(|(at, _)| start >= *at) {
+            best = Some((start, path.to_owned()));
+        }
+    };
+    // Iteration, not recursion: the file is outside input. (table, its path)
+    let mut pending: Vec<(&DeTable<'_>, String)> = vec![(root.get_ref(), String::new())];
+    while let Some((table, prefix)) = pending.pop() {
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            let path = if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            consider(key.span().start, &path);
+            match value.get_ref() {
+                DeValue::Table(inner) => pending.push((inner, path)),
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let DeValue::Table(inner) = item.get_ref() {
+                            let element = format!("{path}[{i}]");
+                            consider(item.span().start, &element);
+                            pending.push((inner, element));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    best.map(|(_, path)| path)
+}
+
+/// Where a syntax error at `offset` should be shown. A parser finds a missing comma or
+/// closing bracket only at the next token, which may be on a later line (the next key, the
+/// next table's header): the mistake is after the last token before it, so the error is put
+/// just after that token, skipping blank lines and comments.
+fn syntax_error_offset(text: &str, offset: usize, message: &str) -> usize {
+    let offset = offset.min(text.len());
+    let expects_close = [
+        "missing comma",
+        "expected `,`",
+        "expected `]`",
+        "expected `}`",
+    ]
+    .iter()
+    .any(|m| message.contains(m));
+    let line_start = text[..offset].rfind('\n').map_or(0, |n| n + 1);
+    if !expects_close || !text[line_start..offset].trim().is_empty() {
+        return offset;
+    }
+    let mut end = line_start;
+    while end > 0 {
+        let start = text[..end - 1].rfind('\n').map_or(0, |n| n + 1);
+        let line = &text[start..end - 1];
+        let code = line.split('#').next().unwrap_or("").trim_end();
+        if !code.trim().is_empty() {
+            return start + code.len();
+        }
+        end = start;
+    }
+    offset
+}
+
+/// `value` as an error shows it: plainly when it reads well, else in scientific notation
+/// (`1e-300`, not three hundred zeros).
+fn shown(value: f64) -> String {
+    if value == 0.0 || (1e-4..1e7).contains(&value.abs()) || !value.is_finite() {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
+/// Edit distance between `a` and `b` (for suggesting a name).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// What an unknown metric's error adds: the nearest name, if one is close, and every valid
+/// name.
+fn metric_help(unknown: &str) -> String {
+    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let nearest = names
+        .iter()
+        .map(|n| (edit_distance(unknown, n), *n))
+        .min()
+        .filter(|(distance, _)| *distance <= 3)
+        .map_or_else(String::new, |(_, n)| format!("; did you mean {n}?"));
+    format!(
+        "{nearest} valid metrics: {}, probe.NAME.success_ratio",
+        names.join(", ")
+    )
+}
+
 /// Line and column (1-based) of byte `offset` in `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -416,14 +547,21 @@ impl Scenario {
     /// Parses and checks a scenario; `path` only labels errors.
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map_or((1, 1), |span| line_column(text, span.start));
+            let message = e.message().trim().to_owned();
+            let (line, column, key) = match e.span() {
+                Some(span) => {
+                    let at = syntax_error_offset(text, span.start, &message);
+                    let (line, column) = line_column(text, at);
+                    (line, column, key_at(text, at))
+                }
+                None => (1, 1, None),
+            };
             ScenarioError::Syntax {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                key,
+                message,
             }
         })?;
         scenario.expectations = scenario.check(text, path)?;
@@ -462,6 +600,23 @@ impl Scenario {
                 ))
             }
         };
+        // A value with a unit must lie in a range that makes sense for it; the error gives
+        // the unit (an uplink of 1e-300 Mbps, a latency of 1e300 ms).
+        let within = |key: &str, value: f64, low: f64, high: f64, unit: &str| {
+            if value.is_finite() && (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!(
+                        "must be between {} and {} {unit}, not {} {unit}",
+                        shown(low),
+                        shown(high),
+                        shown(value)
+                    ),
+                ))
+            }
+        };
         let non_negative = |key: &str, value: f64| {
             if value.is_finite() && value >= 0.0 {
                 Ok(())
@@ -470,9 +625,13 @@ impl Scenario {
             }
         };
         positive("duration_hours", self.duration_hours)?;
-        if self.duration_hours > 24.0 * 366.0 {
-            return Err(invalid("duration_hours", "is longer than a year".into()));
-        }
+        within(
+            "duration_hours",
+            self.duration_hours,
+            0.001,
+            24.0 * 366.0,
+            "hours",
+        )?;
         let regions = self.network.regions.len();
         if regions == 0 || regions > 64 {
             return Err(invalid(
@@ -502,7 +661,7 @@ impl Scenario {
             ));
         }
         for value in self.network.latency_ms.iter().flatten() {
-            non_negative("network.latency_ms", *value)?;
+            within("network.latency_ms", *value, 0.0, LATENCY_MS_MAX, "ms")?;
         }
         fraction("network.jitter", self.network.jitter)?;
         fraction("network.loss", self.network.loss)?;
@@ -541,15 +700,31 @@ impl Scenario {
                     "must be at most 2^30 MiB".into(),
                 ));
             }
-            positive(&format!("group[{g}].upload_mbps"), group.upload_mbps)?;
-            positive(&format!("group[{g}].download_mbps"), group.download_mbps)?;
-            positive(
+            for (key, mbps) in [
+                ("upload_mbps", group.upload_mbps),
+                ("download_mbps", group.download_mbps),
+            ] {
+                within(
+                    &format!("group[{g}].{key}"),
+                    mbps,
+                    MBPS_MIN,
+                    MBPS_MAX,
+                    "Mbps",
+                )?;
+            }
+            within(
                 &format!("group[{g}].mean_online_hours"),
                 group.mean_online_hours,
+                0.01,
+                HOURS_MAX,
+                "hours",
             )?;
-            non_negative(
+            within(
                 &format!("group[{g}].mean_offline_hours"),
                 group.mean_offline_hours,
+                0.0,
+                HOURS_MAX,
+                "hours",
             )?;
             fraction(&format!("group[{g}].departures"), group.departures)?;
             fraction(
@@ -566,7 +741,13 @@ impl Scenario {
                 ("fetch_per_peer_per_day", gw.fetch_per_peer_per_day),
             ] {
                 if let Some(value) = value {
-                    non_negative(&format!("group[{g}].workload.{key}"), value)?;
+                    within(
+                        &format!("group[{g}].workload.{key}"),
+                        value,
+                        0.0,
+                        PER_DAY_MAX,
+                        "per peer per day",
+                    )?;
                 }
             }
             let min = gw
@@ -607,19 +788,6 @@ impl Scenario {
                     ));
                 }
             }
-            for (key, value) in [
-                ("upload_mbps", group.upload_mbps),
-                ("download_mbps", group.download_mbps),
-                ("mean_online_hours", group.mean_online_hours),
-                ("mean_offline_hours", group.mean_offline_hours),
-            ] {
-                if value > 1e9 {
-                    return Err(invalid(
-                        &format!("group[{g}].{key}"),
-                        format!("must be at most 1e9, not {value}"),
-                    ));
-                }
-            }
         }
         if total == 0 || total > 100_000 {
             return Err(invalid(
@@ -628,12 +796,25 @@ impl Scenario {
             ));
         }
         let w = &self.workload;
-        non_negative(
-            "workload.publish_per_peer_per_day",
-            w.publish_per_peer_per_day,
+        for (key, value) in [
+            ("publish_per_peer_per_day", w.publish_per_peer_per_day),
+            ("fetch_per_peer_per_day", w.fetch_per_peer_per_day),
+        ] {
+            within(
+                &format!("workload.{key}"),
+                value,
+                0.0,
+                PER_DAY_MAX,
+                "per peer per day",
+            )?;
+        }
+        within(
+            "workload.warmup_hours",
+            w.warmup_hours,
+            0.0,
+            HOURS_MAX,
+            "hours",
         )?;
-        non_negative("workload.fetch_per_peer_per_day", w.fetch_per_peer_per_day)?;
-        non_negative("workload.warmup_hours", w.warmup_hours)?;
         if w.object_bytes_min == 0
             || w.object_bytes_min > w.object_bytes_max
             || w.object_bytes_max > 1 << 30
@@ -705,14 +886,12 @@ impl Scenario {
                 ));
             }
         }
-        for group in &self.groups {
+        for (g, group) in self.groups.iter().enumerate() {
             if let Some(at) = group.strategy.fork_at_hours {
-                non_negative("group.strategy.fork_at_hours", at)?;
+                let key = format!("group[{g}].strategy.fork_at_hours");
+                within(&key, at, 0.0, HOURS_MAX, "hours")?;
                 if self.chains.is_none() {
-                    return Err(invalid(
-                        "group.strategy.fork_at_hours",
-                        "needs a [chains] table".into(),
-                    ));
+                    return Err(invalid(&key, "needs a [chains] table".into()));
                 }
             }
         }
@@ -771,7 +950,10 @@ impl Scenario {
         let mut expectations = Vec::with_capacity(self.expect_tables.len());
         for (e, table) in self.expect_tables.iter().enumerate() {
             let metric: Measure = table.metric.parse().map_err(|unknown: UnknownMetric| {
-                invalid(&format!("expect[{e}].metric"), unknown.to_string())
+                invalid(
+                    &format!("expect[{e}].metric"),
+                    format!("{unknown}{}", metric_help(&unknown.0)),
+                )
             })?;
             if let Measure::ProbeSuccessRatio(name) = &metric {
                 if !self.probes.iter().any(|p| &p.name == name) {

@@ -200,9 +200,12 @@ fn bad_scenario_files_name_line_column_and_key() {
             &format!("metric = \"{metric}\""),
         );
         let error = Scenario::parse(&text, "bad.toml").unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!("bad.toml:{metric_line}:1: expect[1].metric: {problem}")
+        // (An unknown metric's error goes on with the valid names: scenario_errors.rs.)
+        assert!(
+            error.to_string().starts_with(&format!(
+                "bad.toml:{metric_line}:1: expect[1].metric: {problem}"
+            )),
+            "{error}"
         );
     }
     let error =
