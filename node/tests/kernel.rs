@@ -336,21 +336,34 @@ fn a_publish_larger_than_the_stranger_allowance_makes_contracts_and_reaches_ever
     assert_eq!(held.iter().filter(|b| **b > 0).count(), 3, "{held:?}");
 }
 
-#[test]
-fn a_storage_freeloader_is_declined_and_held_to_the_allowance() {
+/// Five node-like peers; peer 4 a storage freeloader that publishes 8 MiB (content `seed`),
+/// peer 0 fully altruistic if asked; run for five minutes.
+fn a_freeloader_publishes(altruist_0: bool, seed: u64) -> Harness {
     let node_like = node_like();
     let mut h = Harness::new(5, node_like.clone(), LATENCY_US);
-    let mut freeloading = node_like.clone();
+    if altruist_0 {
+        let mut altruist = node_like.clone();
+        altruist.strategy.altruism = 1.0;
+        h.replace_config(0, altruist);
+    }
+    let mut freeloading = node_like;
     freeloading.strategy.storage_freeloader = true;
     h.replace_config(4, freeloading);
     h.start_all();
     let big = Content::Synthetic {
         size: 8 << 20,
-        seed: 5,
+        seed,
         chunk_bytes: 262_144,
     };
     h.command(4, Command::Publish { content: big });
     h.run_for(5 * 60 * Time::SECOND);
+    h
+}
+
+#[test]
+fn a_storage_freeloader_is_declined_and_held_to_the_allowance() {
+    let node_like = node_like();
+    let h = a_freeloader_publishes(false, 5);
     let declined = (0..4)
         .filter(|i| {
             h.peer(4)
@@ -368,4 +381,24 @@ fn a_storage_freeloader_is_declined_and_held_to_the_allowance() {
     }
     assert_eq!(h.peer(4).negotiator.contracts().count(), 0);
     assert!(declined >= 1, "{declined}");
+}
+
+#[test]
+fn a_stranger_that_offers_nothing_in_return_spends_its_trial_except_with_altruists() {
+    let h = a_freeloader_publishes(true, 6);
+    let spent = |h: &Harness, i: usize| {
+        h.peer(i)
+            .negotiator
+            .ledgers()
+            .get(&peer_id(4))
+            .is_some_and(|l| l.trial_spent)
+    };
+    let spenders: Vec<usize> = (1..4).filter(|i| spent(&h, *i)).collect();
+    assert!(!spenders.is_empty(), "no provider judged the freeloader");
+    for i in &spenders {
+        // Its chunks went with its trial.
+        assert_eq!(h.peer(*i).store.bytes_held_for(&peer_id(4)), 0, "peer {i}");
+    }
+    // A fully altruistic peer gives it a stranger's term whatever it offers.
+    assert!(!spent(&h, 0));
 }

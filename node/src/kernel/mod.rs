@@ -67,8 +67,20 @@ impl fmt::Debug for Time {
 
 /// A peer's identity on the network: its ed25519 public key. Peers are placed on a ring by
 /// this value.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);
+
+impl Ord for PeerId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        crate::ids::cmp32(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for PeerId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// A peer and, when it listens for connections, the address it listens on. (Simulated peers
 /// have no addresses: the simulator routes by id.)

@@ -130,7 +130,7 @@ impl RoutingTable {
         let mut out = Vec::with_capacity(count.min(self.len));
         let mut group: Vec<([u8; 32], Contact)> = Vec::new();
         let take = |group: &mut Vec<([u8; 32], Contact)>, out: &mut Vec<Contact>| {
-            group.sort_unstable_by_key(|(d, _)| *d);
+            group.sort_unstable_by(|(a, _), (b, _)| crate::ids::cmp32(a, b));
             let room = count - out.len();
             out.extend(group.drain(..).take(room).map(|(_, c)| c));
         };

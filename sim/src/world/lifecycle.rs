@@ -97,9 +97,8 @@ impl World {
     fn forget_disk(&mut self, index: u32) {
         let held = std::mem::take(&mut self.peers[index as usize].held);
         for chunk in held {
-            if let Some(list) = self.holders.get_mut(&chunk) {
-                list.retain(|h| *h != index);
-            }
+            let slot = self.holders.slot(chunk);
+            self.holders.lists[slot as usize].retain(|h| *h != index);
         }
     }
 

@@ -18,7 +18,8 @@ impl World {
                 if held {
                     self.dropped.remove(&(index, chunk));
                 }
-                let list = self.holders.entry(chunk).or_default();
+                let slot = self.holders.slot(chunk);
+                let list = &mut self.holders.lists[slot as usize];
                 if held && !list.contains(&index) {
                     list.push(index);
                     self.peers[index as usize].held.push(chunk);
@@ -28,6 +29,7 @@ impl World {
             }
             Event::Published { root, chunks, .. } => {
                 self.groups[group].hour.publishes += 1;
+                let chunks = chunks.into_iter().map(|c| self.holders.slot(c)).collect();
                 self.catalog.push(Object {
                     root,
                     chunks,
@@ -87,8 +89,7 @@ impl World {
             }
             Event::LookupDone { key, found, hops } => {
                 // Only lookups for live data count: at least one holder is up.
-                let holders = self.holders.get(&key).map_or(&[][..], |v| &v[..]);
-                if holders.iter().any(|h| self.alive(*h)) {
+                if self.holders.of(&key).iter().any(|h| self.alive(*h)) {
                     let counters = &mut self.groups[group].hour;
                     counters.lookups_live += 1;
                     if found {
@@ -122,8 +123,8 @@ impl World {
         for object in &self.catalog {
             let g = usize::from(self.peers[object.publisher as usize].group);
             let mut ok = true;
-            for chunk in &object.chunks {
-                let holders = self.holders.get(chunk).map_or(&[][..], |v| &v[..]);
+            for slot in &object.chunks {
+                let holders = self.holders.at(*slot);
                 let alive = holders.iter().filter(|h| self.alive(**h)).count();
                 let others = holders
                     .iter()
@@ -227,7 +228,7 @@ impl World {
             .filter(|o| {
                 o.chunks
                     .iter()
-                    .any(|c| self.holders.get(c).is_none_or(|h| h.is_empty()))
+                    .any(|slot| self.holders.at(*slot).is_empty())
             })
             .count()
     }

@@ -131,10 +131,41 @@ struct Watched {
     probes: Vec<usize>,
 }
 
+/// Which peers hold each chunk, by a slot number per chunk (so that the hourly measurement
+/// walks the catalog without a search per chunk).
+#[derive(Debug, Default)]
+struct Holders {
+    slots: BTreeMap<ChunkId, u32>,
+    lists: Vec<Vec<u32>>,
+}
+
+impl Holders {
+    /// The slot of `chunk`, made if needed.
+    fn slot(&mut self, chunk: ChunkId) -> u32 {
+        let next = self.lists.len() as u32;
+        let slot = *self.slots.entry(chunk).or_insert(next);
+        if slot == next {
+            self.lists.push(Vec::new());
+        }
+        slot
+    }
+
+    fn of(&self, chunk: &ChunkId) -> &[u32] {
+        self.slots
+            .get(chunk)
+            .map_or(&[][..], |slot| &self.lists[*slot as usize])
+    }
+
+    fn at(&self, slot: u32) -> &[u32] {
+        &self.lists[slot as usize]
+    }
+}
+
 #[derive(Debug)]
 struct Object {
     root: ChunkId,
-    chunks: Vec<ChunkId>,
+    /// The slots (in [`Holders`]) of its chunks.
+    chunks: Vec<u32>,
     publisher: u32,
     at: Time,
 }
@@ -204,7 +235,7 @@ pub struct World {
     /// Frames numbered so far (each frame put on its way takes the next number).
     frames_sent: u64,
     catalog: Vec<Object>,
-    holders: BTreeMap<ChunkId, Vec<u32>>,
+    holders: Holders,
     probes: Vec<(u64, u64)>,
     /// Fetches in flight: (fetcher, root, start) → what they count for.
     fetches: BTreeMap<(u32, ChunkId, Time), Watched>,
@@ -322,7 +353,7 @@ impl World {
             profile: vec![[[0; KIND_CODES]; 4]; scenario.groups.len()],
             frames_sent: 0,
             catalog: Vec::new(),
-            holders: BTreeMap::new(),
+            holders: Holders::default(),
             probes: vec![(0, 0); scenario.probes.len()],
             fetches: BTreeMap::new(),
             rows: Vec::new(),
