@@ -452,9 +452,10 @@ fn main() -> ExitCode {
             }
             print_summary(&output);
             println!(
-                "wrote {}, {}, {} and {}",
+                "wrote {}, {}, {}, {} and {}",
                 dir.join("summary.json").display(),
                 dir.join("metrics.csv").display(),
+                dir.join("profile.csv").display(),
                 dir.join("checks.csv").display(),
                 dir.join("scenario.toml").display()
             );

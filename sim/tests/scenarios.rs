@@ -326,9 +326,10 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// change: cheaper routing and fairer trading (issue 9): one timer sweeps expired requests,
 /// lookups for records stop at the closest `provider_replicas`, routing answers are no longer
 /// reputation observations, learned peers reach the negotiator in one message per input,
-/// dropped chunks are no longer announced, and audits challenge every fresh replica.
+/// dropped chunks are no longer announced, audits challenge every fresh replica, terms are
+/// judged four times a term, and chain records take the peers owed in turn.
 const SMOKE_SEED_7_DIGEST: &str =
-    "85b9e7c4bd8b4de644ac0385dabf6172c5ecf5be2a62caf7b4b1bffc47502369";
+    "5bf9345f78640121cf08212e10c3ec9d341b3eba871440d1017ae7b4e9f2cd54";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

@@ -70,6 +70,9 @@ pub struct Chains {
     book: ChainBook,
     /// Services not recorded yet, summed: (counterparty, kind) → quantities.
     owed: BTreeMap<(PeerId, Service), Owed>,
+    /// The last (peer, service) recorded: the next record is the one after it, in turn, so
+    /// that services owed often to one peer cannot starve the others.
+    record_cursor: Option<(PeerId, Service)>,
     proposing: bool,
     providing: Option<(PeerId, Time, PendingHalf)>,
     waiting: BTreeMap<u64, Waiting>,
@@ -104,6 +107,7 @@ impl Chains {
             own,
             book: ChainBook::default(),
             owed: BTreeMap::new(),
+            record_cursor: None,
             proposing: false,
             providing: None,
             waiting: BTreeMap::new(),
@@ -286,9 +290,23 @@ impl Chains {
         if self.busy() {
             return;
         }
-        let Some(((peer, service), owed)) = self.owed.pop_first() else {
+        let after = self.record_cursor.and_then(|cursor| {
+            self.owed
+                .range((
+                    std::ops::Bound::Excluded(cursor),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .map(|(key, _)| *key)
+        });
+        let Some(key) = after.or_else(|| self.owed.keys().next().copied()) else {
             return;
         };
+        let Some(owed) = self.owed.remove(&key) else {
+            return;
+        };
+        self.record_cursor = Some(key);
+        let (peer, service) = key;
         let tx = Transaction {
             service,
             bytes: owed.bytes,

@@ -42,6 +42,15 @@ impl Negotiator {
         &self.config.economy
     }
 
+    /// How often creds are counted and ended terms judged: four times a term, and at least
+    /// every upkeep round, so that a contract is judged within a quarter term of its end.
+    pub(super) fn term_interval_us(&self) -> u64 {
+        (self.economy().contract_term_us / 4).clamp(
+            Time::SECOND,
+            self.config.check_interval_us.max(Time::SECOND),
+        )
+    }
+
     pub(super) fn audit_interval_us(&self) -> u64 {
         self.config.strategy.audit_interval_us(&self.config.economy)
     }
@@ -517,8 +526,9 @@ impl Negotiator {
         }
     }
 
-    /// Once per upkeep round: counts the creds each side gave over the round, judges the
-    /// contracts whose term ended, and ends strangers' free term.
+    /// Every term interval ([`Negotiator::term_interval_us`]): counts the creds each side
+    /// gave over the round, judges the contracts whose term ended, and ends strangers' free
+    /// term.
     pub(super) fn term_round(&mut self, ctx: &mut Context<'_>) {
         let now = ctx.now();
         let elapsed = now.since(self.last_term_round);

@@ -41,6 +41,8 @@ const CHECK_TOKEN: u64 = 0;
 const AUDIT_TOKEN: u64 = 1;
 /// Timer token of the retry of chunks that found no room.
 const RETRY_TOKEN: u64 = 2;
+/// Timer token of the term round (creds counted, contracts whose term ended judged).
+const TERM_TOKEN: u64 = 3;
 /// The first retry of starved chunks waits this long; each retry that leaves some starved
 /// doubles it, up to the upkeep interval.
 const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
@@ -328,6 +330,9 @@ impl Negotiator {
                 let audits = self.audit_interval_us();
                 let first = ctx.rng().gen_range(audits / 2..audits.saturating_add(1));
                 ctx.timer(first, AUDIT_TOKEN);
+                let terms = self.term_interval_us();
+                let first = ctx.rng().gen_range(terms / 2..terms.saturating_add(1));
+                ctx.timer(first, TERM_TOKEN);
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
             Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
@@ -356,8 +361,11 @@ impl Negotiator {
             }
             Input::Timer { token: CHECK_TOKEN } => {
                 self.check_round(ctx);
-                self.term_round(ctx);
                 ctx.timer(self.config.check_interval_us.max(Time::SECOND), CHECK_TOKEN);
+            }
+            Input::Timer { token: TERM_TOKEN } => {
+                self.term_round(ctx);
+                ctx.timer(self.term_interval_us(), TERM_TOKEN);
             }
             Input::Timer { token: RETRY_TOKEN } => self.retry_starved(ctx),
             Input::Timer { token: AUDIT_TOKEN } => {
