@@ -515,16 +515,44 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// name.
 fn metric_help(unknown: &str) -> String {
     let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-    let nearest = names
+    let list = format!("metrics: {}, probe.NAME.success_ratio", names.join(", "));
+    match names
         .iter()
         .map(|n| (edit_distance(unknown, n), *n))
         .min()
         .filter(|(distance, _)| *distance <= 3)
-        .map_or_else(String::new, |(_, n)| format!("; did you mean {n}?"));
-    format!(
-        "{nearest} valid metrics: {}, probe.NAME.success_ratio",
-        names.join(", ")
-    )
+    {
+        Some((_, nearest)) => format!("; did you mean {nearest}? Valid {list}"),
+        None => format!("; valid {list}"),
+    }
+}
+
+/// The decoder's type errors ("invalid value: integer `-40`, expected u32") in the words of
+/// the format document ("must be a whole number from 0 to 4294967295, not -40"); any other
+/// message as it is.
+fn plain_type_error(message: &str) -> String {
+    let Some((found, expected)) = message
+        .strip_prefix("invalid value: ")
+        .or_else(|| message.strip_prefix("invalid type: "))
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    let wanted = match expected {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" => "a whole number from 0 to 18446744073709551615",
+        "f64" | "f32" => "a number",
+        "a boolean" | "bool" => "true or false",
+        _ => return message.to_owned(),
+    };
+    // `integer `-40``, `floating point `40.5``, `string "high"`: the value itself.
+    let value = match (found.find('`'), found.rfind('`')) {
+        (Some(a), Some(b)) if b > a => &found[a + 1..b],
+        _ => found.split_once(' ').map_or(found, |(_, v)| v),
+    };
+    format!("must be {wanted}, not {value}")
 }
 
 /// Line and column (1-based) of byte `offset` in `text`.
@@ -547,7 +575,7 @@ impl Scenario {
     /// Parses and checks a scenario; `path` only labels errors.
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim().to_owned();
+            let message = plain_type_error(e.message().trim());
             let (line, column, key) = match e.span() {
                 Some(span) => {
                     let at = syntax_error_offset(text, span.start, &message);

@@ -97,11 +97,23 @@ fn type_and_key_errors_name_the_group_by_index() {
     let message = error(&text);
     assert!(
         message.starts_with(&format!(
-            "bad.toml:{}:15: group[1].upload_mbps: invalid type: string \"fast\"",
+            "bad.toml:{}:15: group[1].upload_mbps: must be a number, not \"fast\"",
             line_of(&text, "upload_mbps = \"fast\"")
         )),
         "{message}"
     );
+
+    // Whole numbers are asked for in words, with their range.
+    for (bad, shown) in [("-40", "-40"), ("40.5", "40.5")] {
+        let text = two_groups().replacen("count = ", &format!("count = {bad} #"), 1);
+        let message = error(&text);
+        assert!(
+            message.contains(&format!(
+                "group[0].count: must be a whole number from 0 to 4294967295, not {shown}"
+            )),
+            "{message}"
+        );
+    }
 
     let text = two_groups().replace("name = \"servers\"\n", "");
     let message = error(&text);
@@ -125,7 +137,7 @@ fn an_unknown_metric_lists_the_valid_names() {
     assert!(
         message.starts_with(&format!(
             "bad.toml:{}:1: expect[0].metric: \"fetch_succes_ratio\" is not a metric \
-             (see docs/scenario-format.md); did you mean fetch_success_ratio? valid metrics: peers, ",
+             (see docs/scenario-format.md); did you mean fetch_success_ratio? Valid metrics: peers, ",
             line_of(&text, "metric = \"fetch_succes_ratio\"")
         )),
         "{message}"
@@ -143,7 +155,8 @@ fn an_unknown_metric_lists_the_valid_names() {
     let message = error(&text);
     assert!(!message.contains("did you mean"), "{message}");
     assert!(
-        message.contains("valid metrics: peers, publishes, fetches,"),
+        message
+            .contains("(see docs/scenario-format.md); valid metrics: peers, publishes, fetches,"),
         "{message}"
     );
 }

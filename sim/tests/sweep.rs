@@ -190,7 +190,7 @@ fn bad_keys_values_and_metrics_are_named() {
         ),
         (
             vec!["--set", "workload.fetch_per_peer_per_day=many"],
-            "error: --set workload.fetch_per_peer_per_day=many: workload.fetch_per_peer_per_day: invalid type: string \"many\"",
+            "error: --set workload.fetch_per_peer_per_day=many: workload.fetch_per_peer_per_day: must be a number, not \"many\"",
         ),
         (
             vec!["--set", "workload.fetch_per_peer_per_day"],
