@@ -325,6 +325,33 @@ fn honest_nodes_trade_audit_and_record_while_a_freeloader_is_held_to_the_allowan
             status["chain_records"],
         ));
     }
+    // The reputation filter's view (`/v1/peers`): partners are not refused, their scores are
+    // the stated combination of their parts, and some honest node refuses the freeloader,
+    // whose proposal offered nothing (its stranger's term is spent there).
+    let mut refusing = 0;
+    for i in honest.clone() {
+        let view = nodes[i].api_json("/v1/peers");
+        assert_eq!(view["filter"], serde_json::json!(true), "{view}");
+        let line = view["serve_line"].as_f64().unwrap();
+        assert!((line - 0.25).abs() < 1e-9, "{view}");
+        let peers = view["peers"].as_array().unwrap();
+        let listed = |id: &str| peers.iter().find(|p| p["peer"] == id);
+        for j in honest.clone().filter(|j| *j != i) {
+            let p = listed(&ids[j]).unwrap_or_else(|| panic!("{} not in {view}", ids[j]));
+            assert!(p["refused"].is_null(), "{p}");
+            assert!(p["contract"].is_object(), "{p}");
+            let f = |k: &str| p[k].as_f64().unwrap();
+            let combined = 0.2 * f("direct") + 0.2 * (f("flow") + 1.0) + 0.4 * f("rank");
+            assert!((combined - f("score")).abs() < 1e-6, "{p}");
+        }
+        if let Some(p) = listed(&ids[freeloader]) {
+            refusing += usize::from(!p["refused"].is_null());
+        }
+    }
+    assert!(refusing > 0, "no honest node refuses the freeloader");
+    measured.push(format!(
+        "/v1/peers: {refusing} of 4 honest nodes refuse the freeloader"
+    ));
     let freeloader_view = contracts(&nodes[freeloader]);
     let freeloader_status = nodes[freeloader].status();
     assert_eq!(

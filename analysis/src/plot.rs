@@ -186,7 +186,11 @@ pub fn plots_for(metrics: &Metrics) -> Vec<PlotSpec> {
         if !(column.starts_with("audit") || column.starts_with("reputation")) {
             continue;
         }
-        let unit = if column.ends_with("_ratio") || column.ends_with("_score") {
+        // Reputation columns (mean score, AUC) are shares in [0, 1].
+        let unit = if column.ends_with("_ratio")
+            || column.ends_with("_score")
+            || column.starts_with("reputation_")
+        {
             Unit::Share
         } else if column.ends_with("_bytes") {
             Unit::Bytes

@@ -290,6 +290,57 @@ mod exchange {
         assert_eq!(book.chain(&owner()), &chain[..]);
     }
 
+    /// The book holds at most its bound in records; the chain extended longest ago goes
+    /// first, whole, and is read again from its first record.
+    #[test]
+    fn the_book_is_bounded_and_evicts_the_chain_extended_longest_ago() {
+        let (mine, theirs) = chains(40, 4);
+        let mut book = ChainBook::with_records_max(40 + 12);
+        let read = |book: &mut ChainBook, chain: &[Record]| {
+            let request = book.next_request(chain[0].owner);
+            book.receive(&request, ChainBook::serve(chain, &request))
+                .unwrap()
+        };
+        read(&mut book, &mine);
+        let others: Vec<&Vec<Record>> = theirs.iter().filter(|c| !c.is_empty()).collect();
+        assert!(others.len() >= 2 && others[0].len() + others[1].len() > 12);
+        read(&mut book, others[0]);
+        assert!(book.records() <= 52);
+        assert_eq!(
+            book.chain(&owner()).len(),
+            40,
+            "within the bound, nothing goes"
+        );
+        read(&mut book, &mine); // nothing new: not extended, so it is still the oldest
+        read(&mut book, others[1]);
+        assert!(book.records() <= 52);
+        assert!(book.chain(&owner()).is_empty(), "evicted whole");
+        assert_eq!(book.chain(&others[1][0].owner), &others[1][..]);
+        assert_eq!(book.next_request(owner()).from_seq, 1);
+    }
+
+    /// The overlap an answer repeats is compared, not verified again; an overlap that
+    /// differs without proving a fork (a broken signature) still fails.
+    #[test]
+    fn a_changed_overlap_without_a_fork_proof_is_refused() {
+        let (chain, _) = chains(20, 5);
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        book.receive(&request, chain[..12].to_vec()).unwrap();
+        let request = book.next_request(owner());
+        let mut answer = ChainBook::serve(&chain, &request);
+        assert_eq!(answer[0].seq, 5, "the last 8 held come again");
+        answer[2].counterparty_sig[3] ^= 1;
+        assert!(matches!(
+            book.receive(&request, answer),
+            Err(ExchangeError::Invalid(_))
+        ));
+        assert_eq!(book.chain(&owner()), &chain[..12]);
+        let answer = ChainBook::serve(&chain, &request);
+        assert_eq!(book.receive(&request, answer).unwrap().added, 8);
+        assert_eq!(book.chain(&owner()), &chain[..]);
+    }
+
     #[test]
     fn invalid_answers_are_not_believed() {
         let (chain, _) = chains(10, 5);

@@ -93,14 +93,18 @@ pub struct HourRow {
     pub creds_balance: i64,
     /// Contracts the members hold.
     pub contracts: u64,
+    /// The mean score honest peers give the members, and the AUC of honest peers' scores
+    /// against the members' (`world/standing.rs`).
+    pub reputation_mean: f64,
+    pub reputation_auc: f64,
 }
 
-pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts";
+pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts,reputation_mean,reputation_auc";
 
 impl HourRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{},{},{},{},{},{},{:.4},{:.4}",
             self.hour,
             self.group,
             self.online_peers,
@@ -119,7 +123,9 @@ impl HourRow {
             self.bandwidth_given_bytes,
             self.bandwidth_received_bytes,
             self.creds_balance,
-            self.contracts
+            self.contracts,
+            self.reputation_mean,
+            self.reputation_auc
         )
     }
 }
@@ -247,6 +253,15 @@ group_metrics! {
     DisqualifyHoursMax: disqualify_hours_max,
     /// The members' objects of which some chunk is held by no peer at all at the end.
     ObjectsLostFinal: objects_lost_final,
+    /// The mean score honest peers give the members, at the last hourly row.
+    ReputationMeanFinal: reputation_mean_final,
+    /// How well honest peers' scores rank honest peers above the members (the AUC: 1 is a
+    /// perfect separation, 0.5 none), at the last hourly row.
+    ReputationAucFinal: reputation_auc_final,
+    /// The first hour at which the members' mean score in honest eyes was under the
+    /// filter's line (a stranger's score less `serve_margin`), hours; the run's length if
+    /// never.
+    RefusedFromHours: refused_from_hours,
 }
 
 impl fmt::Display for Metric {

@@ -84,6 +84,37 @@ pub struct ChainsConfig {
     pub record_every_minutes: f64,
     /// Each peer reads another peer's chain this often, minutes.
     pub exchange_every_minutes: f64,
+    /// The reputation filter: peers score each other over the services on the chains they
+    /// read (`node/src/kernel/trust`), and the negotiator trades by those scores.
+    #[serde(default)]
+    pub filter: bool,
+    /// Records of other peers' chains each peer keeps at most.
+    #[serde(default = "default_book_records_max")]
+    pub book_records_max: u64,
+    /// With the filter: peers and services each peer's graph holds at most, and how often
+    /// it recomputes its scores, hours.
+    #[serde(default = "default_graph_nodes_max")]
+    pub graph_nodes_max: u64,
+    #[serde(default = "default_graph_edges_max")]
+    pub graph_edges_max: u64,
+    #[serde(default = "default_recompute_every_hours")]
+    pub recompute_every_hours: f64,
+}
+
+fn default_book_records_max() -> u64 {
+    8_192
+}
+
+fn default_graph_nodes_max() -> u64 {
+    2_048
+}
+
+fn default_graph_edges_max() -> u64 {
+    8_192
+}
+
+fn default_recompute_every_hours() -> f64 {
+    4.0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -190,6 +221,21 @@ pub struct Strategy {
     /// Adversary: answers audits without the data.
     #[serde(default)]
     pub liar: bool,
+    /// With the filter on: what strangers get follows how recent strangers behaved;
+    /// `false`: the fixed allowance of `altruism`.
+    #[serde(default = "default_true")]
+    pub strangers_adapt: bool,
+    /// Adversary: never proposes a contract; lives on strangers' allowances.
+    #[serde(default)]
+    pub stranger_only: bool,
+    /// Adversary (whitewasher): every this many hours the peer drops its identity and its
+    /// disk and comes back as a stranger (a host action, `sim/src/world/lifecycle.rs`).
+    #[serde(default)]
+    pub rekey_every_hours: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_altruism() -> f64 {
@@ -229,6 +275,9 @@ impl Default for Strategy {
             bandwidth_freeloader: false,
             drop_fraction: 0.0,
             liar: false,
+            strangers_adapt: true,
+            stranger_only: false,
+            rekey_every_hours: None,
         }
     }
 }
@@ -888,6 +937,25 @@ impl Scenario {
                     ));
                 }
             }
+            for (key, value) in [
+                ("chains.book_records_max", chains.book_records_max),
+                ("chains.graph_nodes_max", chains.graph_nodes_max),
+                ("chains.graph_edges_max", chains.graph_edges_max),
+            ] {
+                if !(16..=1 << 24).contains(&value) {
+                    return Err(invalid(
+                        key,
+                        format!("must be 16 to 16,777,216, not {value}"),
+                    ));
+                }
+            }
+            within(
+                "chains.recompute_every_hours",
+                chains.recompute_every_hours,
+                0.01,
+                HOURS_MAX,
+                "hours",
+            )?;
         }
         if !self.directory && !(1..=1_000).contains(&self.bootstrap_peers) {
             return Err(invalid(
@@ -915,6 +983,10 @@ impl Scenario {
             }
         }
         for (g, group) in self.groups.iter().enumerate() {
+            if let Some(every) = group.strategy.rekey_every_hours {
+                let key = format!("group[{g}].strategy.rekey_every_hours");
+                within(&key, every, 0.1, HOURS_MAX, "hours")?;
+            }
             if let Some(at) = group.strategy.fork_at_hours {
                 let key = format!("group[{g}].strategy.fork_at_hours");
                 within(&key, at, 0.0, HOURS_MAX, "hours")?;

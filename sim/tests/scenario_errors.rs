@@ -223,3 +223,32 @@ fn every_shipped_scenario_is_within_the_ranges() {
     }
     assert!(loaded >= 7, "{loaded} scenarios");
 }
+
+#[test]
+fn the_filter_s_keys_are_checked() {
+    let chains = "\n[chains]\nrecord_every_minutes = 10.0\nexchange_every_minutes = 5.0\n";
+    let text = format!("{}{chains}graph_edges_max = 5\n", smoke());
+    let message = error(&text);
+    assert!(
+        message.contains("chains.graph_edges_max: must be 16 to 16,777,216, not 5"),
+        "{message}"
+    );
+    let text = format!("{}{chains}recompute_every_hours = 0.0\n", smoke());
+    let message = error(&text);
+    assert!(
+        message.contains("chains.recompute_every_hours: must be between 0.01 and"),
+        "{message}"
+    );
+    let text = format!("{}{chains}filter = \"yes\"\n", smoke());
+    let message = error(&text);
+    assert!(message.contains("filter"), "{message}");
+    let text = smoke().replace(
+        "mean_online_hours = 20.0",
+        "mean_online_hours = 20.0\nstrategy = { rekey_every_hours = 0.0 }",
+    );
+    let message = error(&text);
+    assert!(
+        message.contains("group[0].strategy.rekey_every_hours: must be between 0.1 and"),
+        "{message}"
+    );
+}

@@ -323,13 +323,12 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// on every machine. The simulator draws only from seeded ChaCha streams and computes
 /// logarithms and powers with `libm`, so nothing platform-specific reaches a decision. A
 /// deliberate change of behaviour updates this value in the same commit, saying why. Last
-/// change: cheaper routing and fairer trading (issue 9): one timer sweeps expired requests,
-/// lookups for records stop at the closest `provider_replicas`, routing answers are no longer
-/// reputation observations, learned peers reach the negotiator in one message per input,
-/// dropped chunks are no longer announced, audits challenge every fresh replica, terms are
-/// judged four times a term, and chain records take the peers owed in turn.
+/// change: the reputation filter (issue 10): a refusal or a "not found" is no longer counted
+/// as service, the store takes stranger policies from the negotiator, chain answers are
+/// verified only where they add records, and a `Welcome` names distinct peers, never the
+/// requester (one rule in both hosts).
 const SMOKE_SEED_7_DIGEST: &str =
-    "5bf9345f78640121cf08212e10c3ec9d341b3eba871440d1017ae7b4e9f2cd54";
+    "33d30a078195c56d05de16597c9cd3857ae699112606054c68b6c7ffbbe6e262";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

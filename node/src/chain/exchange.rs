@@ -48,13 +48,45 @@ pub struct Received {
 }
 
 /// Other peers' chains as far as they have been shown and checked, and the forks found.
-#[derive(Debug, Default)]
+///
+/// **Bounded.** The book holds at most `records_max` records in all; past it, the chains
+/// extended longest ago go first, whole (the next read of such an owner starts again from
+/// its first record). Fork proofs are never evicted: forgetting one would trust a forker
+/// again, and each is two records.
+#[derive(Debug)]
 pub struct ChainBook {
     chains: BTreeMap<[u8; 32], Vec<Record>>,
     forks: BTreeMap<[u8; 32], ForkProof>,
+    records: usize,
+    records_max: usize,
+    /// When each owner's chain was last extended (a counter), for eviction.
+    touched: BTreeMap<[u8; 32], u64>,
+    clock: u64,
+}
+
+impl Default for ChainBook {
+    fn default() -> Self {
+        ChainBook::with_records_max(usize::MAX)
+    }
 }
 
 impl ChainBook {
+    pub fn with_records_max(records_max: usize) -> ChainBook {
+        ChainBook {
+            chains: BTreeMap::new(),
+            forks: BTreeMap::new(),
+            records: 0,
+            records_max: records_max.max(1),
+            touched: BTreeMap::new(),
+            clock: 0,
+        }
+    }
+
+    /// Records held, over every owner.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
     /// The longest valid chain of `owner` shown so far.
     pub fn chain(&self, owner: &[u8; 32]) -> &[Record] {
         self.chains.get(owner).map_or(&[], Vec::as_slice)
@@ -108,8 +140,44 @@ impl ChainBook {
         true
     }
 
-    /// Checks an answer to `request` and believes it only if it is valid.
+    /// Checks an answer to `request` and believes it only if it is valid; then keeps the
+    /// book within its bound.
     pub fn receive(
+        &mut self,
+        request: &RangeRequest,
+        records: Vec<Record>,
+    ) -> Result<Received, ExchangeError> {
+        let owner = request.owner;
+        let before = self.chain(&owner).len();
+        let result = self.believe(request, records);
+        let after = self.chain(&owner).len();
+        self.records = (self.records + after).saturating_sub(before);
+        if after == 0 {
+            self.chains.remove(&owner);
+        }
+        if after != before {
+            self.clock += 1;
+            self.touched.insert(owner, self.clock);
+        }
+        while self.records > self.records_max {
+            let Some(oldest) = self
+                .touched
+                .iter()
+                .filter(|(o, _)| **o != owner)
+                .min_by_key(|(o, at)| (**at, **o))
+                .map(|(o, _)| *o)
+            else {
+                break;
+            };
+            self.touched.remove(&oldest);
+            if let Some(chain) = self.chains.remove(&oldest) {
+                self.records -= chain.len();
+            }
+        }
+        result
+    }
+
+    fn believe(
         &mut self,
         request: &RangeRequest,
         records: Vec<Record>,
@@ -177,11 +245,16 @@ impl ChainBook {
             }
             return Ok(received);
         }
-        // Otherwise the whole answer must be a valid continuation of what precedes it.
-        let before = (first.seq as usize)
-            .checked_sub(2)
-            .and_then(|i| held.get(i));
-        verify_range(before, &records).map_err(ExchangeError::Invalid)?;
+        // Otherwise what the answer adds must be a valid continuation of what is held. The
+        // overlap is byte for byte what was verified before, so it is not verified again.
+        // (An overlap that differs without proving a fork is verified whole, and fails.)
+        let skip = if conflict.is_some() { 0 } else { overlap };
+        let fresh_from = first.seq as usize - 1 + skip;
+        let before = fresh_from.checked_sub(1).and_then(|i| held.get(i));
+        verify_range(before, &records[skip..]).map_err(|mut error| {
+            error.index += skip;
+            ExchangeError::Invalid(error)
+        })?;
         let mut received = Received::default();
         if conflict.is_some() {
             // A differing record that is valid in sequence but not owner-signed twice cannot

@@ -90,8 +90,81 @@ fn parse(item: &Signed<'_>, key: Option<EdwardsPoint>) -> Option<Parsed> {
     Some(Parsed { key, r, s, k })
 }
 
+/// Signatures found good, by digest of (key, signature, message), at most this many per
+/// thread; when full the memo starts again empty.
+pub const MEMO_ENTRIES_MAX: usize = 1 << 19;
+
+thread_local! {
+    /// Verification is a pure function, so a verdict of "good" is remembered: a record's
+    /// signatures are checked once per thread however many peers read it (thousands of
+    /// simulated peers share one thread; a node sees a record again in every chain read
+    /// that overlaps). A failure is never remembered, so a bad signature costs its full
+    /// check each time, and no verdict can differ from the uncached one.
+    static MEMO: std::cell::RefCell<std::collections::BTreeSet<[u8; 32]>> =
+        const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+}
+
+fn digest(item: &Signed<'_>) -> [u8; 32] {
+    let mut hash = sha2::Sha256::new();
+    hash.update(item.key);
+    hash.update(item.signature);
+    hash.update(item.message);
+    hash.finalize().into()
+}
+
+/// Empties this thread's memo (benchmarks measure the checks themselves).
+pub fn forget() {
+    MEMO.with(|memo| memo.borrow_mut().clear());
+}
+
+fn remembered(digest: &[u8; 32]) -> bool {
+    MEMO.with(|memo| memo.borrow().contains(digest))
+}
+
+fn remember(digests: impl IntoIterator<Item = [u8; 32]>) {
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        for digest in digests {
+            if memo.len() >= MEMO_ENTRIES_MAX {
+                memo.clear();
+            }
+            memo.insert(digest);
+        }
+    });
+}
+
 /// Is `item` a good signature by the rule above?
 pub fn verify(item: &Signed<'_>) -> bool {
+    let digest = digest(item);
+    if remembered(&digest) {
+        return true;
+    }
+    let good = verify_uncached(item);
+    if good {
+        remember([digest]);
+    }
+    good
+}
+
+/// Are all of `items` good signatures? The same verdict as [`verify`] on each; those not
+/// remembered are checked in one batch ([`batch_uncached`]).
+pub fn verify_batch(items: &[Signed<'_>]) -> bool {
+    let (digests, unknown): (Vec<[u8; 32]>, Vec<Signed<'_>>) = items
+        .iter()
+        .map(|item| (digest(item), *item))
+        .filter(|(digest, _)| !remembered(digest))
+        .unzip();
+    if unknown.is_empty() {
+        return true;
+    }
+    let good = batch_uncached(&unknown);
+    if good {
+        remember(digests);
+    }
+    good
+}
+
+fn verify_uncached(item: &Signed<'_>) -> bool {
     let Some(p) = parse(item, key_point(item.key)) else {
         return false;
     };
@@ -100,9 +173,10 @@ pub fn verify(item: &Signed<'_>) -> bool {
     difference.mul_by_cofactor().is_identity()
 }
 
-/// Are all of `items` good signatures? The same verdict as [`verify`] on each, in one
-/// multiscalar multiplication (the terms of a key that signs many items are summed first).
-pub fn verify_batch(items: &[Signed<'_>]) -> bool {
+/// Are all of `items` good signatures? The same verdict as [`verify_uncached`] on each, in
+/// one multiscalar multiplication (the terms of a key that signs many items are summed
+/// first).
+pub fn batch_uncached(items: &[Signed<'_>]) -> bool {
     // Keys repeat (a chain's owner signs every record): each is parsed once.
     let mut keys: std::collections::BTreeMap<&[u8; 32], Option<EdwardsPoint>> =
         std::collections::BTreeMap::new();
@@ -187,14 +261,17 @@ mod tests {
             })
             .collect();
         assert!(items.iter().all(verify));
+        assert!(items.iter().all(verify_uncached) && batch_uncached(&items));
         assert!(verify_batch(&items));
         assert!(verify_batch(&[]));
         let mut bad = signed[3].1;
         bad[40] ^= 1;
         let mut altered = items.clone();
         altered[3].signature = &bad;
-        assert!(!verify(&altered[3]));
-        assert!(!verify_batch(&altered));
+        assert!(!verify(&altered[3]) && !verify_uncached(&altered[3]));
+        assert!(!verify_batch(&altered) && !batch_uncached(&altered));
+        // A good signature remembered does not make a bad one pass.
+        assert!(verify(&items[3]) && !verify(&altered[3]));
         // S at or above the group order is refused, though it would satisfy the equation.
         let mut high = signed[0].1;
         let s = Scalar::from_canonical_bytes(high[32..].try_into().unwrap()).unwrap();

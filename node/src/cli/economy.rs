@@ -1,5 +1,6 @@
-//! `cryptosphere node contracts`: a running node's strategy, contracts and ledgers, as the
-//! API's JSON (`--json`) or as tables. It reads what the node says; it computes nothing.
+//! `cryptosphere node contracts`: a running node's strategy, contracts and ledgers, and
+//! `cryptosphere peers`: the peers it knows, their scores and its refusals; as the API's
+//! JSON (`--json`) or as tables. It reads what the node says; it computes nothing.
 
 use std::io::Write;
 
@@ -10,8 +11,11 @@ use super::{Failure, ENVIRONMENT};
 use crate::net::client;
 
 #[derive(Debug, thiserror::Error)]
-#[error("the node answered with something other than its contracts: {0}")]
-struct NotContracts(String);
+#[error("the node answered with something other than its {what}: {reason}")]
+struct NotTheView {
+    what: &'static str,
+    reason: String,
+}
 
 /// Bytes in the largest binary unit that keeps a whole number in front.
 fn size(bytes: &Value) -> String {
@@ -127,26 +131,100 @@ fn render(value: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn print(args: &ContractsArgs) -> Result<(), Failure> {
+/// A score or part to three decimals.
+fn number(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn render_peers(value: &Value, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "peer {}", value["peer"].as_str().unwrap_or("?"))?;
+    let filter = value["filter"].as_bool() == Some(true);
+    if filter {
+        writeln!(
+            out,
+            "filter on: refused under {}; strangers get {} of the allowance; graph of {} \
+             peers and {} services",
+            number(&value["serve_line"]),
+            number(&value["stranger_share"]),
+            value["graph_nodes"],
+            value["graph_edges"],
+        )?;
+    } else {
+        writeln!(out, "filter off: scores are direct experience alone")?;
+    }
+    writeln!(
+        out,
+        "{:<14} {:>6} {:>6} {:>7} {:>6} {:>10} {:>10} {:>9}  refused",
+        "peer", "score", "direct", "flow", "rank", "to us", "from us", "contract"
+    )?;
+    for p in value["peers"].as_array().into_iter().flatten() {
+        let contract = if p["contract"].is_object() {
+            "yes"
+        } else {
+            "no"
+        };
+        writeln!(
+            out,
+            "{:<14} {:>6} {:>6} {:>7} {:>6} {:>10} {:>10} {:>9}  {}",
+            short(&p["peer"]),
+            number(&p["score"]),
+            number(&p["direct"]),
+            number(&p["flow"]),
+            number(&p["rank"]),
+            size(&Value::from(p["flow_to_us"].as_f64().unwrap_or(0.0) as u64)),
+            size(&Value::from(
+                p["flow_from_us"].as_f64().unwrap_or(0.0) as u64
+            )),
+            contract,
+            p["refused"].as_str().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Fetches a view from the node's API and prints it: the JSON as it came (`--json`), or
+/// `render`ed, once it has the `required` arrays.
+fn print_view(
+    args: &ContractsArgs,
+    what: &'static str,
+    fetch: fn(&str) -> Result<String, client::ClientError>,
+    required: &[&str],
+    render: fn(&Value, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Failure> {
     let api = &args.node.api;
-    let context = || format!("cannot read the contracts of the node at {api}");
-    let text = client::contracts(api).map_err(|e| Failure::new(client_code(&e), context(), e))?;
+    let context = || format!("cannot read the {what} of the node at {api}");
+    let text = fetch(api).map_err(|e| Failure::new(client_code(&e), context(), e))?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
         writeln!(stdout, "{}", text.trim())
     } else {
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| Failure::new(ENVIRONMENT, context(), NotContracts(e.to_string())))?;
-        if !value["contracts"].is_array() || !value["ledgers"].is_array() {
-            return Err(Failure::new(
-                ENVIRONMENT,
-                context(),
-                NotContracts("no contracts or ledgers in it".into()),
-            ));
+        let not =
+            |reason: String| Failure::new(ENVIRONMENT, context(), NotTheView { what, reason });
+        let value: Value = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+        if let Some(missing) = required.iter().find(|key| !value[**key].is_array()) {
+            return Err(not(format!("no {missing} in it")));
         }
         render(&value, &mut stdout)
     };
     written.map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e))
+}
+
+/// `cryptosphere peers`.
+pub fn print_peers(args: &ContractsArgs) -> Result<(), Failure> {
+    print_view(args, "peers", client::peers, &["peers"], render_peers)
+}
+
+/// `cryptosphere node contracts`.
+pub fn print(args: &ContractsArgs) -> Result<(), Failure> {
+    print_view(
+        args,
+        "contracts",
+        client::contracts,
+        &["contracts", "ledgers"],
+        render,
+    )
 }
 
 #[cfg(test)]

@@ -75,6 +75,10 @@ pub enum Command {
     /// Run a network node.
     #[command(after_help = EXIT_CODES)]
     Node(node::NodeArgs),
+    /// Print the peers a running node knows: score and its parts, ledger, contract, and why
+    /// the node refuses a peer if it does (a table, or the API's JSON with --json).
+    #[command(after_help = EXIT_CODES)]
+    Peers(node::ContractsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +288,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // These talk to a node (or are one) and never open the local store themselves.
     match &cli.command {
         Command::Node(args) => return node::run_node(cli.data_dir, args),
+        Command::Peers(args) => return economy::print_peers(args),
         Command::Put(PutArgs {
             api: Some(api),
             path,
@@ -476,7 +481,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::new(store_code(&e), "cannot unpin", e))?;
         }
         // Handled above, before the local store is opened.
-        Command::Chain(_) | Command::Node(_) => {}
+        Command::Chain(_) | Command::Node(_) | Command::Peers(_) => {}
     }
     Ok(())
 }

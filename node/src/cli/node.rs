@@ -34,6 +34,10 @@ pub enum NodeCommand {
     /// Print a running node's strategy, contracts and ledgers from its API (a table, or
     /// the API's JSON with --json).
     Contracts(ContractsArgs),
+    /// Print the peers a running node knows: score and its parts, ledger, contract, and why
+    /// the node refuses a peer if it does (a table, or the API's JSON with --json). The
+    /// same as `cryptosphere peers`.
+    Peers(ContractsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +198,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
                 .map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e));
         }
         NodeCommand::Contracts(contracts) => return super::economy::print(contracts),
+        NodeCommand::Peers(peers) => return super::economy::print_peers(peers),
     };
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;

@@ -23,6 +23,9 @@ const RECORD_TOKEN: u64 = 1;
 const EXCHANGE_TOKEN: u64 = 2;
 const FORK_TOKEN: u64 = 3;
 
+/// A direct partner is one of the counterparties of this many last records of our chain.
+const PARTNERS_FROM_RECORDS: usize = 256;
+
 /// Quantities of services owed one counterparty, not recorded yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Owed {
@@ -66,6 +69,8 @@ pub struct Chains {
     record_interval_us: u64,
     exchange_interval_us: u64,
     fork_at_us: Option<u64>,
+    /// The reputation filter is on: reads favour the chains it scores by.
+    filter: bool,
     own: Vec<Record>,
     book: ChainBook,
     /// Services not recorded yet, summed: (counterparty, kind) → quantities.
@@ -104,8 +109,9 @@ impl Chains {
             record_interval_us: record_interval_us.max(Time::SECOND),
             exchange_interval_us: config.chain_exchange_interval_us.max(Time::SECOND),
             fork_at_us: config.strategy.fork_at_us,
+            filter: config.trust.is_some(),
             own,
-            book: ChainBook::default(),
+            book: ChainBook::with_records_max(config.chain_book_records_max),
             owed: BTreeMap::new(),
             record_cursor: None,
             proposing: false,
@@ -172,7 +178,12 @@ impl Chains {
     }
 
     /// A key proven to have forked is disqualified here and named to the negotiator.
-    fn learned(&mut self, ctx: &mut Context<'_>, proof: ForkProof, peers: &[PeerId]) {
+    fn learned(
+        &mut self,
+        ctx: &mut Context<'_>,
+        proof: ForkProof,
+        peers: &dyn Fn() -> Vec<PeerId>,
+    ) {
         let offender = PeerId(proof.offender());
         ctx.event(Event::ForkLearned { offender });
         ctx.local(
@@ -182,7 +193,7 @@ impl Chains {
                 score: 0.0,
             },
         );
-        for peer in peers.iter().filter(|p| **p != offender) {
+        for peer in peers().iter().filter(|p| **p != offender) {
             self.send(
                 ctx,
                 *peer,
@@ -192,7 +203,7 @@ impl Chains {
         }
     }
 
-    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input, peers: &[PeerId]) {
+    pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input, peers: &dyn Fn() -> Vec<PeerId>) {
         match input {
             Input::Start { .. } => {
                 // Answers to what was asked before a restart will not come.
@@ -232,13 +243,24 @@ impl Chains {
             Input::Timer {
                 token: EXCHANGE_TOKEN,
             } => {
+                let peers = peers();
                 if !peers.is_empty() {
                     // Ask a peer for its own chain, or (half the time) for the chain of another
                     // owner we have read, so a forker that shows each peer a different branch
-                    // is caught when the branches meet.
-                    let peer = peers[ctx.rng().gen_range(0..peers.len())];
+                    // is caught when the branches meet. With the filter on, a third of the
+                    // reads go to a direct partner's own chain (one of the last counterparties
+                    // on ours): what our partners gave and got is what scores the peers two
+                    // hops away.
+                    let partner = self.filter && ctx.rng().gen_range(0..3) == 0;
+                    let recent = self.own.len().saturating_sub(PARTNERS_FROM_RECORDS);
+                    let partners = &self.own[recent..];
+                    let peer = if partner && !partners.is_empty() {
+                        PeerId(partners[ctx.rng().gen_range(0..partners.len())].counterparty)
+                    } else {
+                        peers[ctx.rng().gen_range(0..peers.len())]
+                    };
                     let owners = self.book.owners();
-                    let owner = if !owners.is_empty() && ctx.rng().gen_bool(0.5) {
+                    let owner = if !partner && !owners.is_empty() && ctx.rng().gen_bool(0.5) {
                         owners[ctx.rng().gen_range(0..owners.len())]
                     } else {
                         peer.0
@@ -336,7 +358,7 @@ impl Chains {
         ctx: &mut Context<'_>,
         from: PeerId,
         request: ChainRequest,
-        peers: &[PeerId],
+        peers: &dyn Fn() -> Vec<PeerId>,
     ) -> Result<ChainResponse, Refusal> {
         match request {
             ChainRequest::Agree(proposal) => {
@@ -405,7 +427,7 @@ impl Chains {
         tag: u64,
         from: PeerId,
         outcome: Outcome,
-        peers: &[PeerId],
+        peers: &dyn Fn() -> Vec<PeerId>,
     ) {
         let Some(waiting) = self.waiting.remove(&tag) else {
             return;

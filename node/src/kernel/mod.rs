@@ -21,6 +21,7 @@ pub mod routing;
 pub mod storage;
 pub mod strategy;
 pub mod transport;
+pub mod trust;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -257,6 +258,12 @@ pub enum Local {
         quota_bytes: u64,
         serve_until_bytes: u64,
     },
+    /// From the negotiator to the store: what a peer with no grant (a stranger) may use here,
+    /// as the stranger policy now stands.
+    Strangers {
+        quota_bytes: u64,
+        serve_until_bytes: u64,
+    },
     /// From the store to the negotiator: what `peer` uses here now.
     Usage {
         peer: PeerId,
@@ -303,6 +310,7 @@ impl Local {
             Local::Unprovide { .. } => 48,
             Local::Grant { .. } => 46,
             Local::Usage { .. } => 47,
+            Local::Strangers { .. } => 49,
         }
     }
 }
@@ -608,6 +616,11 @@ pub struct KernelConfig {
     pub chain_record_interval_us: Option<u64>,
     /// How often to fetch another peer's chain (checking it for forks).
     pub chain_exchange_interval_us: u64,
+    /// The reputation filter over the chains read (needs chains); `None`: scores are direct
+    /// experience alone, and the negotiator's stranger policy is fixed.
+    pub trust: Option<trust::TrustConfig>,
+    /// Records of other peers' chains kept at most (about 330 bytes each in memory).
+    pub chain_book_records_max: usize,
     /// Where this peer listens for connections (announced in Hello); `None` in the simulator.
     pub listen: Option<SocketAddr>,
     /// Addresses dialed at start to find the first peers (real hosts).
@@ -656,6 +669,8 @@ impl Default for KernelConfig {
             synthetic_payloads: false,
             chain_record_interval_us: None,
             chain_exchange_interval_us: 10 * 60 * Time::SECOND,
+            trust: None,
+            chain_book_records_max: 65_536,
             listen: None,
             bootstrap: Vec::new(),
             keep_fetched: false,

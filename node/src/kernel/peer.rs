@@ -77,6 +77,7 @@ pub fn input_kind_name(code: u8) -> &'static str {
         46 => "local Grant",
         47 => "local Usage",
         48 => "local Unprovide",
+        49 => "local Strangers",
         50 => "start",
         51 => "timer",
         52 => "command",
@@ -109,7 +110,7 @@ impl Peer {
             transport: Transport::new(config.clone(), id),
             store: StoreActor::new(store, &config),
             negotiator: Negotiator::new(config.clone()),
-            reputation: Reputation::new(chains),
+            reputation: Reputation::new(chains, config.trust.clone()),
         }
     }
 

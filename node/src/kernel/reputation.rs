@@ -2,11 +2,20 @@
 //! negotiator places replicas and fetches by. It counts answers, timeouts and misbehaviour,
 //! and (when chains are on, see [`chains`](super::chains)) keeps this peer's long-chain
 //! certificate, records services on it, reads other peers' chains and disqualifies any key
-//! proven to have forked.
+//! proven to have forked. With the filter on ([`trust`](super::trust)), every hour it takes
+//! the chains it has verified into its service graph and scores each peer from its own
+//! position: direct experience, BarterCast flow and personalised rank.
 
 use std::collections::BTreeMap;
 
+use super::trust::{Parts, Trust, TrustConfig};
 use super::{ActorKind, Context, Input, Local, Observation, PeerId, Refusal, Response};
+
+const TRUST_TOKEN: u64 = 16;
+
+/// Peers with counts kept at most; past it, the one with the least evidence goes (one seen
+/// misbehaving goes last).
+pub const RECORDS_MAX: usize = 16_384;
 
 /// Counts for one peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,6 +23,8 @@ pub struct Record {
     pub answered: u64,
     pub timed_out: u64,
     pub misbehaved: u64,
+    /// The score's tenth last reported to the negotiator.
+    reported: Option<u8>,
 }
 
 impl Record {
@@ -28,6 +39,14 @@ impl Record {
         let bad = 0.5 * self.timed_out.min(3) as f64 + 4.0 * self.misbehaved as f64 + 1.0;
         good / (good + bad)
     }
+
+    /// Direct experience as the filter weighs it: 0.5 (neutral) for a peer never seen
+    /// misbehaving, halved and more with each broken promise or bad answer
+    /// (`0.5 / (1 + 2m)`). Answers and timeouts say how available a peer is, not whether
+    /// it trades fairly (the flows say that), so they do not enter.
+    pub fn conduct(&self) -> f64 {
+        0.5 / (1.0 + 2.0 * self.misbehaved as f64)
+    }
 }
 
 /// The reputation filter actor.
@@ -36,6 +55,8 @@ pub struct Reputation {
     records: BTreeMap<PeerId, Record>,
     /// This peer's chain and the chains it reads; `None` when chains are off.
     pub chains: Option<super::chains::Chains>,
+    /// The service graph and its scores; `None` when the filter is off (it needs chains).
+    pub trust: Option<Trust>,
 }
 
 /// Scores are reported to the negotiator when they move to another tenth.
@@ -44,10 +65,12 @@ fn bucket(score: f64) -> u8 {
 }
 
 impl Reputation {
-    pub fn new(chains: Option<super::chains::Chains>) -> Reputation {
+    pub fn new(chains: Option<super::chains::Chains>, trust: Option<TrustConfig>) -> Reputation {
+        let trust = trust.filter(|_| chains.is_some()).map(Trust::new);
         Reputation {
             records: BTreeMap::new(),
             chains,
+            trust,
         }
     }
 
@@ -55,18 +78,41 @@ impl Reputation {
         self.records.get(peer).copied().unwrap_or_default()
     }
 
-    /// A peer's score; 0 for a key proven to have forked its chain.
-    pub fn score(&self, peer: &PeerId) -> f64 {
+    /// A peer's score and its parts; a disqualified key scores 0.
+    pub fn parts(&self, peer: &PeerId) -> Parts {
+        let record = self.record(peer);
+        let direct = record.score();
+        let mut parts = match &self.trust {
+            Some(trust) => trust.parts(peer, record.conduct()),
+            None => Parts {
+                direct,
+                flow: 0.0,
+                rank: 0.0,
+                to_me: 0.0,
+                from_me: 0.0,
+                score: direct,
+            },
+        };
         if self.disqualified(peer) {
-            return 0.0;
+            parts.score = 0.0;
         }
-        self.record(peer).score()
+        parts
     }
 
-    fn disqualified(&self, peer: &PeerId) -> bool {
+    /// A peer's score; 0 for a key proven to have forked its chain.
+    pub fn score(&self, peer: &PeerId) -> f64 {
+        self.parts(peer).score
+    }
+
+    pub fn disqualified(&self, peer: &PeerId) -> bool {
         self.chains
             .as_ref()
             .is_some_and(|chains| chains.book().disqualified(&peer.0))
+    }
+
+    /// Has this peer dealt with `peer`, or read of it on a chain?
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.records.contains_key(peer) || self.trust.as_ref().is_some_and(|t| t.knows(peer))
     }
 
     /// Peers seen misbehaving at least once.
@@ -74,21 +120,114 @@ impl Reputation {
         self.records.values().filter(|r| r.misbehaved > 0).count()
     }
 
-    /// Every known peer, best first (ties by id).
+    /// Every peer with counts or a place in the graph, best first (ties by id).
     pub fn ranking(&self) -> Vec<(PeerId, f64)> {
+        let mut peers: Vec<PeerId> = self.records.keys().copied().collect();
+        if let Some(trust) = &self.trust {
+            peers.extend(
+                trust
+                    .graph()
+                    .peers()
+                    .filter(|p| !self.records.contains_key(p)),
+            );
+        }
         let mut ranking: Vec<(PeerId, f64)> =
-            self.records.iter().map(|(p, r)| (*p, r.score())).collect();
+            peers.into_iter().map(|p| (p, self.score(&p))).collect();
         ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranking
+    }
+
+    /// Tells the negotiator `peer`'s score if it moved to another tenth since last told.
+    fn report(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
+        // A disqualified key stays at 0 for the negotiator (the chain side told it).
+        if self.disqualified(&peer) {
+            return;
+        }
+        let score = self.score(&peer);
+        // Where the last report is kept: with the peer's counts if it has any, else with
+        // its node in the graph (so that reading of a peer makes no counts for it).
+        let has_record = self.records.contains_key(&peer);
+        let reported = match self.trust.as_mut() {
+            Some(trust) if !has_record => trust.reported_mut(&peer),
+            _ => None,
+        };
+        let reported = match reported {
+            Some(reported) => reported,
+            None => match self.record_mut(peer) {
+                Some(record) => &mut record.reported,
+                None => return,
+            },
+        };
+        let now = Some(bucket(score));
+        let before = reported.unwrap_or(bucket(0.5));
+        *reported = now;
+        if now != Some(before) {
+            ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
+        }
+    }
+
+    /// `peer`'s counts, making room for them if the table is full (none, if every entry
+    /// left has more evidence... which cannot be: the least is always evicted).
+    fn record_mut(&mut self, peer: PeerId) -> Option<&mut Record> {
+        if !self.records.contains_key(&peer) && self.records.len() >= RECORDS_MAX {
+            let least = self
+                .records
+                .iter()
+                .min_by_key(|(id, r)| (r.misbehaved > 0, r.answered + r.timed_out, **id))
+                .map(|(id, _)| *id)?;
+            self.records.remove(&least);
+        }
+        Some(self.records.entry(peer).or_default())
+    }
+
+    /// Takes the verified chains into the graph and recomputes every score.
+    fn recompute(&mut self, ctx: &mut Context<'_>) {
+        let (Some(trust), Some(chains)) = (self.trust.as_mut(), self.chains.as_ref()) else {
+            return;
+        };
+        let me = ctx.me();
+        trust.ingest(me, chains.own());
+        let book = chains.book();
+        for owner in book.owners() {
+            let owner = PeerId(owner);
+            let chain = book.chain(&owner.0);
+            if chain.len() as u64 > trust.graph().seen(&owner) && !book.disqualified(&owner.0) {
+                trust.ingest(owner, chain);
+            }
+        }
+        let records = &self.records;
+        let direct = |peer: &PeerId| records.get(peer).copied().unwrap_or_default().conduct();
+        if !trust.recompute(me, ctx.now(), &direct) {
+            return;
+        }
+        let peers: Vec<PeerId> = trust.graph().peers().collect();
+        for peer in peers {
+            self.report(ctx, peer);
+        }
     }
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         let (peer, observation) = match input {
             Input::Local(Local::Observe { peer, observation }) => (peer, observation),
+            Input::Timer { token: TRUST_TOKEN } => {
+                self.recompute(ctx);
+                if let Some(trust) = &self.trust {
+                    ctx.timer(trust.config.recompute_interval_us.max(1), TRUST_TOKEN);
+                }
+                return;
+            }
             other => {
+                if let (Input::Start { .. }, Some(trust)) = (&other, &self.trust) {
+                    let interval = trust.config.recompute_interval_us.max(1);
+                    let first = rand::Rng::gen_range(ctx.rng(), 0..interval);
+                    ctx.timer(first, TRUST_TOKEN);
+                }
                 match self.chains.as_mut() {
                     Some(chains) => {
-                        let peers: Vec<PeerId> = self.records.keys().copied().collect();
+                        // The peers known, listed only when an input needs them (a read of
+                        // some peer's chain, a fork proof to pass on).
+                        let records = &self.records;
+                        let peers = || records.keys().copied().collect::<Vec<PeerId>>();
                         chains.handle(ctx, other, &peers);
                     }
                     // Chains are off: chain requests get a typed refusal, not silence.
@@ -108,18 +247,15 @@ impl Reputation {
 
     /// Counts what `peer` did and tells the negotiator when its score moves.
     fn observe(&mut self, ctx: &mut Context<'_>, peer: PeerId, observation: Observation) {
-        let record = self.records.entry(peer).or_default();
-        let before = bucket(record.score());
+        let Some(record) = self.record_mut(peer) else {
+            return;
+        };
         match observation {
             Observation::Answered => record.answered += 1,
             Observation::TimedOut => record.timed_out += 1,
             Observation::Misbehaved => record.misbehaved += 1,
         }
-        let score = record.score();
-        // A disqualified key stays at 0 for the negotiator, whatever it does next.
-        if bucket(score) != before && !self.disqualified(&peer) {
-            ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
-        }
+        self.report(ctx, peer);
     }
 }
 

@@ -53,6 +53,9 @@ pub struct StoreActor {
     /// Everything we give to others, bytes.
     capacity_bytes: u64,
     accounts: BTreeMap<PeerId, Account>,
+    /// What a peer without a grant may use, when the negotiator's stranger policy has said
+    /// (`None`: the strategy's fixed allowance).
+    strangers: Option<Grant>,
 }
 
 impl StoreActor {
@@ -68,6 +71,7 @@ impl StoreActor {
             for_others_bytes: 0,
             capacity_bytes: config.storage_for_others_bytes,
             accounts: BTreeMap::new(),
+            strangers: None,
         }
     }
 
@@ -180,17 +184,17 @@ impl StoreActor {
     }
 
     fn quota_bytes(&self, account: &Account) -> u64 {
-        account.grant.map_or_else(
-            || self.strategy.stranger_storage_bytes(&self.economy),
-            |g| g.quota_bytes,
-        )
+        match (account.grant, self.strangers) {
+            (Some(g), _) | (None, Some(g)) => g.quota_bytes,
+            (None, None) => self.strategy.stranger_storage_bytes(&self.economy),
+        }
     }
 
     fn serve_until_bytes(&self, account: &Account) -> u64 {
-        account.grant.map_or_else(
-            || self.strategy.bandwidth_allowance_bytes(&self.economy),
-            |g| g.serve_until_bytes,
-        )
+        match (account.grant, self.strangers) {
+            (Some(g), _) | (None, Some(g)) => g.serve_until_bytes,
+            (None, None) => self.strategy.bandwidth_allowance_bytes(&self.economy),
+        }
     }
 
     fn usage(&self, ctx: &mut Context<'_>, peer: PeerId) {
@@ -421,6 +425,17 @@ impl StoreActor {
                     serve_until_bytes,
                 };
                 self.grant(ctx, peer, grant);
+            }
+            Input::Local(Local::Strangers {
+                quota_bytes,
+                serve_until_bytes,
+            }) => {
+                // Strangers over a smaller quota keep what they have until their term ends
+                // (the negotiator ends it); only new chunks meet the new quota.
+                self.strangers = Some(Grant {
+                    quota_bytes,
+                    serve_until_bytes,
+                });
             }
             _ => {}
         }

@@ -23,6 +23,12 @@ pub struct Strategy {
     pub liar: bool,
     /// Adversary: forks its own chain at this time, microseconds.
     pub fork_at_us: Option<u64>,
+    /// Adversary: never proposes a contract, so that it never shows it offers nothing; it
+    /// lives on strangers' allowances (with `storage_freeloader`, a whitewasher's way).
+    pub stranger_only: bool,
+    /// With the reputation filter on: strangers get the allowance scaled by how recent
+    /// strangers behaved (`negotiator/strangers.rs`); `false`: the fixed allowance.
+    pub strangers_adapt: bool,
 }
 
 impl Default for Strategy {
@@ -34,6 +40,8 @@ impl Default for Strategy {
             drop_fraction: 0.0,
             liar: false,
             fork_at_us: None,
+            stranger_only: false,
+            strangers_adapt: true,
         }
     }
 }

@@ -314,13 +314,6 @@ impl Transport {
         }
     }
 
-    fn contact(&self, id: PeerId) -> Contact {
-        Contact {
-            id,
-            addr: self.addrs.get(&id).copied(),
-        }
-    }
-
     fn link(&mut self, ctx: &mut Context<'_>, link: Link) {
         match link {
             Link::Up { peer, dialed } => {
@@ -520,23 +513,9 @@ impl Transport {
         request: RouteRequest,
     ) -> RouteResponse {
         match request {
-            RouteRequest::Hello { .. } if self.config.listen.is_some() => RouteResponse::Welcome {
+            RouteRequest::Hello { .. } => RouteResponse::Welcome {
                 peers: self.welcome(ctx, from),
             },
-            RouteRequest::Hello { .. } => {
-                // FIXME: where peers have no addresses (the simulator), contacts are still
-                // drawn with repeats (and may name the requester), as before the rule above:
-                // changing the draw changes every pinned scenario digest. To be unified when
-                // the digests are next pinned.
-                let count = self.config.welcome_peers_max.min(self.known_peers());
-                let mut peers = Vec::with_capacity(count);
-                for _ in 0..count {
-                    if let Some(peer) = self.random_peer(ctx) {
-                        peers.push(self.contact(peer));
-                    }
-                }
-                RouteResponse::Welcome { peers }
-            }
             RouteRequest::FindNode { target } => RouteResponse::Nodes {
                 peers: self.table.closest(&target.0, K),
             },
@@ -578,18 +557,53 @@ impl Transport {
     }
 
     /// The contacts a `Welcome` to `requester` names (`docs/wire-protocol.md` §5): at most
-    /// `welcome_peers_max` distinct peers, drawn at random from those with an address,
-    /// leaving out the requester, ourselves and the peers we banned.
+    /// `welcome_peers_max` distinct peers, drawn at random from those with an address (where
+    /// peers have none, the simulator, from every peer known), leaving out the requester,
+    /// ourselves and the peers we banned.
     fn welcome(&self, ctx: &mut Context<'_>, requester: PeerId) -> Vec<Contact> {
         let me = ctx.me();
-        let mut candidates: Vec<(PeerId, SocketAddr)> = self
-            .addrs
-            .iter()
-            .filter(|(peer, _)| **peer != requester && **peer != me)
-            .filter(|(peer, _)| !self.banned.contains(peer))
-            .map(|(peer, addr)| (*peer, *addr))
-            .collect();
-        let count = self.config.welcome_peers_max.min(candidates.len());
+        let nameable =
+            |peer: &PeerId| *peer != requester && *peer != me && !self.banned.contains(peer);
+        let wanted = self.config.welcome_peers_max;
+        let known = self.known_peers();
+        if self.config.listen.is_none() && known > 4 * wanted {
+            // Many peers and no addresses (the simulator): distinct peers drawn by index,
+            // without listing them all (a thousand-peer directory on every Hello).
+            let mut picked = BTreeSet::new();
+            let mut contacts = Vec::with_capacity(wanted);
+            for _ in 0..4 * wanted {
+                if contacts.len() == wanted {
+                    break;
+                }
+                let index = ctx.rng().gen_range(0..known);
+                let peer = match self.directory.get(index) {
+                    Some(peer) => *peer,
+                    None => self.peer_list[index - self.directory.len()],
+                };
+                if nameable(&peer) && picked.insert(peer) {
+                    contacts.push(Contact {
+                        id: peer,
+                        addr: None,
+                    });
+                }
+            }
+            return contacts;
+        }
+        let mut candidates: Vec<(PeerId, Option<SocketAddr>)> = if self.config.listen.is_some() {
+            self.addrs
+                .iter()
+                .filter(|(peer, _)| nameable(peer))
+                .map(|(peer, addr)| (*peer, Some(*addr)))
+                .collect()
+        } else {
+            self.directory
+                .iter()
+                .chain(self.peer_list.iter())
+                .filter(|peer| nameable(peer))
+                .map(|peer| (*peer, None))
+                .collect()
+        };
+        let count = wanted.min(candidates.len());
         // A partial Fisher-Yates shuffle: the first `count` are a uniform draw without repeats.
         for i in 0..count {
             let j = ctx.rng().gen_range(i..candidates.len());
@@ -598,10 +612,7 @@ impl Transport {
         candidates.truncate(count);
         candidates
             .into_iter()
-            .map(|(id, addr)| Contact {
-                id,
-                addr: Some(addr),
-            })
+            .map(|(id, addr)| Contact { id, addr })
             .collect()
     }
 
@@ -635,8 +646,13 @@ impl Transport {
             return;
         }
         // Routing's own requests are judged by the routing table (a contact that fails
-        // leaves it); the reputation filter observes service: chunks, chains, trades.
-        if pending.reply_to != ActorKind::Transport {
+        // leaves it); the reputation filter observes service: chunks, chains, trades. A
+        // refusal or a "not found" is an answer but no service, and counts for nothing.
+        let served = !matches!(
+            body,
+            Response::Refused(_) | Response::Store(super::StoreResponse::NotFound)
+        );
+        if pending.reply_to != ActorKind::Transport && served {
             ctx.observe(from, Observation::Answered);
         }
         if let Response::Route(RouteResponse::Welcome { peers }) = &body {

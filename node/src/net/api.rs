@@ -1,9 +1,10 @@
 //! The local HTTP API (axum): `POST /v1/objects` stores a file and starts its replication,
 //! `GET /v1/objects/{cap}` streams a file (fetching missing chunks from peers first),
 //! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON,
-//! `GET /v1/contracts` the economy (strategy, contracts, ledgers), `GET /v1/chain` this
-//! node's own chain, and `GET /metrics` the Prometheus text format. Every error is a status
-//! code with a sentence naming the problem. Every limit is here: header and body timeouts,
+//! `GET /v1/contracts` the economy (strategy, contracts, ledgers), `GET /v1/peers` the known
+//! peers with their scores and refusals, `GET /v1/chain` this node's own chain, and
+//! `GET /metrics` the Prometheus text format. Every error is a status code with a sentence
+//! naming the problem. Every limit is here: header and body timeouts,
 //! connections, requests and bodies streamed at once (each body holds a few MiB), and
 //! single-range requests (`206`, `416`).
 
@@ -100,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/pins/{cap}", axum::routing::put(pin_object))
         .route("/v1/status", get(status))
         .route("/v1/contracts", get(contracts))
+        .route("/v1/peers", get(peers))
         .route("/v1/chain", get(chain))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
@@ -517,6 +519,13 @@ async fn status(State(state): State<ApiState>) -> Response {
 async fn contracts(State(state): State<ApiState>) -> Response {
     match state.host.send(GetContracts).await {
         Ok(economics) => axum::Json(economics).into_response(),
+        Err(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    }
+}
+
+async fn peers(State(state): State<ApiState>) -> Response {
+    match state.host.send(super::host::GetPeers).await {
+        Ok(peers) => axum::Json(peers).into_response(),
         Err(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }

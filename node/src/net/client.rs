@@ -67,6 +67,12 @@ pub fn contracts(api: &str) -> Result<String, ClientError> {
     Ok(call(ureq::get(&url).call(), &url)?.into_string()?)
 }
 
+/// `GET /v1/peers`: the node's known peers, scores and refusals (JSON text).
+pub fn peers(api: &str) -> Result<String, ClientError> {
+    let url = format!("{}/v1/peers", base(api)?);
+    Ok(call(ureq::get(&url).call(), &url)?.into_string()?)
+}
+
 /// Sends a file to the node; returns the capability it answers with.
 pub fn put(api: &str, source: impl Read) -> Result<String, ClientError> {
     let url = format!("{}/v1/objects", base(api)?);

@@ -129,6 +129,11 @@ pub struct Status {
 #[rtype(result = "Status")]
 pub struct GetStatus;
 
+/// What `/v1/peers` shows.
+#[derive(Debug, Message)]
+#[rtype(result = "super::peers::PeersView")]
+pub struct GetPeers;
+
 /// What `/v1/contracts` shows.
 #[derive(Debug, Message)]
 #[rtype(result = "Economics")]
@@ -561,6 +566,22 @@ impl Handler<GetContracts> for PeerHost {
         let me = self.peer.id();
         MessageResult(trade::economics(
             me,
+            &self.peer.negotiator,
+            &self.trade,
+            now,
+        ))
+    }
+}
+
+impl Handler<GetPeers> for PeerHost {
+    type Result = MessageResult<GetPeers>;
+
+    fn handle(&mut self, _: GetPeers, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.shared.now();
+        let me = self.peer.id();
+        MessageResult(super::peers::peers(
+            me,
+            &self.peer.reputation,
             &self.peer.negotiator,
             &self.trade,
             now,

@@ -12,6 +12,7 @@ pub mod client;
 pub mod conn;
 pub mod host;
 pub mod identity;
+pub mod peers;
 pub mod trade;
 
 use std::net::{IpAddr, SocketAddr};
@@ -164,6 +165,12 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         chain_record_interval_us: Some(
             (options.chain_record_interval.as_micros() as u64).max(Time::SECOND),
         ),
+        // The reputation filter scores peers over the chains read, every minute (a node's
+        // graph is small; the simulator recomputes less often).
+        trust: Some(crate::kernel::trust::TrustConfig {
+            recompute_interval_us: 60 * Time::SECOND,
+            ..Default::default()
+        }),
         storage_for_others_bytes: options.offer_bytes,
         strategy: options.strategy.clone(),
         economy: options.economy.clone(),

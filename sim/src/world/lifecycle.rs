@@ -5,6 +5,7 @@ use cryptosphere::ids::ChunkId;
 use cryptosphere::kernel::peer::Peer;
 use cryptosphere::kernel::{Directory, PeerId, Time};
 use cryptosphere::store::Store;
+use ed25519_dalek::SigningKey;
 use rand::Rng;
 
 use super::{exponential, SimEvent, World};
@@ -139,6 +140,44 @@ impl World {
         }
         self.rebuild_directory();
         self.bring_online(index);
+    }
+
+    /// A whitewasher's move (a host action: a real operator would make a new `identity.key`
+    /// and wipe its data directory): the peer at `index` forgets everything, disk included,
+    /// and comes back at once under a fresh identity, which nobody has a ledger, a score or
+    /// a chain of. Messages to its old identity go nowhere. The next move is scheduled.
+    pub(super) fn rekey(&mut self, index: u32) {
+        let p = &self.peers[index as usize];
+        if p.departed {
+            return;
+        }
+        let group = usize::from(p.group);
+        let Some(every) = self.scenario.groups[group].strategy.rekey_every_hours else {
+            return;
+        };
+        self.abandon_fetches(index);
+        self.forget_disk(index);
+        let old = self.peers[index as usize].peer.id();
+        self.index.remove(&old);
+        let generation = self.peers[index as usize].identities;
+        let key = SigningKey::from_bytes(&super::derive(
+            b"cryptosphere/sim/rekey",
+            self.seed,
+            (u64::from(index) << 32) | u64::from(generation),
+        ));
+        let config = self.groups[group].config.clone();
+        let peer = &mut self.peers[index as usize];
+        peer.identities += 1;
+        peer.peer = Peer::new(key, config, Store::memory());
+        let id = peer.peer.id();
+        self.index.insert(id, index);
+        self.rebuild_directory();
+        if self.peers[index as usize].online {
+            self.take_offline(index);
+            self.bring_online(index);
+        }
+        let at = self.now.plus(super::hours(every).max(1));
+        self.schedule(at, SimEvent::Rekey { peer: index });
     }
 
     /// Each non-departed member of `group` crashes with probability `fraction`, losing its disk.

@@ -142,6 +142,7 @@ impl World {
             }
         }
         let economy = self.economy_by_group(false);
+        let standing = self.standing();
         let mut all_hour = GroupCounters::default();
         for g in 0..=groups {
             let (name, members, mut counters) = if g < groups {
@@ -195,6 +196,8 @@ impl World {
                 bandwidth_received_bytes: economy[g].bandwidth_received_bytes,
                 creds_balance: economy[g].creds_balance,
                 contracts: economy[g].contracts,
+                reputation_mean: standing[g].reputation_mean,
+                reputation_auc: standing[g].auc,
             });
         }
     }
@@ -217,6 +220,25 @@ impl World {
             return 0.0;
         }
         rows.iter().sum::<u64>() as f64 / rows.len() as f64 / members as f64
+    }
+
+    /// The first hour `group`'s mean score in honest eyes was under the filter's line; the
+    /// run's length if never.
+    fn refused_from_hours(&self, group: &str) -> f64 {
+        let line = self
+            .groups
+            .first()
+            .and_then(|g| g.config.trust.as_ref())
+            .map_or(
+                cryptosphere::kernel::trust::TrustConfig::default().serve_line(),
+                |t| t.serve_line(),
+            );
+        self.rows
+            .iter()
+            .find(|r| r.group == group && r.reputation_mean > 0.0 && r.reputation_mean < line)
+            .map_or(self.end.micros() as f64 / Time::HOUR as f64, |r| {
+                r.hour as f64
+            })
     }
 
     /// Objects published by `members` of which some chunk has no holder at all.
@@ -408,6 +430,9 @@ impl World {
                 dropped_pairs_disqualified_ratio: 1.0,
                 disqualify_hours_max: 0.0,
                 objects_lost_final: self.objects_lost(&members) as f64,
+                reputation_mean_final: last.map_or(0.0, |r| r.reputation_mean),
+                reputation_auc_final: last.map_or(0.5, |r| r.reputation_auc),
+                refused_from_hours: self.refused_from_hours(&name),
             };
             let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);

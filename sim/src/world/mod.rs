@@ -12,6 +12,7 @@
 
 mod lifecycle;
 mod measure;
+mod standing;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -86,6 +87,10 @@ enum SimEvent {
     Probe {
         probe: usize,
     },
+    /// A whitewasher comes back under a fresh identity (`lifecycle.rs`).
+    Rekey {
+        peer: u32,
+    },
     Tick,
 }
 
@@ -100,6 +105,8 @@ struct SimPeer {
     links: Links,
     /// Chunks this peer's store reported holding (so a lost disk can be forgotten).
     held: Vec<ChunkId>,
+    /// Identities it has had (a whitewasher takes a fresh one every so often).
+    identities: u32,
 }
 
 #[derive(Debug)]
@@ -300,6 +307,18 @@ impl World {
                         .chains
                         .as_ref()
                         .map_or(Time::HOUR, |c| minutes(c.exchange_every_minutes)),
+                    chain_book_records_max: scenario
+                        .chains
+                        .as_ref()
+                        .map_or(0, |c| c.book_records_max as usize),
+                    trust: scenario.chains.as_ref().filter(|c| c.filter).map(|c| {
+                        cryptosphere::kernel::trust::TrustConfig {
+                            graph_nodes_max: c.graph_nodes_max as usize,
+                            graph_edges_max: c.graph_edges_max as usize,
+                            recompute_interval_us: hours(c.recompute_every_hours),
+                            ..Default::default()
+                        }
+                    }),
                     strategy: cryptosphere::kernel::strategy::Strategy {
                         altruism: g.strategy.altruism,
                         storage_freeloader: g.strategy.storage_freeloader,
@@ -307,6 +326,8 @@ impl World {
                         drop_fraction: g.strategy.drop_fraction,
                         liar: g.strategy.liar,
                         fork_at_us: g.strategy.fork_at_hours.map(hours),
+                        strangers_adapt: g.strategy.strangers_adapt,
+                        stranger_only: g.strategy.stranger_only,
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
@@ -414,6 +435,7 @@ impl World {
             )),
             links: Links::new(region.unwrap_or(0) as u8, state.up_mbps, state.down_mbps),
             held: Vec::new(),
+            identities: 1,
         });
         self.index.insert(id, index);
         index
@@ -456,6 +478,11 @@ impl World {
             if self.rng.gen_bool(scenario.groups[g].departures) {
                 let at = Time(self.rng.gen_range(0..duration));
                 self.schedule(at, SimEvent::Depart { peer: index });
+            }
+            if let Some(every) = scenario.groups[g].strategy.rekey_every_hours {
+                let every = hours(every).max(1);
+                let at = Time(self.rng.gen_range(1..=every));
+                self.schedule(at, SimEvent::Rekey { peer: index });
             }
         }
         for (g, group) in scenario.groups.iter().enumerate() {
@@ -668,6 +695,7 @@ impl World {
             }
             SimEvent::PartitionHeal => self.network.sides = None,
             SimEvent::Crash { group, fraction } => self.crash(group, fraction),
+            SimEvent::Rekey { peer } => self.rekey(peer),
             SimEvent::Probe { probe } => self.probe(probe),
             SimEvent::Tick => {
                 self.forget_severed();

@@ -201,6 +201,7 @@ impl Negotiator {
             .and_then(|l| l.proposed_at)
             .is_some_and(|at| ctx.now().since(at) < self.config.economy.propose_interval_us);
         if recently
+            || self.config.strategy.stranger_only
             || self.proposing.contains(&peer)
             || self.ledgers.disqualified(&peer)
             || (!self.contracts.contains_key(&peer)
@@ -301,6 +302,7 @@ impl Negotiator {
             // Should the contract end, it gets a stranger's term to move its chunks.
             ledger.trial_spent = false;
         }
+        self.stranger_judged(ctx, peer, true);
         self.grant(ctx, peer);
         // Chunks that found no room may fit now: they try again from the start.
         if grew {
@@ -378,7 +380,13 @@ impl Negotiator {
             0
         };
         let room = terms.bytes.min(free);
-        let acceptable = room.min(terms.reciprocal_bytes.saturating_add(credit));
+        // With the filter on, a peer whose score fell under the line gets no contract: it is
+        // treated as offering nothing (a stranger's trial is then spent, as below).
+        let acceptable = if self.trusted(&from) {
+            room.min(terms.reciprocal_bytes.saturating_add(credit))
+        } else {
+            0
+        };
         if acceptable < terms.bytes {
             let least = self.economy().contract_bytes_min / 4;
             if acceptable >= least {
@@ -394,6 +402,7 @@ impl Negotiator {
                 if let Some(ledger) = self.ledgers.get_mut(&from) {
                     ledger.trial_spent = true;
                 }
+                self.stranger_judged(ctx, from, false);
                 self.grant(ctx, from);
                 if holds {
                     self.send(ctx, from, Request::Trade(TradeRequest::End), Purpose::End);
@@ -413,7 +422,7 @@ impl Negotiator {
 
     /// What the store should let `peer` use: its contract's quota (or a stranger's, for one
     /// term), and bytes served up to what it served us plus our allowance.
-    fn grant(&self, ctx: &mut Context<'_>, peer: PeerId) {
+    pub(super) fn grant(&self, ctx: &mut Context<'_>, peer: PeerId) {
         let strategy = &self.config.strategy;
         let ledger = self.ledgers.get(&peer);
         let (quota_bytes, serve_until_bytes) = if ledger.is_some_and(|l| l.disqualified) {
@@ -431,13 +440,26 @@ impl Negotiator {
                     let broke = ledger.is_some_and(|l| l.contracts_broken > 0);
                     if trial_over || broke {
                         0
+                    } else if !self.trusted(&peer) {
+                        // Distrusted (scores move every computation): it keeps what it has
+                        // here until its term ends, and may place nothing more.
+                        let held = ledger.map_or(0, |l| l.held_for_them_bytes);
+                        held.min(self.stranger_allowance().0)
                     } else {
-                        strategy.stranger_storage_bytes(self.economy())
+                        self.stranger_allowance().0
                     }
                 }
             };
             let received = ledger.map_or(0, |l| l.bandwidth_received_bytes);
-            let allowance = strategy.bandwidth_allowance_bytes(self.economy());
+            // A partner gets the whole allowance; anyone else, a stranger's (none at all
+            // under the filter's line).
+            let allowance = if self.contracts.contains_key(&peer) {
+                strategy.bandwidth_allowance_bytes(self.economy())
+            } else if self.trusted(&peer) {
+                self.stranger_allowance().1
+            } else {
+                0
+            };
             (quota, received.saturating_add(allowance))
         };
         ctx.local(
@@ -480,6 +502,9 @@ impl Negotiator {
         {
             ledger.bandwidth_received_bytes += bytes;
             ledger.term_served += u64::from(self.contracts.contains_key(&from));
+        }
+        if bytes > 0 {
+            self.stranger_judged(ctx, from, true);
         }
         self.grant(ctx, from);
     }
@@ -584,6 +609,12 @@ impl Negotiator {
             };
             let owes = Creds(ledger.creds_given.0.saturating_sub(ledger.creds_received.0));
             let fell_short = ledger.disqualified || ledger.shortfall() > tolerated || owes > credit;
+            // With the filter on, a partner the filter no longer trusts is not renewed.
+            let distrusted = !self.trusted(&peer);
+            let Some(ledger) = self.ledgers.get_mut(&peer) else {
+                continue;
+            };
+            let fell_short = fell_short || distrusted;
             ledger.term_failed = 0;
             ledger.term_served = 0;
             if fell_short {
@@ -612,6 +643,7 @@ impl Negotiator {
             if let Some(ledger) = self.ledgers.get_mut(&peer) {
                 ledger.trial_spent = true;
             }
+            self.stranger_judged(ctx, peer, false);
             self.grant(ctx, peer);
             // Its chunks go: say so, so that it places them elsewhere.
             let body = Request::Trade(TradeRequest::End);

@@ -85,6 +85,8 @@ pub struct Ledger {
     /// Its stranger's term is spent: it ran out, or it asked us for storage and offered
     /// none in return. It gets no stranger's allowance here again, only a contract.
     pub trial_spent: bool,
+    /// The stranger policy has counted how it behaved as a stranger.
+    pub stranger_judged: bool,
     /// Its service to us this term: requests it should have served and refused or failed,
     /// and those it served.
     pub term_failed: u64,
@@ -119,6 +121,7 @@ impl Ledger {
             held_by_them_bytes: 0,
             stranger_since: None,
             trial_spent: false,
+            stranger_judged: false,
             term_failed: 0,
             term_served: 0,
             declined_at: None,

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod contracts;
 pub mod ledger;
+pub mod strangers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +51,9 @@ const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
 /// rounds, in turn): when nobody takes our chunks, one tree finds that out as well as all
 /// of them would, at a fraction of the messages. A contract made retries them all.
 const RETRY_HOMELESS_TREES_MAX: usize = 1;
+/// Scores the negotiator keeps at most (see the `Standing` input).
+pub const SCORES_MAX: usize = 32_768;
+
 /// Peers with a score below this are never chosen.
 const SCORE_MIN: f64 = 0.2;
 /// Placement attempts per chunk and round before waiting for the next round.
@@ -176,6 +180,8 @@ pub struct Negotiator {
     retry_next_us: u64,
     /// The last starved chunk of a homeless tree a retry round tried (they take turns).
     retry_cursor: ChunkId,
+    /// How recent strangers behaved (the adaptive stranger policy).
+    strangers: strangers::Strangers,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -207,6 +213,7 @@ impl Negotiator {
             retry_us: None,
             retry_next_us: RETRY_FIRST_US,
             retry_cursor: ChunkId([0; 32]),
+            strangers: strangers::Strangers::default(),
         }
     }
 
@@ -333,6 +340,7 @@ impl Negotiator {
                 let terms = self.term_interval_us();
                 let first = ctx.rng().gen_range(terms / 2..terms.saturating_add(1));
                 ctx.timer(first, TERM_TOKEN);
+                self.tell_strangers(ctx);
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
             Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
@@ -344,7 +352,23 @@ impl Negotiator {
                 self.directory = peers;
             }
             Input::Local(Local::Standing { peer, score }) => {
+                // Bounded: when full, the score nearest a stranger's 0.5 (the least telling)
+                // makes room; a forker's 0 or a partner's high score stays.
+                if !self.scores.contains_key(&peer) && self.scores.len() >= SCORES_MAX {
+                    let least = self
+                        .scores
+                        .iter()
+                        .min_by(|a, b| (a.1 - 0.5).abs().total_cmp(&(b.1 - 0.5).abs()))
+                        .map(|(p, _)| *p);
+                    if let Some(least) = least {
+                        self.scores.remove(&least);
+                    }
+                }
                 self.scores.insert(peer, score);
+                // With the filter on, what the store lets it use follows its standing.
+                if self.config.trust.is_some() && self.ledgers.get(&peer).is_some() {
+                    self.grant(ctx, peer);
+                }
             }
             Input::Local(Local::ReadDone {
                 tag,

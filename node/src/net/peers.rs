@@ -1,0 +1,111 @@
+//! The reputation filter as the API shows it (`GET /v1/peers`, `cryptosphere peers`):
+//! every peer this node knows of, its score and the parts it is made of, its ledger and
+//! contract, and why the node refuses it, if it does. Read from the reputation actor and the
+//! negotiator; it decides nothing.
+
+use serde::Serialize;
+
+use super::trade::{economics, ContractView, LedgerView, TradeConfig};
+use crate::ids::encode_base32;
+use crate::kernel::negotiator::Negotiator;
+use crate::kernel::reputation::Reputation;
+use crate::kernel::{PeerId, Time};
+
+/// One known peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub peer: String,
+    /// In [0, 1]; 0 for a key proven to have forked.
+    pub score: f64,
+    /// Direct experience (0.5 unless seen misbehaving), BarterCast flow in (−1, 1), and
+    /// personalised rank as a percentile of the graph, with their weights' combination
+    /// giving `score`.
+    pub direct: f64,
+    pub flow: f64,
+    pub rank: f64,
+    /// Two-hop max-flow of service from it to us and from us to it (byte-days of storage
+    /// and bytes served).
+    pub flow_to_us: f64,
+    pub flow_from_us: f64,
+    /// What it did in answer to our requests.
+    pub answered: u64,
+    pub timed_out: u64,
+    pub misbehaved: u64,
+    pub ledger: Option<LedgerView>,
+    pub contract: Option<ContractView>,
+    /// Why this node gives it nothing it did not pay for; `null`: it does not refuse it.
+    pub refused: Option<&'static str>,
+}
+
+/// `GET /v1/peers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeersView {
+    pub peer: String,
+    /// Whether the reputation filter is on (off: the score is direct experience alone).
+    pub filter: bool,
+    /// The score under which a peer is refused; `null` with the filter off.
+    pub serve_line: Option<f64>,
+    /// What strangers get, as a share of the strategy's allowance (the adaptive policy).
+    pub stranger_share: f64,
+    /// Peers and services in the filter's graph.
+    pub graph_nodes: usize,
+    pub graph_edges: usize,
+    /// Best first.
+    pub peers: Vec<PeerView>,
+}
+
+pub fn peers(
+    me: PeerId,
+    reputation: &Reputation,
+    negotiator: &Negotiator,
+    config: &TradeConfig,
+    now: Time,
+) -> PeersView {
+    let economics = economics(me, negotiator, config, now);
+    let mut known: Vec<PeerId> = reputation.ranking().into_iter().map(|(p, _)| p).collect();
+    for (peer, _) in negotiator.ledgers().iter() {
+        if !known.contains(peer) {
+            known.push(*peer);
+        }
+    }
+    let mut peers: Vec<PeerView> = known
+        .into_iter()
+        .filter(|peer| *peer != me)
+        .map(|peer| {
+            let id = encode_base32(&peer.0);
+            let parts = reputation.parts(&peer);
+            let record = reputation.record(&peer);
+            let refused = if reputation.disqualified(&peer) {
+                Some("proven to have forked its chain")
+            } else {
+                negotiator.refusal(&peer, now)
+            };
+            PeerView {
+                score: parts.score,
+                direct: parts.direct,
+                flow: parts.flow,
+                rank: parts.rank,
+                flow_to_us: parts.to_me,
+                flow_from_us: parts.from_me,
+                answered: record.answered,
+                timed_out: record.timed_out,
+                misbehaved: record.misbehaved,
+                ledger: economics.ledgers.iter().find(|l| l.peer == id).cloned(),
+                contract: economics.contracts.iter().find(|c| c.peer == id).cloned(),
+                refused,
+                peer: id,
+            }
+        })
+        .collect();
+    peers.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.peer.cmp(&b.peer)));
+    let trust = reputation.trust.as_ref();
+    PeersView {
+        peer: encode_base32(&me.0),
+        filter: trust.is_some(),
+        serve_line: trust.map(|t| t.config.serve_line()),
+        stranger_share: negotiator.stranger_share(),
+        graph_nodes: trust.map_or(0, |t| t.graph().nodes()),
+        graph_edges: trust.map_or(0, |t| t.graph().edges()),
+        peers,
+    }
+}

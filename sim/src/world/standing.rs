@@ -1,0 +1,129 @@
+//! How each group stands in honest peers' eyes, each hour: the mean score honest observers
+//! give the members they know of (have dealt with, or read of on a chain), and how well
+//! those scores separate honest peers from its members (the AUC). Observers are a fixed sample of the honest peers present (the first of every
+//! stride, at most [`OBSERVERS_MAX`]), so the measurement costs the same at any size and
+//! never touches the trace.
+
+use super::World;
+use cryptosphere::kernel::strategy::Strategy;
+
+/// Honest peers whose scores are read each hour.
+pub const OBSERVERS_MAX: usize = 24;
+
+/// One group's standing in one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Standing {
+    /// Mean score the observers give its members (0 when no observer saw one).
+    pub reputation_mean: f64,
+    /// P(an honest peer scores above a member) + ½ P(tie), over the observers (mean of
+    /// each observer's AUC); 0.5 when there is nothing to compare.
+    pub auc: f64,
+}
+
+/// A peer that is not any kind of adversary.
+pub fn honest(strategy: &Strategy) -> bool {
+    !strategy.storage_freeloader
+        && !strategy.bandwidth_freeloader
+        && strategy.drop_fraction == 0.0
+        && !strategy.liar
+        && strategy.fork_at_us.is_none()
+        && !strategy.stranger_only
+}
+
+/// The AUC of `high` against `low`: P(h > l) + ½ P(h = l), by sorting. 0.5 if either is empty.
+pub fn auc(high: &[f64], low: &[f64]) -> f64 {
+    if high.is_empty() || low.is_empty() {
+        return 0.5;
+    }
+    let mut low = low.to_vec();
+    low.sort_by(f64::total_cmp);
+    let mut wins = 0.0;
+    for h in high {
+        let below = low.partition_point(|l| l < h);
+        let equal = low[below..].partition_point(|l| l <= h);
+        wins += below as f64 + 0.5 * equal as f64;
+    }
+    wins / (high.len() as f64 * low.len() as f64)
+}
+
+impl World {
+    /// Every group's standing now (indexed by group; the last entry is "all").
+    pub(super) fn standing(&self) -> Vec<Standing> {
+        let groups = self.groups.len();
+        let is_honest: Vec<bool> = self
+            .groups
+            .iter()
+            .map(|g| honest(&g.config.strategy))
+            .collect();
+        let candidates: Vec<u32> = (0..self.peers.len() as u32)
+            .filter(|i| is_honest[usize::from(self.peers[*i as usize].group)] && self.alive(*i))
+            .collect();
+        let stride = candidates.len().div_ceil(OBSERVERS_MAX).max(1);
+        let observers: Vec<u32> = candidates.iter().step_by(stride).copied().collect();
+        let present: Vec<u32> = (0..self.peers.len() as u32)
+            .filter(|i| !self.peers[*i as usize].departed)
+            .collect();
+        let mut sums = vec![(0.0f64, 0u64); groups + 1];
+        let mut aucs = vec![(0.0f64, 0u64); groups + 1];
+        for observer in &observers {
+            let reputation = &self.peers[*observer as usize].peer.reputation;
+            let mut by_group: Vec<Vec<f64>> = vec![Vec::new(); groups];
+            for target in present.iter().filter(|t| *t != observer) {
+                let peer = &self.peers[*target as usize];
+                // Only peers it knows of: of the rest it can tell nothing, and says so (the
+                // stranger's score).
+                if !reputation.knows(&peer.peer.id()) {
+                    continue;
+                }
+                let score = reputation.score(&peer.peer.id());
+
+                by_group[usize::from(peer.group)].push(score);
+            }
+            let honest_scores: Vec<f64> = by_group
+                .iter()
+                .zip(&is_honest)
+                .filter(|(_, h)| **h)
+                .flat_map(|(s, _)| s.iter().copied())
+                .collect();
+            for (g, scores) in by_group.iter().enumerate() {
+                if scores.is_empty() {
+                    continue;
+                }
+                for slot in [g, groups] {
+                    sums[slot].0 += scores.iter().sum::<f64>();
+                    sums[slot].1 += scores.len() as u64;
+                }
+                aucs[g].0 += auc(&honest_scores, scores);
+                aucs[g].1 += 1;
+            }
+        }
+        (0..=groups)
+            .map(|g| Standing {
+                reputation_mean: if sums[g].1 > 0 {
+                    sums[g].0 / sums[g].1 as f64
+                } else {
+                    0.0
+                },
+                auc: if aucs[g].1 > 0 {
+                    aucs[g].0 / aucs[g].1 as f64
+                } else {
+                    0.5
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auc;
+
+    #[test]
+    fn auc_counts_wins_and_half_ties() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
+        assert_eq!(auc(&[0.1], &[0.9]), 0.0);
+        assert_eq!(auc(&[0.5], &[0.5]), 0.5);
+        assert_eq!(auc(&[0.5, 0.9], &[0.5, 0.1]), (1.5 + 2.0) / 4.0);
+        assert_eq!(auc(&[], &[0.5]), 0.5);
+    }
+}
