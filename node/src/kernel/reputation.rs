@@ -166,8 +166,9 @@ impl Reputation {
         }
     }
 
-    /// `peer`'s counts, making room for them if the table is full (none, if every entry
-    /// left has more evidence... which cannot be: the least is always evicted).
+    /// `peer`'s counts, made if needed; when the table is full, the entry with the least
+    /// evidence goes (one seen misbehaving last, ties by id). `None` only for an empty
+    /// table that is full, which `RECORDS_MAX > 0` rules out.
     fn record_mut(&mut self, peer: PeerId) -> Option<&mut Record> {
         if !self.records.contains_key(&peer) && self.records.len() >= RECORDS_MAX {
             let least = self
