@@ -319,6 +319,27 @@ mod exchange {
         assert_eq!(book.next_request(owner()).from_seq, 1);
     }
 
+    /// An answer to a request made before the chain was evicted continues nothing: it is
+    /// dropped, and the peer that sent it did nothing wrong (no error to mark it by).
+    #[test]
+    fn an_answer_to_an_evicted_chain_is_dropped_without_blame() {
+        let (mine, theirs) = chains(40, 4);
+        let mut book = ChainBook::with_records_max(35);
+        let request = book.next_request(owner());
+        book.receive(&request, ChainBook::serve(&mine[..30], &request))
+            .unwrap();
+        let late = book.next_request(owner());
+        assert_eq!(late.from_seq, 23);
+        let other = theirs.iter().find(|c| c.len() >= 10).unwrap();
+        let asked = book.next_request(other[0].owner);
+        book.receive(&asked, ChainBook::serve(other, &asked))
+            .unwrap();
+        assert!(book.chain(&owner()).is_empty(), "evicted");
+        let received = book.receive(&late, ChainBook::serve(&mine, &late)).unwrap();
+        assert_eq!(received.added, 0);
+        assert!(book.chain(&owner()).is_empty());
+    }
+
     /// The overlap an answer repeats is compared, not verified again; an overlap that
     /// differs without proving a fork (a broken signature) still fails.
     #[test]

@@ -208,6 +208,11 @@ impl ChainBook {
             }));
         }
         let held = self.chains.entry(request.owner).or_default();
+        // The chain was evicted while this answer was on its way (it was asked for from where
+        // the book then stood): nothing to continue from, and the sender did nothing wrong.
+        if first.seq as usize - 1 > held.len() {
+            return Ok(Received::default());
+        }
         let overlap = held
             .len()
             .saturating_sub(first.seq as usize - 1)

@@ -140,6 +140,13 @@ impl World {
         }
         self.rebuild_directory();
         self.bring_online(index);
+        if let Some(every) = self.scenario.groups[usize::from(group)]
+            .strategy
+            .rekey_every_hours
+        {
+            let at = self.now.plus(super::hours(every).max(1));
+            self.schedule(at, SimEvent::Rekey { peer: index });
+        }
     }
 
     /// A whitewasher's move (a host action: a real operator would make a new `identity.key`

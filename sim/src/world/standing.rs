@@ -85,6 +85,17 @@ impl World {
                 .filter(|(_, h)| **h)
                 .flat_map(|(s, _)| s.iter().copied())
                 .collect();
+            // The "all" row: honest peers against every adversary at once.
+            let adversaries: Vec<f64> = by_group
+                .iter()
+                .zip(&is_honest)
+                .filter(|(_, h)| !**h)
+                .flat_map(|(s, _)| s.iter().copied())
+                .collect();
+            if !adversaries.is_empty() {
+                aucs[groups].0 += auc(&honest_scores, &adversaries);
+                aucs[groups].1 += 1;
+            }
             for (g, scores) in by_group.iter().enumerate() {
                 if scores.is_empty() {
                     continue;

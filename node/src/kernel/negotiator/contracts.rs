@@ -614,12 +614,18 @@ impl Negotiator {
             let Some(ledger) = self.ledgers.get_mut(&peer) else {
                 continue;
             };
-            let fell_short = fell_short || distrusted;
             ledger.term_failed = 0;
             ledger.term_served = 0;
             if fell_short {
                 ctx.observe(peer, Observation::Misbehaved);
                 self.end_contract(ctx, peer, true, true);
+            } else if distrusted {
+                // Not renewed, but it broke nothing: no mark. As after a declined proposal, it
+                // is not asked again for a term (doubling), so that a score near the line
+                // does not make and end a contract every term.
+                ledger.declined_at = Some(now);
+                ledger.declines = ledger.declines.saturating_add(1);
+                self.end_contract(ctx, peer, true, false);
             } else {
                 ledger.contracts_kept += 1;
                 if let Some(contract) = self.contracts.get_mut(&peer) {

@@ -11,7 +11,8 @@
 //! **Eviction.** When the graph holds more than its limits, the lightest go first: edges by
 //! decayed weight, then nodes by the decayed weight of their edges (ties: seen longest ago,
 //! then id). This peer's own node and the nodes `keep` names (its direct partners) are never
-//! evicted.
+//! evicted. How far an evicted owner's chain had been taken in is remembered (bounded), so
+//! that a chain still held is not taken in twice.
 
 use std::collections::BTreeMap;
 
@@ -113,6 +114,10 @@ pub struct ServiceGraph {
     half_life_us: u64,
     /// Services taken in so far (a computation over an unchanged graph can be skipped).
     pub changes: u64,
+    /// How far the chains of evicted owners had been taken in, so that a chain still in the
+    /// book is not taken in again (and evicted again) at every computation. Bounded by
+    /// `nodes_max`; when full it starts again empty.
+    evicted_seen: BTreeMap<PeerId, u64>,
 }
 
 /// The graph as petgraph holds it for one computation: nodes in id order, edge weights
@@ -136,6 +141,7 @@ impl ServiceGraph {
             edges_max: edges_max.max(1),
             half_life_us: half_life_us.max(1),
             changes: 0,
+            evicted_seen: BTreeMap::new(),
         }
     }
 
@@ -169,7 +175,25 @@ impl ServiceGraph {
 
     /// How far `owner`'s chain has been taken in.
     pub fn seen(&self, owner: &PeerId) -> u64 {
-        self.nodes.get(owner).map_or(0, |n| n.seen_seq)
+        let evicted = self.evicted_seen.get(owner).copied().unwrap_or(0);
+        self.nodes
+            .get(owner)
+            .map_or(evicted, |n| n.seen_seq.max(evicted))
+    }
+
+    /// The peers with a service between them and `me`, either way (its direct partners).
+    pub fn partners(&self, me: &PeerId) -> std::collections::BTreeSet<PeerId> {
+        let Some(me) = self.nodes.get(me).map(|n| n.slot) else {
+            return Default::default();
+        };
+        self.edges
+            .keys()
+            .filter_map(|(p, r)| match (*p == me, *r == me) {
+                (true, false) => self.slots[*r as usize],
+                (false, true) => self.slots[*p as usize],
+                _ => None,
+            })
+            .collect()
     }
 
     fn node(&mut self, peer: PeerId) -> &mut Node {
@@ -198,15 +222,13 @@ impl ServiceGraph {
     /// the chain from record 1, verified.
     pub fn ingest(&mut self, owner: PeerId, chain: &[Record]) {
         let seen = self.seen(&owner);
-        let fresh = chain
-            .iter()
-            .skip(usize::try_from(seen).unwrap_or(usize::MAX));
-        for record in fresh {
+        for record in chain.iter().filter(|r| r.seq > seen) {
             self.add(record);
         }
         if let Some(last) = chain.last() {
             let node = self.node(owner);
-            node.seen_seq = node.seen_seq.max(last.seq);
+            node.seen_seq = node.seen_seq.max(last.seq).max(seen);
+            self.evicted_seen.remove(&owner);
         }
     }
 
@@ -274,6 +296,12 @@ impl ServiceGraph {
             let mut evicted = vec![false; self.slots.len()];
             for (_, _, peer) in candidates.into_iter().take(excess) {
                 if let Some(node) = self.nodes.remove(&peer) {
+                    if self.evicted_seen.len() >= self.nodes_max {
+                        self.evicted_seen.clear();
+                    }
+                    if node.seen_seq > 0 {
+                        self.evicted_seen.insert(peer, node.seen_seq);
+                    }
                     evicted[node.slot as usize] = true;
                     self.slots[node.slot as usize] = None;
                     self.free.push(node.slot);
@@ -384,6 +412,30 @@ mod tests {
         graph.add(&audit);
         graph.add(&half(4, 4, Role::Provider, 1, 5, 0));
         assert_eq!(graph.edges(), 1);
+    }
+
+    #[test]
+    fn an_evicted_owner_s_chain_is_not_taken_in_twice() {
+        let mut graph = ServiceGraph::new(2, 100, Time::DAY);
+        let chain = [
+            half(1, 2, Role::Provider, 1, 10, 0),
+            half(1, 3, Role::Provider, 2, 10, 0),
+        ];
+        graph.ingest(peer(1), &chain);
+        graph.add(&half(4, 5, Role::Provider, 1, 1000, 0));
+        graph.trim(0, &|p| *p == peer(4) || *p == peer(5));
+        assert_eq!(graph.seen(&peer(1)), 2, "remembered past its eviction");
+        let changes = graph.changes;
+        graph.ingest(peer(1), &chain);
+        assert_eq!(graph.changes, changes, "nothing taken in again");
+        let longer = [
+            chain[0].clone(),
+            chain[1].clone(),
+            half(1, 2, Role::Provider, 3, 7, 0),
+        ];
+        graph.ingest(peer(1), &longer);
+        assert_eq!(graph.changes, changes + 1, "only the new record");
+        assert_eq!(graph.seen(&peer(1)), 3);
     }
 
     #[test]

@@ -198,7 +198,9 @@ impl Trust {
             return false;
         }
         self.computed_at = Some(self.graph.changes);
-        let keep = |peer: &PeerId| *peer == me;
+        // This peer and its direct partners (a service between them) are never evicted.
+        let partners = self.graph.partners(&me);
+        let keep = |peer: &PeerId| *peer == me || partners.contains(peer);
         self.graph.trim(now.micros(), &keep);
         let snapshot = self.graph.snapshot(me, now.micros());
         let Some(&me_node) = snapshot.index.get(&me) else {
