@@ -62,7 +62,7 @@ impl Negotiator {
             return Some("disqualified by our audits");
         }
         if ledger.is_some_and(|l| l.contracts_broken > 0) && !self.contracts.contains_key(peer) {
-            return Some("broke a contract with us");
+            return Some("broke a contract with us, or was not renewed for its score");
         }
         if !self.trusted(peer) {
             return Some("its score is under the filter's line");
