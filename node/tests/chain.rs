@@ -262,7 +262,9 @@ proptest! {
 
 mod exchange {
     use super::*;
-    use cryptosphere::chain::exchange::{ChainBook, ExchangeError, RangeRequest};
+    use cryptosphere::chain::exchange::{
+        ChainBook, ExchangeError, RangeRequest, Received, RECENT_RECORDS,
+    };
 
     fn owner() -> [u8; 32] {
         key(1).verifying_key().to_bytes()
@@ -270,9 +272,18 @@ mod exchange {
 
     #[test]
     fn chains_are_fetched_incrementally_within_limits() {
-        let (chain, _) = chains(50, 4);
+        let (chain, _) = chains(90, 4);
         let mut book = ChainBook::default();
-        let mut rounds = 0;
+        // A first read asks for the recent end of the chain.
+        let request = book.next_request(owner());
+        assert_eq!((request.from_seq, request.max), (0, RECENT_RECORDS));
+        let request = RangeRequest { max: 20, ..request };
+        let received = book
+            .receive(&request, ChainBook::serve(&chain[..50], &request))
+            .unwrap();
+        assert_eq!(received.added, 20);
+        assert_eq!(book.chain(&owner()), &chain[30..50]);
+        let mut added = Vec::new();
         loop {
             let mut request = book.next_request(owner());
             request.max = 20;
@@ -283,61 +294,121 @@ mod exchange {
             if received.added == 0 {
                 break;
             }
-            rounds += 1;
+            added.push(received.added);
         }
-        // 20 new records, then 12, 12 and 6 (each answer repeats the last 8 records held).
-        assert_eq!(rounds, 4);
-        assert_eq!(book.chain(&owner()), &chain[..]);
+        // Each answer repeats the last 8 records held.
+        assert_eq!(added, [12, 12, 12, 4]);
+        assert_eq!(book.chain(&owner()), &chain[30..]);
     }
 
-    /// The book holds at most its bound in records; the chain extended longest ago goes
-    /// first, whole, and is read again from its first record.
+    /// A first read takes the chain's recent end; a later run with a gap after what is held
+    /// replaces it; an answer wholly before the run held adds nothing and blames no one.
     #[test]
-    fn the_book_is_bounded_and_evicts_the_chain_extended_longest_ago() {
+    fn runs_from_the_recent_end_are_believed() {
+        let (chain, _) = chains(100, 4);
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        let answer = ChainBook::serve(&chain, &request);
+        assert_eq!(answer.first().map(|r| r.seq), Some(37));
+        assert_eq!(book.receive(&request, answer).unwrap().added, 64);
+        assert_eq!(book.chain(&owner()), &chain[36..]);
+
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        book.receive(&request, chain[..20].to_vec()).unwrap();
+        let request = book.next_request(owner());
+        assert_eq!(request.from_seq, 13);
+        assert_eq!(
+            book.receive(&request, chain[50..].to_vec()).unwrap().added,
+            50
+        );
+        assert_eq!(book.chain(&owner()), &chain[50..]);
+        let old = book.receive(&request, chain[10..30].to_vec()).unwrap();
+        assert_eq!(old, Received::default());
+        assert_eq!(book.chain(&owner()), &chain[50..]);
+        // A run is checked like a chain: a broken link or signature inside it is refused.
+        let mut broken = chain[60..].to_vec();
+        broken[5].counterparty_sig[0] ^= 1;
+        let mut fresh = ChainBook::default();
+        let request = fresh.next_request(owner());
+        assert!(matches!(
+            fresh.receive(&request, broken),
+            Err(ExchangeError::Invalid(e)) if e.seq == 66
+        ));
+        let mut gapped = chain[60..70].to_vec();
+        gapped.remove(4);
+        assert!(fresh.receive(&request, gapped).is_err());
+        assert!(fresh.chain(&owner()).is_empty());
+    }
+
+    /// The book holds at most its bound in records: the chains extended longest ago are cut
+    /// back to their last 8 records (the next read goes on from there), then the oldest of
+    /// those go whole.
+    #[test]
+    fn the_book_is_bounded_and_cuts_back_the_chains_extended_longest_ago() {
         let (mine, theirs) = chains(40, 4);
-        let mut book = ChainBook::with_records_max(40 + 12);
+        assert!(theirs.iter().all(|c| c.len() == 10));
         let read = |book: &mut ChainBook, chain: &[Record]| {
             let request = book.next_request(chain[0].owner);
             book.receive(&request, ChainBook::serve(chain, &request))
                 .unwrap()
         };
+        let mut book = ChainBook::with_records_max(52);
         read(&mut book, &mine);
-        let others: Vec<&Vec<Record>> = theirs.iter().filter(|c| !c.is_empty()).collect();
-        assert!(others.len() >= 2 && others[0].len() + others[1].len() > 12);
-        read(&mut book, others[0]);
-        assert!(book.records() <= 52);
+        read(&mut book, &theirs[0]);
+        assert_eq!(book.records(), 50);
         assert_eq!(
-            book.chain(&owner()).len(),
-            40,
+            book.chain(&owner()),
+            &mine[..],
             "within the bound, nothing goes"
         );
         read(&mut book, &mine); // nothing new: not extended, so it is still the oldest
-        read(&mut book, others[1]);
-        assert!(book.records() <= 52);
-        assert!(book.chain(&owner()).is_empty(), "evicted whole");
-        assert_eq!(book.chain(&others[1][0].owner), &others[1][..]);
-        assert_eq!(book.next_request(owner()).from_seq, 1);
+        read(&mut book, &theirs[1]);
+        assert_eq!(book.records(), 28);
+        assert_eq!(book.chain(&owner()), &mine[32..], "cut back to its tail");
+        assert_eq!(book.next_request(owner()).from_seq, 33);
+        assert_eq!(book.chain(&theirs[0][0].owner), &theirs[0][..]);
+
+        let mut book = ChainBook::with_records_max(20);
+        read(&mut book, &mine);
+        assert_eq!(
+            book.chain(&owner()),
+            &mine[20..],
+            "one run alone keeps its end"
+        );
+        read(&mut book, &theirs[0]);
+        assert_eq!(book.records(), 18);
+        read(&mut book, &theirs[1]);
+        assert_eq!(book.records(), 18);
+        assert!(
+            book.chain(&owner()).is_empty(),
+            "the oldest tail goes whole"
+        );
+        assert_eq!(book.chain(&theirs[0][0].owner), &theirs[0][2..]);
+        assert_eq!(book.chain(&theirs[1][0].owner), &theirs[1][..]);
+        assert_eq!(book.next_request(owner()).from_seq, 0);
     }
 
-    /// An answer to a request made before the chain was evicted continues nothing: it is
-    /// dropped, and the peer that sent it did nothing wrong (no error to mark it by).
+    /// An answer to a request made before the chain was evicted is a run of its own: taken
+    /// in, and the peer that sent it did nothing wrong.
     #[test]
-    fn an_answer_to_an_evicted_chain_is_dropped_without_blame() {
+    fn an_answer_to_an_evicted_chain_is_taken_in_as_a_run() {
         let (mine, theirs) = chains(40, 4);
-        let mut book = ChainBook::with_records_max(35);
+        let mut book = ChainBook::with_records_max(12);
         let request = book.next_request(owner());
         book.receive(&request, ChainBook::serve(&mine[..30], &request))
             .unwrap();
         let late = book.next_request(owner());
         assert_eq!(late.from_seq, 23);
-        let other = theirs.iter().find(|c| c.len() >= 10).unwrap();
+        let other = &theirs[0];
         let asked = book.next_request(other[0].owner);
         book.receive(&asked, ChainBook::serve(other, &asked))
             .unwrap();
         assert!(book.chain(&owner()).is_empty(), "evicted");
         let received = book.receive(&late, ChainBook::serve(&mine, &late)).unwrap();
-        assert_eq!(received.added, 0);
-        assert!(book.chain(&owner()).is_empty());
+        assert_eq!(received.added, 18);
+        assert_eq!(book.chain(&owner()), &mine[28..]);
+        assert_eq!(book.records(), 12);
     }
 
     /// The overlap an answer repeats is compared, not verified again; an overlap that
@@ -381,10 +452,12 @@ mod exchange {
             book.receive(&too_many, chain.clone()),
             Err(ExchangeError::TooMany { .. })
         ));
-        // An answer may start before the position asked for, never after it.
+        // No record stands at position 0.
+        let mut zero = chain[..3].to_vec();
+        zero[0].seq = 0;
         assert!(matches!(
-            book.receive(&request, chain[1..].to_vec()),
-            Err(ExchangeError::WrongStart { .. })
+            book.receive(&request, zero),
+            Err(ExchangeError::Invalid(e)) if e.seq == 0
         ));
         let (stranger, _) = chains(3, 6);
         let stranger: Vec<Record> = stranger

@@ -262,6 +262,10 @@ group_metrics! {
     /// filter's line (a stranger's score less `serve_margin`), hours; the run's length if
     /// never.
     RefusedFromHours: refused_from_hours,
+    /// Hours from the members' defection (`strategy.defect_at_hours`; 0 for a group that
+    /// never defects) to the first hourly row from then on at which they hold no contract;
+    /// the rest of the run if never.
+    ContractsLostHours: contracts_lost_hours,
 }
 
 impl fmt::Display for Metric {

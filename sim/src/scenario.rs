@@ -205,6 +205,10 @@ pub struct Strategy {
     /// Adversary: fork the peer's own chain at this hour.
     #[serde(default)]
     pub fork_at_hours: Option<f64>,
+    /// Adversary (traitor): trade honestly until this hour, then hold nothing for others
+    /// (what it held is dropped) and offer nothing.
+    #[serde(default)]
+    pub defect_at_hours: Option<f64>,
     /// From 0 (stingy) to 1 (fully altruistic): what strangers get, the credit a partner
     /// may draw, the shortfall tolerated at renewal, how often holders are audited.
     #[serde(default = "default_altruism")]
@@ -270,6 +274,7 @@ impl Default for Strategy {
             check_hours: default_check_hours(),
             holder_dead_after_hours: default_dead_after_hours(),
             fork_at_hours: None,
+            defect_at_hours: None,
             altruism: default_altruism(),
             storage_freeloader: false,
             bandwidth_freeloader: false,
@@ -986,6 +991,10 @@ impl Scenario {
             if let Some(every) = group.strategy.rekey_every_hours {
                 let key = format!("group[{g}].strategy.rekey_every_hours");
                 within(&key, every, 0.1, HOURS_MAX, "hours")?;
+            }
+            if let Some(at) = group.strategy.defect_at_hours {
+                let key = format!("group[{g}].strategy.defect_at_hours");
+                within(&key, at, 0.0, HOURS_MAX, "hours")?;
             }
             if let Some(at) = group.strategy.fork_at_hours {
                 let key = format!("group[{g}].strategy.fork_at_hours");

@@ -8,7 +8,7 @@
 //!
 //! Each step is a pure function of keys, chain heads and the message received.
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 
 use super::record::{signature_ok, Record, Role, Transaction};
 
@@ -86,11 +86,10 @@ fn halves(proposal: &Proposal, provider_seq: u64, provider_prev: [u8; 32]) -> (R
 }
 
 fn check(key: &[u8; 32], record: &Record, signature: &[u8; 64]) -> Result<(), AgreementError> {
-    let key = VerifyingKey::from_bytes(key).map_err(|_| AgreementError::BadKey)?;
-    if key.is_weak() {
+    if !super::signature::key_usable(key) {
         return Err(AgreementError::BadKey);
     }
-    if signature_ok(&key, &record.signed_message(), signature) {
+    if signature_ok(key, &record.signed_message(), signature) {
         Ok(())
     } else {
         Err(AgreementError::BadSignature)
@@ -132,7 +131,7 @@ pub fn accept(
     if proposal.requester == proposal.provider {
         return Err(AgreementError::SelfDealing);
     }
-    if VerifyingKey::from_bytes(&proposal.requester).map_or(true, |key| key.is_weak()) {
+    if !super::signature::key_usable(&proposal.requester) {
         return Err(AgreementError::BadKey);
     }
     let (provider_seq, provider_prev) = head_position(head);

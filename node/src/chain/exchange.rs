@@ -3,14 +3,16 @@
 //! before believing any of it; and finding forks when two answers disagree. The transport
 //! will carry these requests; this module decides what to ask and what to believe.
 //!
-//! "Longest chain wins": for each owner the book keeps the longest valid chain it has been
-//! shown. A record that conflicts with one held at the same position, both signed by the
-//! owner, is a fork: the book keeps the proof and the owner is disqualified for good.
+//! "Longest chain wins": for each owner the book keeps a run of the longest valid chain it
+//! has been shown: its recent end, contiguous (a first read asks for the last
+//! [`RECENT_RECORDS`] records; an evicted chain keeps its last [`OVERLAP_RECORDS`]). A record
+//! that conflicts with one held at the same position, both signed by the owner, is a fork:
+//! the book keeps the proof and the owner is disqualified for good.
 
 use std::collections::BTreeMap;
 
 use super::record::Record;
-use super::rules::{verify_range, ChainError, ForkProof};
+use super::rules::{verify_range, verify_run, ChainError, ForkProof};
 
 /// Records already held that every request asks for again, to catch rewritten history.
 pub const OVERLAP_RECORDS: u64 = 8;
@@ -18,7 +20,13 @@ pub const OVERLAP_RECORDS: u64 = 8;
 /// Most records one answer may carry (about 300 KiB).
 pub const RANGE_RECORDS_MAX: u32 = 1024;
 
-/// "Send me `owner`'s records from `from_seq` on, at most `max` of them."
+/// Records a first read of an owner's chain asks for, from its recent end: what scores a
+/// peer is what it did lately (services weigh half as much every week), and reading a
+/// month-long chain from record 1 costs every reader every signature on it.
+pub const RECENT_RECORDS: u32 = 64;
+
+/// "Send me `owner`'s records from `from_seq` on, at most `max` of them"; `from_seq` 0:
+/// "send me the last `max` records of `owner`'s chain".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     pub owner: [u8; 32],
@@ -32,16 +40,14 @@ pub struct RangeRequest {
 pub enum ExchangeError {
     #[error("the answer holds {found} records, more than the {asked} asked for")]
     TooMany { asked: u32, found: usize },
-    #[error("the answer starts at record {found}, after the {asked} asked for")]
-    WrongStart { asked: u64, found: u64 },
-    #[error("the answer is not a valid continuation: {0}")]
+    #[error("the answer is not a valid run of the chain: {0}")]
     Invalid(ChainError),
 }
 
 /// What an accepted answer changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Received {
-    /// Records added to the held chain.
+    /// Records added to the held run.
     pub added: usize,
     /// A fork the answer revealed that was not known before, if any.
     pub fork: Option<ForkProof>,
@@ -50,11 +56,13 @@ pub struct Received {
 /// Other peers' chains as far as they have been shown and checked, and the forks found.
 ///
 /// **Bounded.** The book holds at most `records_max` records in all; past it, the chains
-/// extended longest ago go first, whole (the next read of such an owner starts again from
-/// its first record). Fork proofs are never evicted: forgetting one would trust a forker
+/// extended longest ago are cut back to their last [`OVERLAP_RECORDS`] records (the next
+/// read of such an owner goes on from there), and when every other chain is that short,
+/// the oldest go whole. Fork proofs are never evicted: forgetting one would trust a forker
 /// again, and each is two records.
 #[derive(Debug)]
 pub struct ChainBook {
+    /// Per owner, a contiguous run of its chain (`run[i].seq == run[0].seq + i`).
     chains: BTreeMap<[u8; 32], Vec<Record>>,
     forks: BTreeMap<[u8; 32], ForkProof>,
     records: usize,
@@ -70,13 +78,19 @@ impl Default for ChainBook {
     }
 }
 
+/// The records of `answer` at positions from `seq` on.
+fn from_position(answer: &[Record], seq: u64) -> &[Record] {
+    let skip = answer.iter().take_while(|r| r.seq < seq).count();
+    &answer[skip..]
+}
+
 impl ChainBook {
     pub fn with_records_max(records_max: usize) -> ChainBook {
         ChainBook {
             chains: BTreeMap::new(),
             forks: BTreeMap::new(),
             records: 0,
-            records_max: records_max.max(1),
+            records_max: records_max.max(OVERLAP_RECORDS as usize + 1),
             touched: BTreeMap::new(),
             clock: 0,
         }
@@ -87,7 +101,8 @@ impl ChainBook {
         self.records
     }
 
-    /// The longest valid chain of `owner` shown so far.
+    /// The run of `owner`'s longest valid chain held: its recent end, contiguous (from
+    /// record 1 only if it was read from there and never cut back).
     pub fn chain(&self, owner: &[u8; 32]) -> &[Record] {
         self.chains.get(owner).map_or(&[], Vec::as_slice)
     }
@@ -111,23 +126,42 @@ impl ChainBook {
     }
 
     /// The next request for `owner`'s chain: the last [`OVERLAP_RECORDS`] records held again
-    /// (so that a rewritten recent history shows up as a fork), then whatever follows.
+    /// (so that a rewritten recent history shows up as a fork), then whatever follows; for an
+    /// owner nothing is held of, the last [`RECENT_RECORDS`] of its chain.
     pub fn next_request(&self, owner: [u8; 32]) -> RangeRequest {
-        let held = self.chain(&owner).len() as u64;
-        RangeRequest {
-            owner,
-            from_seq: held.saturating_sub(OVERLAP_RECORDS - 1).max(1),
-            max: RANGE_RECORDS_MAX,
+        let run = self.chain(&owner);
+        match (run.first(), run.last()) {
+            (Some(first), Some(last)) => RangeRequest {
+                owner,
+                from_seq: last.seq.saturating_sub(OVERLAP_RECORDS - 1).max(first.seq),
+                max: RANGE_RECORDS_MAX,
+            },
+            _ => RangeRequest {
+                owner,
+                from_seq: 0,
+                max: RECENT_RECORDS,
+            },
         }
     }
 
-    /// Answers a request from `chain` (the owner's chain as this side holds it). When the
-    /// chain is shorter than `from_seq`, its last [`OVERLAP_RECORDS`] records are sent, so a
-    /// history that was cut back shows where it now differs.
+    /// Answers a request from `chain` (the run of the owner's chain this side holds: all of
+    /// it for the owner itself). From `from_seq` on, or from the run's start if it starts
+    /// later; when the run ends before `from_seq`, its last [`OVERLAP_RECORDS`] records, so a
+    /// history that was cut back shows where it now differs; for `from_seq` 0, its last
+    /// `max` records. At most `max` (and [`RANGE_RECORDS_MAX`]) records.
     pub fn serve(chain: &[Record], request: &RangeRequest) -> Vec<Record> {
-        let asked = usize::try_from(request.from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
-        let start = asked.min(chain.len().saturating_sub(OVERLAP_RECORDS as usize));
         let max = request.max.min(RANGE_RECORDS_MAX) as usize;
+        let Some(first) = chain.first() else {
+            return Vec::new();
+        };
+        let start = if request.from_seq == 0 {
+            chain.len().saturating_sub(max)
+        } else {
+            let asked = request.from_seq.saturating_sub(first.seq);
+            usize::try_from(asked)
+                .unwrap_or(usize::MAX)
+                .min(chain.len().saturating_sub(OVERLAP_RECORDS as usize))
+        };
         chain.iter().skip(start).take(max).cloned().collect()
     }
 
@@ -154,27 +188,62 @@ impl ChainBook {
         self.records = (self.records + after).saturating_sub(before);
         if after == 0 {
             self.chains.remove(&owner);
+            self.touched.remove(&owner);
         }
-        if after != before {
+        if result.as_ref().is_ok_and(|r| r.added > 0) {
             self.clock += 1;
             self.touched.insert(owner, self.clock);
         }
+        self.evict(&owner);
+        result
+    }
+
+    /// Cuts the chains extended longest ago back to their tails, then drops the oldest
+    /// tails, until the book is within its bound; `keep`'s chain (just read) goes last, and
+    /// then only its oldest records.
+    fn evict(&mut self, keep: &[u8; 32]) {
+        let tail = OVERLAP_RECORDS as usize;
         while self.records > self.records_max {
-            let Some(oldest) = self
-                .touched
-                .iter()
-                .filter(|(o, _)| **o != owner)
-                .min_by_key(|(o, at)| (**at, **o))
-                .map(|(o, _)| *o)
-            else {
-                break;
+            let oldest = |long: bool| {
+                self.touched
+                    .iter()
+                    .filter(|(o, _)| *o != keep)
+                    .filter(|(o, _)| !long || self.chains.get(*o).is_some_and(|c| c.len() > tail))
+                    .min_by_key(|(o, at)| (**at, **o))
+                    .map(|(o, _)| *o)
             };
-            self.touched.remove(&oldest);
-            if let Some(chain) = self.chains.remove(&oldest) {
-                self.records -= chain.len();
+            let (long, any) = match oldest(true) {
+                Some(owner) => (Some(owner), None),
+                None => (None, oldest(false)),
+            };
+            if let Some(owner) = long {
+                if let Some(chain) = self.chains.get_mut(&owner) {
+                    let cut = chain.len() - tail;
+                    chain.drain(..cut);
+                    // What was cut is given back (a run read long ago keeps 8 records, not
+                    // the room of all it once held).
+                    chain.shrink_to_fit();
+                    self.records -= cut;
+                }
+            } else if let Some(owner) = any {
+                self.touched.remove(&owner);
+                if let Some(chain) = self.chains.remove(&owner) {
+                    self.records -= chain.len();
+                }
+            } else {
+                // `keep`'s run alone is over the bound: its oldest records go.
+                let Some(chain) = self.chains.get_mut(keep) else {
+                    break;
+                };
+                let cut = (self.records - self.records_max).min(chain.len());
+                chain.drain(..cut);
+                chain.shrink_to_fit();
+                self.records -= cut;
+                if cut == 0 {
+                    break;
+                }
             }
         }
-        result
     }
 
     fn believe(
@@ -191,13 +260,6 @@ impl ChainBook {
         let Some(first) = records.first() else {
             return Ok(Received::default());
         };
-        // An answer may start before the position asked for (more overlap), never after.
-        if first.seq > request.from_seq || first.seq == 0 {
-            return Err(ExchangeError::WrongStart {
-                asked: request.from_seq,
-                found: first.seq,
-            });
-        }
         // Every record must be the owner's.
         if let Some(index) = records.iter().position(|r| r.owner != request.owner) {
             let fault = super::rules::ChainFault::Owner;
@@ -208,27 +270,44 @@ impl ChainBook {
             }));
         }
         let held = self.chains.entry(request.owner).or_default();
-        // The chain was evicted while this answer was on its way (it was asked for from where
-        // the book then stood): nothing to continue from, and the sender did nothing wrong.
-        if first.seq as usize - 1 > held.len() {
-            return Ok(Received::default());
+        let (Some(held_first), Some(held_end)) =
+            (held.first().map(|r| r.seq), held.last().map(|r| r.seq))
+        else {
+            // Nothing held: the answer is a run of its own.
+            verify_run(&records).map_err(ExchangeError::Invalid)?;
+            *held = records;
+            return Ok(Received {
+                added: held.len(),
+                fork: None,
+            });
+        };
+        if first.seq > held_end + 1 {
+            // A later run, with a gap after what is held: it replaces it (nothing overlaps to
+            // compare, and the longer history wins).
+            verify_run(&records).map_err(ExchangeError::Invalid)?;
+            let added = records.len();
+            *held = records;
+            return Ok(Received { added, fork: None });
         }
-        let overlap = held
-            .len()
-            .saturating_sub(first.seq as usize - 1)
-            .min(records.len());
+        // What comes before the run held is not kept (the book keeps one run per owner).
+        let answer = from_position(&records, held_first);
+        let Some(start) = answer.first().map(|r| r.seq) else {
+            return Ok(Received::default());
+        };
+        let at = (start - held_first) as usize;
+        let overlap = held.len().saturating_sub(at).min(answer.len());
         // A record at a position already held that differs from it, both signed by the owner,
         // proves a fork by itself, however far back the branches split.
-        let conflict = records
+        let conflict = answer
             .iter()
             .take(overlap)
             .enumerate()
             .find_map(|(offset, record)| {
-                let held_record = &held[first.seq as usize - 1 + offset];
+                let held_record = &held[at + offset];
                 (held_record != record)
                     .then(|| (offset, ForkProof::new(held_record.clone(), record.clone())))
             });
-        if let Some((_, Ok(proof))) = &conflict {
+        if let Some((offset, Ok(proof))) = &conflict {
             let new = !self.forks.contains_key(&proof.offender());
             self.forks
                 .entry(proof.offender())
@@ -237,16 +316,18 @@ impl ChainBook {
                 added: 0,
                 fork: new.then(|| proof.clone()),
             };
-            // Longest chain wins: a longer valid history replaces the shorter one.
-            let before = (first.seq as usize)
-                .checked_sub(2)
-                .and_then(|i| held.get(i));
-            let longer = first.seq as usize - 1 + records.len() > held.len();
-            if longer && verify_range(before, &records).is_ok() {
-                let offset = conflict.as_ref().map_or(0, |(offset, _)| *offset);
-                held.truncate(first.seq as usize - 1 + offset);
-                held.extend(records[offset..].iter().cloned());
-                received.added = records.len() - offset;
+            // Longest chain wins: a longer valid history replaces the shorter one from where
+            // they differ.
+            let before = at.checked_sub(1).and_then(|i| held.get(i));
+            let longer = answer.last().is_some_and(|r| r.seq > held_end);
+            let valid = match before {
+                Some(before) => verify_range(Some(before), answer).is_ok(),
+                None => verify_run(answer).is_ok(),
+            };
+            if longer && valid {
+                held.truncate(at + offset);
+                held.extend(answer[*offset..].iter().cloned());
+                received.added = answer.len() - offset;
             }
             return Ok(received);
         }
@@ -254,20 +335,26 @@ impl ChainBook {
         // overlap is byte for byte what was verified before, so it is not verified again.
         // (An overlap that differs without proving a fork is verified whole, and fails.)
         let skip = if conflict.is_some() { 0 } else { overlap };
-        let fresh_from = first.seq as usize - 1 + skip;
-        let before = fresh_from.checked_sub(1).and_then(|i| held.get(i));
-        verify_range(before, &records[skip..]).map_err(|mut error| {
-            error.index += skip;
+        let before = (at + skip).checked_sub(1).and_then(|i| held.get(i));
+        let fresh = &answer[skip..];
+        let checked = match before {
+            Some(before) => verify_range(Some(before), fresh),
+            None => verify_run(fresh),
+        };
+        let offset = records.len() - answer.len();
+        checked.map_err(|mut error| {
+            error.index += offset + skip;
             ExchangeError::Invalid(error)
         })?;
-        let mut received = Received::default();
         if conflict.is_some() {
             // A differing record that is valid in sequence but not owner-signed twice cannot
-            // happen (verify_range checked the owner's signatures); keep what is held.
-            return Ok(received);
+            // happen (the owner's signatures were checked); keep what is held.
+            return Ok(Received::default());
         }
-        received.added = records.len() - overlap;
-        held.extend(records.into_iter().skip(overlap));
-        Ok(received)
+        held.extend(fresh.iter().cloned());
+        Ok(Received {
+            added: fresh.len(),
+            fork: None,
+        })
     }
 }

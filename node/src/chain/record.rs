@@ -1,6 +1,6 @@
 //! One record of a chain: its fields, canonical encoding, hash and signatures.
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 
 /// Domain separator in front of every signed record body.
@@ -240,8 +240,7 @@ impl Record {
                 SignatureFault::Counterparty,
             ),
         ] {
-            let key = VerifyingKey::from_bytes(key).map_err(|_| fault)?;
-            if !signature_ok(&key, &message, signature) {
+            if !signature_ok(key, &message, signature) {
                 return Err(fault);
             }
         }
@@ -263,9 +262,9 @@ impl Record {
 /// ([`super::signature`]: cofactored, strict encodings, small-order keys refused)? Chains are
 /// verified in batches by the same rule, so single records, fork proofs, disagreements and
 /// agreements accept exactly what a chain accepts, whatever else a batch holds.
-pub fn signature_ok(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
+pub fn signature_ok(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
     super::signature::verify(&super::signature::Signed {
-        key: key.as_bytes(),
+        key,
         message,
         signature,
     })

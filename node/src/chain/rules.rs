@@ -7,12 +7,8 @@
 //! as one by one); when the batch fails, the first bad record is found one by one so the
 //! error can name it.
 
-use std::collections::BTreeMap;
-
-use ed25519_dalek::VerifyingKey;
-
 use super::record::{signature_ok, Record, SignatureFault};
-use super::signature::{self, Signed};
+use super::signature::{self, DigestCache, Signed};
 
 /// What is wrong with a record of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +49,33 @@ pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), C
     };
     let owner = before.map_or(first.owner, |b| b.owner);
     let first_seq = before.map_or(1, |b| b.seq.saturating_add(1));
-    let mut expected_prev = before.map_or([0u8; 32], Record::hash);
-    let mut keys: BTreeMap<[u8; 32], VerifyingKey> = BTreeMap::new();
+    let expected_prev = before.map_or([0u8; 32], Record::hash);
+    verify_from(owner, first_seq, expected_prev, records)
+}
+
+/// Checks `records` as a run from anywhere in a chain (its recent end, say): the first is
+/// taken where it says it stands (any position from 1 on, its `prev` not checked, since the
+/// record before is not at hand); the rest must continue it, and every signature verify.
+pub fn verify_run(records: &[Record]) -> Result<(), ChainError> {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let first_seq = first.seq.max(1);
+    let expected_prev = if first.seq == 1 {
+        [0u8; 32]
+    } else {
+        first.prev
+    };
+    verify_from(first.owner, first_seq, expected_prev, records)
+}
+
+fn verify_from(
+    owner: [u8; 32],
+    first_seq: u64,
+    mut expected_prev: [u8; 32],
+    records: &[Record],
+) -> Result<(), ChainError> {
+    let mut hashes = Vec::with_capacity(records.len());
     let fail = |index: usize, record: &Record, fault| ChainError {
         index,
         seq: record.seq,
@@ -76,19 +97,9 @@ pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), C
             Some(ChainFault::SelfDealing)
         } else {
             [record.owner, record.counterparty]
-                .into_iter()
-                .find_map(|key| {
-                    if keys.contains_key(&key) {
-                        return None;
-                    }
-                    match VerifyingKey::from_bytes(&key) {
-                        Ok(parsed) if !parsed.is_weak() => {
-                            keys.insert(key, parsed);
-                            None
-                        }
-                        _ => Some(ChainFault::Key),
-                    }
-                })
+                .iter()
+                .any(|key| !signature::key_usable(key))
+                .then_some(ChainFault::Key)
         };
         if let Some(fault) = fault {
             structural = Some(fail(index, record, fault));
@@ -96,34 +107,53 @@ pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), C
             break;
         }
         expected_prev = record.hash();
+        hashes.push(expected_prev);
     }
     // A record altered after signing also breaks the next record's link: check the
     // signatures of everything before a structural fault, so the first bad record is named.
-    verify_signatures(&records[..checked], &keys)?;
+    verify_signatures(&records[..checked], &hashes[..checked])?;
     structural.map_or(Ok(()), Err)
 }
 
-/// Batch-verifies both signatures of every record; on failure names the first bad one.
-fn verify_signatures(
-    records: &[Record],
-    keys: &BTreeMap<[u8; 32], VerifyingKey>,
-) -> Result<(), ChainError> {
+thread_local! {
+    /// Records whose two signatures were found good, by record hash (which covers both
+    /// signatures): a chain read that overlaps one checked before costs a lookup per record,
+    /// not two signature digests. Like the signature memo, it never remembers a failure.
+    static RECORDS: std::cell::RefCell<DigestCache> = const { std::cell::RefCell::new(DigestCache::new()) };
+}
+
+/// Empties this thread's record memo.
+pub(crate) fn forget() {
+    RECORDS.with(|memo| memo.borrow_mut().clear());
+}
+
+/// Batch-verifies both signatures of every record (`hashes[i]` is `records[i]`'s hash) but
+/// those already found good; on failure names the first bad one.
+fn verify_signatures(records: &[Record], hashes: &[[u8; 32]]) -> Result<(), ChainError> {
     let Some(first) = records.first() else {
         return Ok(());
     };
+    let unknown: Vec<usize> = RECORDS.with(|memo| {
+        let memo = memo.borrow();
+        (0..records.len())
+            .filter(|i| !memo.contains(&hashes[*i]))
+            .collect()
+    });
+    if unknown.is_empty() {
+        return Ok(());
+    }
     let fail = |index: usize, record: &Record, fault| ChainError {
         index,
         seq: record.seq,
         fault,
     };
-    // The keys were parsed (and found strong) by the caller; the rule parses them again.
-    debug_assert!(records
-        .iter()
-        .all(|r| keys.contains_key(&r.owner) && keys.contains_key(&r.counterparty)));
     // Two signatures per record over the same message.
-    let messages: Vec<Vec<u8>> = records.iter().map(Record::signed_message).collect();
-    let mut items = Vec::with_capacity(records.len() * 2);
-    for (record, message) in records.iter().zip(&messages) {
+    let messages: Vec<Vec<u8>> = unknown
+        .iter()
+        .map(|i| records[*i].signed_message())
+        .collect();
+    let mut items = Vec::with_capacity(unknown.len() * 2);
+    for (record, message) in unknown.iter().map(|i| &records[*i]).zip(&messages) {
         for (key, signature) in [
             (&record.owner, &record.owner_sig),
             (&record.counterparty, &record.counterparty_sig),
@@ -136,6 +166,12 @@ fn verify_signatures(
         }
     }
     if signature::verify_batch(&items) {
+        RECORDS.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            for i in &unknown {
+                memo.insert(hashes[*i]);
+            }
+        });
         return Ok(());
     }
     for (index, record) in records.iter().enumerate() {
@@ -189,9 +225,8 @@ impl ForkProof {
         if self.a.body() == self.b.body() {
             return Err(ForkError::Same);
         }
-        let key = VerifyingKey::from_bytes(&self.a.owner).map_err(|_| ForkError::Signature(0))?;
         for (which, record) in [(0u8, &self.a), (1, &self.b)] {
-            if !signature_ok(&key, &record.signed_message(), &record.owner_sig) {
+            if !signature_ok(&record.owner, &record.signed_message(), &record.owner_sig) {
                 return Err(ForkError::Signature(which));
             }
         }
@@ -231,8 +266,7 @@ pub fn disagreement(record: &Record, other: &Record) -> Option<Disagreement> {
         } else {
             return false;
         };
-        VerifyingKey::from_bytes(party)
-            .is_ok_and(|key| signature_ok(&key, &r.signed_message(), signature))
+        signature_ok(party, &r.signed_message(), signature)
     };
     let mut responsible: Vec<[u8; 32]> = [record.owner, record.counterparty, other.counterparty]
         .into_iter()

@@ -62,9 +62,32 @@ fn point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
     CompressedEdwardsY(*bytes).decompress()
 }
 
-/// The key `bytes` encode, if it is usable: canonical and not of small order.
+/// Keys found usable, with their decoded points, at most this many per thread; when full
+/// the memo starts again empty.
+pub const KEY_MEMO_ENTRIES_MAX: usize = 1 << 16;
+
+/// The key `bytes` encode, if it is usable: canonical and not of small order. Usable keys
+/// are remembered with their points (decoding one costs a field inversion, and a chain names
+/// the same few keys on every record).
 fn key_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    point(bytes).filter(|key| !key.is_small_order())
+    if let Some(known) = KEYS.with(|keys| keys.borrow().get(bytes).copied()) {
+        return Some(known);
+    }
+    let key = point(bytes).filter(|key| !key.is_small_order())?;
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= KEY_MEMO_ENTRIES_MAX {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+    });
+    Some(key)
+}
+
+/// Is `bytes` a key signatures can be checked under (canonical, not of small order)? The
+/// one rule for keys on chains, agreements and fork proofs.
+pub fn key_usable(bytes: &[u8; 32]) -> bool {
+    key_point(bytes).is_some()
 }
 
 fn wide_scalar(digest: impl Into<[u8; 64]>) -> Scalar {
@@ -90,9 +113,46 @@ fn parse(item: &Signed<'_>, key: Option<EdwardsPoint>) -> Option<Parsed> {
     Some(Parsed { key, r, s, k })
 }
 
-/// Signatures found good, by digest of (key, signature, message), at most this many per
-/// thread; when full the memo starts again empty.
-pub const MEMO_ENTRIES_MAX: usize = 1 << 19;
+/// Slots of each digest cache (a direct-mapped table of 32-byte digests, 8 MiB per
+/// thread, allocated on first use).
+pub const MEMO_SLOTS: usize = 1 << 18;
+
+/// A direct-mapped cache of SHA-256 digests: a digest goes in the slot its first eight
+/// bytes name, displacing whatever was there. A miss only costs a check again, so it needs
+/// no eviction policy, has no order to leak, and a digest ground to one slot only
+/// displaces others.
+#[derive(Debug)]
+pub(crate) struct DigestCache {
+    slots: Vec<[u8; 32]>,
+}
+
+impl DigestCache {
+    pub(crate) const fn new() -> DigestCache {
+        DigestCache { slots: Vec::new() }
+    }
+
+    fn slot(digest: &[u8; 32]) -> usize {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&digest[..8]);
+        (u64::from_le_bytes(low) as usize) & (MEMO_SLOTS - 1)
+    }
+
+    pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
+        // The all-zero digest marks an empty slot, so it is never taken as known.
+        *digest != [0; 32] && self.slots.get(Self::slot(digest)) == Some(digest)
+    }
+
+    pub(crate) fn insert(&mut self, digest: [u8; 32]) {
+        if self.slots.is_empty() {
+            self.slots = vec![[0; 32]; MEMO_SLOTS];
+        }
+        self.slots[Self::slot(&digest)] = digest;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots = Vec::new();
+    }
+}
 
 thread_local! {
     /// Verification is a pure function, so a verdict of "good" is remembered: a record's
@@ -100,8 +160,11 @@ thread_local! {
     /// simulated peers share one thread; a node sees a record again in every chain read
     /// that overlaps). A failure is never remembered, so a bad signature costs its full
     /// check each time, and no verdict can differ from the uncached one.
-    static MEMO: std::cell::RefCell<std::collections::BTreeSet<[u8; 32]>> =
-        const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+    static MEMO: std::cell::RefCell<DigestCache> = const { std::cell::RefCell::new(DigestCache::new()) };
+    /// Usable keys and their points: a pure function's memo too (an unusable key is never
+    /// remembered).
+    static KEYS: std::cell::RefCell<std::collections::BTreeMap<[u8; 32], EdwardsPoint>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
 }
 
 fn digest(item: &Signed<'_>) -> [u8; 32] {
@@ -112,9 +175,11 @@ fn digest(item: &Signed<'_>) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// Empties this thread's memo (benchmarks measure the checks themselves).
+/// Empties this thread's memos (benchmarks measure the checks themselves).
 pub fn forget() {
     MEMO.with(|memo| memo.borrow_mut().clear());
+    KEYS.with(|keys| keys.borrow_mut().clear());
+    super::rules::forget();
 }
 
 fn remembered(digest: &[u8; 32]) -> bool {
@@ -125,9 +190,6 @@ fn remember(digests: impl IntoIterator<Item = [u8; 32]>) {
     MEMO.with(|memo| {
         let mut memo = memo.borrow_mut();
         for digest in digests {
-            if memo.len() >= MEMO_ENTRIES_MAX {
-                memo.clear();
-            }
             memo.insert(digest);
         }
     });
@@ -177,13 +239,9 @@ fn verify_uncached(item: &Signed<'_>) -> bool {
 /// one multiscalar multiplication (the terms of a key that signs many items are summed
 /// first).
 pub fn batch_uncached(items: &[Signed<'_>]) -> bool {
-    // Keys repeat (a chain's owner signs every record): each is parsed once.
-    let mut keys: std::collections::BTreeMap<&[u8; 32], Option<EdwardsPoint>> =
-        std::collections::BTreeMap::new();
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
-        let key = *keys.entry(item.key).or_insert_with(|| key_point(item.key));
-        match parse(item, key) {
+        match parse(item, key_point(item.key)) {
             Some(p) => parsed.push(p),
             None => return false,
         }

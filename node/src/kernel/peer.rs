@@ -135,9 +135,9 @@ impl Peer {
         };
         self.step(ActorKind::Reputation, restart.clone(), now, rng, out);
         // The store starts only to announce the roots it holds (its pins), after the
-        // transport has started; a store with none (every simulated one) has nothing to do,
-        // and is not stepped.
-        if !self.store.pinned_roots().is_empty() {
+        // transport has started, or to set a traitor's defection; a store with neither
+        // (nearly every simulated one) has nothing to do, and is not stepped.
+        if self.store.wants_start() {
             self.step(ActorKind::Store, restart, now, rng, out);
         }
     }

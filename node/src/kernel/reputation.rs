@@ -192,7 +192,8 @@ impl Reputation {
         for owner in book.owners() {
             let owner = PeerId(owner);
             let chain = book.chain(&owner.0);
-            if chain.len() as u64 > trust.graph().seen(&owner) && !book.disqualified(&owner.0) {
+            let end = chain.last().map_or(0, |r| r.seq);
+            if end > trust.graph().seen(&owner) && !book.disqualified(&owner.0) {
                 trust.ingest(owner, chain);
             }
         }

@@ -21,6 +21,9 @@ use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
 use crate::store::Store;
 
+/// The timer of a traitor's defection.
+const DEFECT_TOKEN: u64 = 1;
+
 /// What one other peer uses here, and what it may use.
 #[derive(Debug, Clone, Copy, Default)]
 struct Account {
@@ -73,6 +76,11 @@ impl StoreActor {
             accounts: BTreeMap::new(),
             strangers: None,
         }
+    }
+
+    /// Has the store anything to do at a (re)start: pins to announce, a defection to set?
+    pub fn wants_start(&self) -> bool {
+        self.strategy.defect_at_us.is_some() || !self.pinned_roots().is_empty()
     }
 
     /// Bytes held for other peers.
@@ -236,7 +244,7 @@ impl StoreActor {
             announce_it(ctx);
             return Ok(StoreResponse::Stored);
         }
-        if self.strategy.storage_freeloader {
+        if self.strategy.freeloads_storage(ctx.now()) {
             return Err(Refusal::Declined);
         }
         let len = payload.len();
@@ -348,6 +356,27 @@ impl StoreActor {
         }
     }
 
+    /// The traitor's move: everything held for others goes (its owners find out by audit).
+    fn defect(&mut self, ctx: &mut Context<'_>) {
+        let held: Vec<(ChunkId, PeerId, u64)> = self
+            .for_others
+            .iter()
+            .map(|(chunk, (owner, len))| (*chunk, *owner, *len))
+            .collect();
+        for (chunk, owner, len) in held {
+            self.for_others.remove(&chunk);
+            self.for_others_bytes -= len;
+            if let Some(account) = self.accounts.get_mut(&owner) {
+                account.held_bytes = account.held_bytes.saturating_sub(len);
+            }
+            self.forget(ctx, chunk);
+        }
+        let owners: Vec<PeerId> = self.accounts.keys().copied().collect();
+        for owner in owners {
+            self.usage(ctx, owner);
+        }
+    }
+
     /// Takes in what the negotiator grants `peer`. Its chunks over a smaller quota are
     /// dropped (from the highest id down), and it places them elsewhere.
     fn grant(&mut self, ctx: &mut Context<'_>, peer: PeerId, grant: Grant) {
@@ -387,7 +416,14 @@ impl StoreActor {
             Input::Start { .. } => {
                 let roots = self.pinned_roots();
                 self.announce(ctx, &roots);
+                // A traitor drops what it holds for others when it defects.
+                if let Some(at) = self.strategy.defect_at_us {
+                    ctx.timer(at.saturating_sub(ctx.now().micros()), DEFECT_TOKEN);
+                }
             }
+            Input::Timer {
+                token: DEFECT_TOKEN,
+            } => self.defect(ctx),
             Input::Command(super::Command::Announce { root }) => self.announce(ctx, &[root]),
             Input::Local(Local::Incoming { from, id, body }) => {
                 // The transport sends us storage requests only; anything else is refused.

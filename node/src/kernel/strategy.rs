@@ -29,6 +29,9 @@ pub struct Strategy {
     /// With the reputation filter on: strangers get the allowance scaled by how recent
     /// strangers behaved (`negotiator/strangers.rs`); `false`: the fixed allowance.
     pub strangers_adapt: bool,
+    /// Adversary (traitor): trades honestly until this time, microseconds; from then on it
+    /// is a storage freeloader, and drops everything it held for others.
+    pub defect_at_us: Option<u64>,
 }
 
 impl Default for Strategy {
@@ -42,6 +45,7 @@ impl Default for Strategy {
             fork_at_us: None,
             stranger_only: false,
             strangers_adapt: true,
+            defect_at_us: None,
         }
     }
 }
@@ -122,6 +126,12 @@ impl Default for Economy {
 pub const AUDIT_CHALLENGES_MAX: usize = 8;
 
 impl Strategy {
+    /// Does this peer hold nothing for others (and offer nothing) at `now`: a storage
+    /// freeloader, or a traitor once it has defected?
+    pub fn freeloads_storage(&self, now: Time) -> bool {
+        self.storage_freeloader || self.defect_at_us.is_some_and(|at| now.micros() >= at)
+    }
+
     fn fully_altruistic(&self) -> bool {
         self.altruism >= 1.0
     }

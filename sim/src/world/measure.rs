@@ -241,6 +241,24 @@ impl World {
             })
     }
 
+    /// Hours from group `g`'s defection (0 if it never defects, or for the "all" row) until its members hold no
+    /// contract at an hourly row; the rest of the run if never.
+    fn contracts_lost_hours(&self, group: &str, g: usize) -> f64 {
+        let hour = Time::HOUR as f64;
+        // `g` past the groups is the "all" row, which never defects.
+        let from = self
+            .groups
+            .get(g)
+            .and_then(|state| state.config.strategy.defect_at_us)
+            .map_or(0.0, |at| at as f64 / hour);
+        let end = self.end.micros() as f64 / hour;
+        self.rows
+            .iter()
+            .filter(|r| r.group == group && r.hour as f64 >= from)
+            .find(|r| r.contracts == 0)
+            .map_or(end - from, |r| r.hour as f64 - from)
+    }
+
     /// Objects published by `members` of which some chunk has no holder at all.
     fn objects_lost(&self, members: &[u32]) -> usize {
         let members: std::collections::BTreeSet<u32> = members.iter().copied().collect();
@@ -433,6 +451,7 @@ impl World {
                 reputation_mean_final: last.map_or(0.0, |r| r.reputation_mean),
                 reputation_auc_final: last.map_or(0.5, |r| r.reputation_auc),
                 refused_from_hours: self.refused_from_hours(&name),
+                contracts_lost_hours: self.contracts_lost_hours(&name, g),
             };
             let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);

@@ -328,6 +328,7 @@ impl World {
                         fork_at_us: g.strategy.fork_at_hours.map(hours),
                         strangers_adapt: g.strategy.strangers_adapt,
                         stranger_only: g.strategy.stranger_only,
+                        defect_at_us: g.strategy.defect_at_hours.map(hours),
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,

@@ -27,6 +27,7 @@ pub fn honest(strategy: &Strategy) -> bool {
         && strategy.drop_fraction == 0.0
         && !strategy.liar
         && strategy.fork_at_us.is_none()
+        && strategy.defect_at_us.is_none()
         && !strategy.stranger_only
 }
 
