@@ -150,6 +150,40 @@ fn exported_chain(node: &Node, work: &Path) -> Vec<Record> {
     records
 }
 
+/// Four honest nodes (H0 to H3) and `name` running as `adversary`, all on loopback and
+/// knowing each other; with the launch of the last, to restart it with.
+fn honest_four_and(name: &str, adversary: &[&str]) -> (Vec<Node>, Launch) {
+    let first = Node::start(
+        "H0",
+        &Launch {
+            extra: economy_flags(&[]),
+            ..Launch::default()
+        },
+    );
+    let bootstrap = vec![first.listen];
+    let mut nodes = vec![first];
+    for name in ["H1", "H2", "H3"] {
+        let launch = Launch {
+            bootstrap: bootstrap.clone(),
+            extra: economy_flags(&[]),
+            ..Launch::default()
+        };
+        nodes.push(Node::start(name, &launch));
+    }
+    let last = Launch {
+        bootstrap,
+        extra: economy_flags(adversary),
+        ..Launch::default()
+    };
+    nodes.push(Node::start(name, &last));
+    wait_until("every node to know the four others", LIMIT, || {
+        nodes
+            .iter()
+            .all(|node| node.status()["known_peers"].as_u64().unwrap() >= 4)
+    });
+    (nodes, last)
+}
+
 #[test]
 fn honest_nodes_trade_audit_and_record_while_a_freeloader_is_held_to_the_allowance() {
     let work = tempfile::tempdir().unwrap();
@@ -161,32 +195,7 @@ fn honest_nodes_trade_audit_and_record_while_a_freeloader_is_held_to_the_allowan
             started.elapsed().as_secs_f64()
         ))
     };
-    let first = Node::start(
-        "H0",
-        &Launch {
-            extra: economy_flags(&[]),
-            ..Launch::default()
-        },
-    );
-    let mut nodes = vec![first];
-    for name in ["H1", "H2", "H3", "F"] {
-        let adversary: &[&str] = if name == "F" {
-            &["--adversary", "storage-freeloader"]
-        } else {
-            &[]
-        };
-        let launch = Launch {
-            bootstrap: vec![nodes[0].listen],
-            extra: economy_flags(adversary),
-            ..Launch::default()
-        };
-        nodes.push(Node::start(name, &launch));
-    }
-    wait_until("every node to know the four others", LIMIT, || {
-        nodes
-            .iter()
-            .all(|node| node.status()["known_peers"].as_u64().unwrap() >= 4)
-    });
+    let (mut nodes, _) = honest_four_and("F", &["--adversary", "storage-freeloader"]);
     let ids: Vec<String> = nodes.iter().map(|n| n.peer.clone()).collect();
     let (honest, freeloader) = (0..4, 4);
 
@@ -525,4 +534,98 @@ fn honest_nodes_trade_audit_and_record_while_a_freeloader_is_held_to_the_allowan
         "unmatched requester halves at the end: {unmatched:?}"
     ));
     eprintln!("{}\n{}", phases.join("\n"), measured.join("\n"));
+}
+
+/// A whitewasher between real nodes: a storage freeloader that never proposes a contract (it
+/// lives on strangers' allowances) among four honest nodes. Once some honest node holds part
+/// of its file, it stops, takes a new `identity.key` and comes back as a stranger with
+/// another file. Under either identity it gets no contract, and no honest node ever holds
+/// more than the stranger allowance for it.
+#[test]
+fn a_whitewasher_back_under_a_new_key_gets_only_the_stranger_allowance() {
+    let work = tempfile::tempdir().unwrap();
+    let (mut nodes, washer_launch) = honest_four_and(
+        "W",
+        &[
+            "--adversary",
+            "storage-freeloader",
+            "--adversary",
+            "stranger-only",
+        ],
+    );
+    let (honest, washer) = (0..4, 4);
+    for (i, node) in nodes.iter().enumerate() {
+        let file = work.path().join(format!("file-{}", node.name));
+        random_file(&file, FILE_BYTES, 60 + i as u64);
+        node.cli(&["put", "--api", &node.url(), file.to_str().unwrap()]);
+    }
+    let allowance = u64_of(&contracts(&nodes[0])["strategy"]["stranger_storage_bytes"]);
+    assert_eq!(allowance, 4 << 20, "8 MiB × 0.5");
+    // What each honest node holds for `peer`, and whether it has a contract with it.
+    let held_for = |nodes: &[Node], peer: &str| -> Vec<(u64, bool)> {
+        honest
+            .clone()
+            .map(|i| {
+                let view = contracts(&nodes[i]);
+                let held =
+                    entry(&view["ledgers"], peer).map_or(0, |l| u64_of(&l["held_for_them_bytes"]));
+                (held, entry(&view["contracts"], peer).is_some())
+            })
+            .collect()
+    };
+    // Samples what the honest nodes hold for `peer` every half second, asserting the bound
+    // at each sample, until `enough` says so; returns the most each one held.
+    let sample = |nodes: &[Node], peer: &str, enough: &mut dyn FnMut(&[u64], Duration) -> bool| {
+        let mut most = vec![0u64; 4];
+        let started = std::time::Instant::now();
+        loop {
+            let now = held_for(nodes, peer);
+            assert!(
+                now.iter()
+                    .all(|(held, contract)| *held <= allowance && !contract),
+                "{peer}: {now:?}"
+            );
+            for (m, (held, _)) in most.iter_mut().zip(&now) {
+                *m = (*m).max(*held);
+            }
+            if enough(&most, started.elapsed()) {
+                return most;
+            }
+            assert!(started.elapsed() < LIMIT, "{peer}: at most {most:?} held");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // Under its first identity: some honest node takes part of its file, within the
+    // allowance.
+    let old_id = nodes[washer].peer.clone();
+    let before = sample(&nodes, &old_id, &mut |most, _| most.iter().any(|m| *m > 0));
+    // It whitewashes: stops, takes a new key (the operator deletes identity.key), and comes
+    // back into the same network with another file to place.
+    assert!(nodes[washer].terminate().success());
+    std::fs::remove_file(nodes[washer].dir.join("identity.key")).unwrap();
+    nodes[washer].restart(&washer_launch);
+    let new_id = nodes[washer].peer.clone();
+    assert_ne!(new_id, old_id, "a new key is a new peer");
+    let file = work.path().join("file-W-again");
+    random_file(&file, FILE_BYTES, 70);
+    nodes[washer].cli(&["put", "--api", &nodes[washer].url(), file.to_str().unwrap()]);
+    // Under the new one: the same, and then two contract terms (20 s each) more of samples.
+    let mut got_some = None;
+    let after = sample(&nodes, &new_id, &mut |most, elapsed| {
+        if most.iter().any(|m| *m > 0) && got_some.is_none() {
+            got_some = Some(elapsed);
+        }
+        got_some.is_some_and(|at| elapsed > at + Duration::from_secs(40))
+    });
+    let status = nodes[washer].status();
+    let (owned, replicated) = (
+        u64_of(&status["chunks_owned"]),
+        u64_of(&status["chunks_replicated"]),
+    );
+    assert!(owned > 0 && replicated < owned, "{status}");
+    eprintln!(
+        "whitewasher: at most {before:?} bytes held by the four honest nodes under \
+         {old_id:.12}…, {after:?} under {new_id:.12}… (no contract), allowance {allowance}; \
+         chunks with 3 holders {replicated} of {owned}"
+    );
 }

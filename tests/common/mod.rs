@@ -61,9 +61,31 @@ impl Node {
             None => tempfile::tempdir().unwrap(),
         };
         let dir = temp.path().to_path_buf();
-        let log = std::fs::File::create(dir.join("node.log")).unwrap();
+        let mut node = Node {
+            name: name.to_string(),
+            child: None,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            api: "127.0.0.1:0".parse().unwrap(),
+            peer: String::new(),
+            dir,
+            netns: launch.netns.clone(),
+            _temp: Some(temp),
+        };
+        node.restart(launch);
+        node
+    }
+
+    /// Starts the node's process (again) on its data directory, once the last one exited.
+    pub fn restart(&mut self, launch: &Launch) {
+        assert!(self.child.is_none(), "node {} is still running", self.name);
+        let dir = &self.dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
         let mut command = command(launch.netns.as_deref());
-        command.args(["node", "run", "--data-dir"]).arg(&dir).args([
+        command.args(["node", "run", "--data-dir"]).arg(dir).args([
             "--listen",
             launch.listen.as_deref().unwrap_or("127.0.0.1:0"),
             "--api",
@@ -84,20 +106,15 @@ impl Node {
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
             panic!(
-                "node {name} did not start ({e}): {}",
+                "node {} did not start ({e}): {}",
+                self.name,
                 std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
             )
         });
-        Node {
-            name: name.to_string(),
-            child: Some(child),
-            listen: ready["listen"].as_str().unwrap().parse().unwrap(),
-            api: ready["api"].as_str().unwrap().parse().unwrap(),
-            peer: ready["peer"].as_str().unwrap().to_string(),
-            dir,
-            netns: launch.netns.clone(),
-            _temp: Some(temp),
-        }
+        self.child = Some(child);
+        self.listen = ready["listen"].as_str().unwrap().parse().unwrap();
+        self.api = ready["api"].as_str().unwrap().parse().unwrap();
+        self.peer = ready["peer"].as_str().unwrap().to_string();
     }
 
     pub fn url(&self) -> String {

@@ -70,6 +70,9 @@ pub enum Adversary {
     BandwidthFreeloader,
     /// Answers audits with made-up proofs.
     Liar,
+    /// Never proposes a contract; lives on strangers' allowances (with
+    /// `storage-freeloader`, a whitewasher's way between identities).
+    StrangerOnly,
 }
 
 /// Longest contract term peers accept (the negotiator refuses longer ones as invalid).
@@ -155,6 +158,7 @@ impl RunArgs {
             bandwidth_freeloader: self.adversary.contains(&Adversary::BandwidthFreeloader),
             drop_fraction: self.drop_fraction,
             liar: self.adversary.contains(&Adversary::Liar),
+            stranger_only: self.adversary.contains(&Adversary::StrangerOnly),
             ..Strategy::default()
         }
     }

@@ -128,6 +128,9 @@ fn adversary(strategy: &Strategy) -> Vec<&'static str> {
     if strategy.drop_fraction > 0.0 {
         names.push("dropper");
     }
+    if strategy.stranger_only {
+        names.push("stranger-only");
+    }
     names
 }
 
