@@ -411,6 +411,27 @@ mod exchange {
         assert_eq!(book.records(), 12);
     }
 
+    /// Fork proofs are kept up to the book's bound; past it, the one learned longest ago
+    /// goes, and its forker is no longer disqualified (a stranger again).
+    #[test]
+    fn fork_proofs_are_bounded_and_the_oldest_goes() {
+        let fork_of = |n: u8| {
+            let (a, _) = trade(&key(n), None, &key(9), None, tx(1, 1));
+            let (b, _) = trade(&key(n), None, &key(9), None, tx(2, 2));
+            ForkProof::new(a, b).unwrap()
+        };
+        let mut book = ChainBook::with_limits(1024, 2);
+        for n in [11, 12] {
+            assert!(book.learn_fork(fork_of(n)));
+        }
+        assert!(!book.learn_fork(fork_of(11)), "known already");
+        assert!(book.learn_fork(fork_of(13)));
+        let forker = |n: u8| key(n).verifying_key().to_bytes();
+        assert!(!book.disqualified(&forker(11)), "the oldest went");
+        assert!(book.disqualified(&forker(12)) && book.disqualified(&forker(13)));
+        assert_eq!(cryptosphere::chain::exchange::FORKS_MAX, 65_536);
+    }
+
     /// The overlap an answer repeats is compared, not verified again; an overlap that
     /// differs without proving a fork (a broken signature) still fails.
     #[test]

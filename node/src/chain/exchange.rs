@@ -25,6 +25,10 @@ pub const RANGE_RECORDS_MAX: u32 = 1024;
 /// month-long chain from record 1 costs every reader every signature on it.
 pub const RECENT_RECORDS: u32 = 64;
 
+/// Fork proofs a book keeps; past it, the one learned longest ago goes (its forker is a
+/// stranger again, as a whitewasher's new key would be). About 40 MiB of proofs.
+pub const FORKS_MAX: usize = 65_536;
+
 /// "Send me `owner`'s records from `from_seq` on, at most `max` of them"; `from_seq` 0:
 /// "send me the last `max` records of `owner`'s chain".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -58,13 +62,16 @@ pub struct Received {
 /// **Bounded.** The book holds at most `records_max` records in all; past it, the chains
 /// extended longest ago are cut back to their last [`OVERLAP_RECORDS`] records (the next
 /// read of such an owner goes on from there), and when every other chain is that short,
-/// the oldest go whole. Fork proofs are never evicted: forgetting one would trust a forker
-/// again, and each is two records.
+/// the oldest go whole. Fork proofs are kept up to [`FORKS_MAX`] (a key pair is free to make,
+/// so forks are too), the one learned longest ago going first.
 #[derive(Debug)]
 pub struct ChainBook {
     /// Per owner, a contiguous run of its chain (`run[i].seq == run[0].seq + i`).
     chains: BTreeMap<[u8; 32], Vec<Record>>,
     forks: BTreeMap<[u8; 32], ForkProof>,
+    /// The forkers in the order their proofs were learned, for eviction.
+    forks_learned: std::collections::VecDeque<[u8; 32]>,
+    forks_max: usize,
     records: usize,
     records_max: usize,
     /// When each owner's chain was last extended (a counter), for eviction.
@@ -86,9 +93,16 @@ fn from_position(answer: &[Record], seq: u64) -> &[Record] {
 
 impl ChainBook {
     pub fn with_records_max(records_max: usize) -> ChainBook {
+        ChainBook::with_limits(records_max, FORKS_MAX)
+    }
+
+    /// A book of at most `records_max` records and `forks_max` fork proofs.
+    pub fn with_limits(records_max: usize, forks_max: usize) -> ChainBook {
         ChainBook {
             chains: BTreeMap::new(),
             forks: BTreeMap::new(),
+            forks_learned: std::collections::VecDeque::new(),
+            forks_max: forks_max.max(1),
             records: 0,
             records_max: records_max.max(OVERLAP_RECORDS as usize + 1),
             touched: BTreeMap::new(),
@@ -167,10 +181,26 @@ impl ChainBook {
 
     /// Records a fork proof received from someone else, after checking it.
     pub fn learn_fork(&mut self, proof: ForkProof) -> bool {
-        if proof.verify().is_err() || self.forks.contains_key(&proof.offender()) {
+        if proof.verify().is_err() {
             return false;
         }
-        self.forks.insert(proof.offender(), proof);
+        self.keep_fork(proof)
+    }
+
+    /// Keeps a checked proof unless its forker is known already; within the bound.
+    fn keep_fork(&mut self, proof: ForkProof) -> bool {
+        let offender = proof.offender();
+        if self.forks.contains_key(&offender) {
+            return false;
+        }
+        while self.forks.len() >= self.forks_max {
+            let Some(oldest) = self.forks_learned.pop_front() else {
+                break;
+            };
+            self.forks.remove(&oldest);
+        }
+        self.forks.insert(offender, proof);
+        self.forks_learned.push_back(offender);
         true
     }
 
@@ -308,14 +338,6 @@ impl ChainBook {
                     .then(|| (offset, ForkProof::new(held_record.clone(), record.clone())))
             });
         if let Some((offset, Ok(proof))) = &conflict {
-            let new = !self.forks.contains_key(&proof.offender());
-            self.forks
-                .entry(proof.offender())
-                .or_insert_with(|| proof.clone());
-            let mut received = Received {
-                added: 0,
-                fork: new.then(|| proof.clone()),
-            };
             // Longest chain wins: a longer valid history replaces the shorter one from where
             // they differ.
             let before = at.checked_sub(1).and_then(|i| held.get(i));
@@ -324,12 +346,17 @@ impl ChainBook {
                 Some(before) => verify_range(Some(before), answer).is_ok(),
                 None => verify_run(answer).is_ok(),
             };
+            let mut added = 0;
             if longer && valid {
                 held.truncate(at + offset);
                 held.extend(answer[*offset..].iter().cloned());
-                received.added = answer.len() - offset;
+                added = answer.len() - offset;
             }
-            return Ok(received);
+            let new = self.keep_fork(proof.clone());
+            return Ok(Received {
+                added,
+                fork: new.then(|| proof.clone()),
+            });
         }
         // Otherwise what the answer adds must be a valid continuation of what is held. The
         // overlap is byte for byte what was verified before, so it is not verified again.
