@@ -262,9 +262,9 @@ group_metrics! {
     /// filter's line (a stranger's score less `serve_margin`), hours; the run's length if
     /// never.
     RefusedFromHours: refused_from_hours,
-    /// Hours from the members' defection (`strategy.defect_at_hours`; 0 for a group that
-    /// never defects) to the first hourly row from then on at which they hold no contract;
-    /// the rest of the run if never.
+    /// Hours from the members' defection (`strategy.defect_at_hours`) until none of the
+    /// contracts they held at it remains (at an hourly row; the rest of the run if some
+    /// does; 0 for a group that never defects).
     ContractsLostHours: contracts_lost_hours,
 }
 

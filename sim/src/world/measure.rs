@@ -113,9 +113,57 @@ impl World {
         }
     }
 
+    /// Follows the contracts each defecting group held at its defection, until the last
+    /// is gone (by either side's end of it).
+    fn follow_defections(&mut self, hour: u64) {
+        for g in 0..self.groups.len() {
+            let Some(at) = self.groups[g].config.strategy.defect_at_us else {
+                continue;
+            };
+            if self.now.micros() < at || self.groups[g].defection_contracts_gone.is_some() {
+                continue;
+            }
+            let held =
+                |peers: &[super::SimPeer], member: u32, partner: &cryptosphere::kernel::PeerId| {
+                    peers[member as usize]
+                        .peer
+                        .negotiator
+                        .contracts()
+                        .any(|(p, _)| p == partner)
+                };
+            let state = &self.groups[g];
+            let left: std::collections::BTreeSet<(u32, cryptosphere::kernel::PeerId)> =
+                match &state.defection_contracts {
+                    None => state
+                        .members
+                        .iter()
+                        .flat_map(|m| {
+                            self.peers[*m as usize]
+                                .peer
+                                .negotiator
+                                .contracts()
+                                .map(|(p, _)| (*m, *p))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect(),
+                    Some(set) => set
+                        .iter()
+                        .filter(|(m, p)| held(&self.peers, *m, p))
+                        .copied()
+                        .collect(),
+                };
+            let state = &mut self.groups[g];
+            if left.is_empty() {
+                state.defection_contracts_gone = Some(hour);
+            }
+            state.defection_contracts = Some(left);
+        }
+    }
+
     /// One metrics row per group (and "all") for the hour that just ended.
     pub(super) fn tick(&mut self) {
         let hour = self.now.micros() / Time::HOUR;
+        self.follow_defections(hour);
         let groups = self.groups.len();
         let mut objects = vec![0u64; groups + 1];
         let mut available = vec![0u64; groups + 1];
@@ -241,22 +289,25 @@ impl World {
             })
     }
 
-    /// Hours from group `g`'s defection (0 if it never defects, or for the "all" row) until its members hold no
-    /// contract at an hourly row; the rest of the run if never.
-    fn contracts_lost_hours(&self, group: &str, g: usize) -> f64 {
+    /// Hours from group `g`'s defection until no contract it held then remains; the rest
+    /// of the run if some does (0 for a group that never defects, and the "all" row).
+    fn contracts_lost_hours(&self, g: usize) -> f64 {
         let hour = Time::HOUR as f64;
-        // `g` past the groups is the "all" row, which never defects.
-        let from = self
-            .groups
-            .get(g)
-            .and_then(|state| state.config.strategy.defect_at_us)
-            .map_or(0.0, |at| at as f64 / hour);
+        let Some(state) = self.groups.get(g) else {
+            return 0.0;
+        };
+        let Some(from) = state
+            .config
+            .strategy
+            .defect_at_us
+            .map(|at| at as f64 / hour)
+        else {
+            return 0.0;
+        };
         let end = self.end.micros() as f64 / hour;
-        self.rows
-            .iter()
-            .filter(|r| r.group == group && r.hour as f64 >= from)
-            .find(|r| r.contracts == 0)
-            .map_or(end - from, |r| r.hour as f64 - from)
+        state
+            .defection_contracts_gone
+            .map_or(end - from, |gone| gone as f64 - from)
     }
 
     /// Objects published by `members` of which some chunk has no holder at all.
@@ -451,7 +502,7 @@ impl World {
                 reputation_mean_final: last.map_or(0.0, |r| r.reputation_mean),
                 reputation_auc_final: last.map_or(0.5, |r| r.reputation_auc),
                 refused_from_hours: self.refused_from_hours(&name),
-                contracts_lost_hours: self.contracts_lost_hours(&name, g),
+                contracts_lost_hours: self.contracts_lost_hours(g),
             };
             let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);

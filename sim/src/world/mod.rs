@@ -120,6 +120,10 @@ struct GroupState {
     mean_offline_us: f64,
     total: GroupCounters,
     hour: GroupCounters,
+    /// A defecting group's contracts (member, partner) at the first hourly row from its
+    /// defection on, as long as they last; and the hour the last of them went.
+    defection_contracts: Option<std::collections::BTreeSet<(u32, PeerId)>>,
+    defection_contracts_gone: Option<u64>,
 }
 
 /// What one dropper did to one owner's chunks.
@@ -353,6 +357,8 @@ impl World {
                 mean_offline_us: g.mean_offline_hours * Time::HOUR as f64,
                 total: GroupCounters::default(),
                 hour: GroupCounters::default(),
+                defection_contracts: None,
+                defection_contracts_gone: None,
             })
             .collect();
         let mut world = World {
