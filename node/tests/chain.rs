@@ -339,6 +339,27 @@ mod exchange {
         gapped.remove(4);
         assert!(fresh.receive(&request, gapped).is_err());
         assert!(fresh.chain(&owner()).is_empty());
+        // An answer must be a run before anything of it is dropped or compared: a junk
+        // record ahead of a genuine later one does not get the later one appended to the
+        // held run (which would leave a hole in it).
+        let mut book = ChainBook::default();
+        let request = book.next_request(owner());
+        book.receive(&request, chain[49..60].to_vec()).unwrap();
+        let request = book.next_request(owner());
+        let mut junk = chain[10].clone();
+        junk.seq = 0;
+        assert!(book
+            .receive(&request, vec![junk, chain[90].clone()])
+            .is_err());
+        assert!(book
+            .receive(&request, vec![chain[20].clone(), chain[90].clone()])
+            .is_err());
+        assert_eq!(book.chain(&owner()), &chain[49..60]);
+        // Nor does the last position: nothing could follow it.
+        let mut last = chain[95].clone();
+        last.seq = u64::MAX;
+        assert!(book.receive(&request, vec![last]).is_err());
+        assert_eq!(book.chain(&owner()), &chain[49..60]);
     }
 
     /// The book holds at most its bound in records: the chains extended longest ago are cut

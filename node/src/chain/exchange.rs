@@ -7,7 +7,8 @@
 //! has been shown: its recent end, contiguous (a first read asks for the last
 //! [`RECENT_RECORDS`] records; an evicted chain keeps its last [`OVERLAP_RECORDS`]). A record
 //! that conflicts with one held at the same position, both signed by the owner, is a fork:
-//! the book keeps the proof and the owner is disqualified for good.
+//! the book keeps the proof and the owner is disqualified while it does (up to
+//! [`FORKS_MAX`] proofs, the oldest going first).
 
 use std::collections::BTreeMap;
 
@@ -134,7 +135,7 @@ impl ChainBook {
         self.forks.get(owner)
     }
 
-    /// A key proven to have forked its chain is never trusted again.
+    /// A key proven to have forked its chain is not trusted while its proof is kept.
     pub fn disqualified(&self, owner: &[u8; 32]) -> bool {
         self.forks.contains_key(owner)
     }
@@ -290,13 +291,33 @@ impl ChainBook {
         let Some(first) = records.first() else {
             return Ok(Received::default());
         };
-        // Every record must be the owner's.
+        // Every record must be the owner's, and the answer a run: consecutive positions
+        // from 1 on (what is dropped or compared below is then where it says it is).
         if let Some(index) = records.iter().position(|r| r.owner != request.owner) {
             let fault = super::rules::ChainFault::Owner;
             return Err(ExchangeError::Invalid(ChainError {
                 index,
                 seq: records[index].seq,
                 fault,
+            }));
+        }
+        let out_of_place = (first.seq == 0).then_some(0).or_else(|| {
+            records
+                .windows(2)
+                .position(|w| w[0].seq.checked_add(1) != Some(w[1].seq))
+                .map(|i| i + 1)
+        });
+        if let Some(index) = out_of_place {
+            let expected = index
+                .checked_sub(1)
+                .map_or(1, |i| records[i].seq.saturating_add(1));
+            return Err(ExchangeError::Invalid(ChainError {
+                index,
+                seq: records[index].seq,
+                fault: super::rules::ChainFault::Sequence {
+                    expected,
+                    found: records[index].seq,
+                },
             }));
         }
         let held = self.chains.entry(request.owner).or_default();
@@ -311,7 +332,7 @@ impl ChainBook {
                 fork: None,
             });
         };
-        if first.seq > held_end + 1 {
+        if first.seq > held_end.saturating_add(1) {
             // A later run, with a gap after what is held: it replaces it (nothing overlaps to
             // compare, and the longer history wins).
             verify_run(&records).map_err(ExchangeError::Invalid)?;

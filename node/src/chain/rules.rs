@@ -76,6 +76,17 @@ fn verify_from(
     records: &[Record],
 ) -> Result<(), ChainError> {
     let mut hashes = Vec::with_capacity(records.len());
+    // No chain reaches the last position (nothing could follow it).
+    if let Some(index) = records.iter().position(|r| r.seq == u64::MAX) {
+        return Err(ChainError {
+            index,
+            seq: u64::MAX,
+            fault: ChainFault::Sequence {
+                expected: first_seq.saturating_add(index as u64),
+                found: u64::MAX,
+            },
+        });
+    }
     let fail = |index: usize, record: &Record, fault| ChainError {
         index,
         seq: record.seq,

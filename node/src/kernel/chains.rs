@@ -1,7 +1,8 @@
 //! The chain side of the reputation filter: this peer's own long-chain certificate, the
 //! agreements that put services on it (as requester and as provider, one at a time, since
 //! each takes the next position), periodic reading of other peers' chains, and fork proofs,
-//! which disqualify a key for good and are passed on to every peer known.
+//! which disqualify a key (while the book keeps the proof) and are passed on to every peer
+//! known.
 
 use std::collections::BTreeMap;
 

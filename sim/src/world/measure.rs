@@ -308,6 +308,7 @@ impl World {
         state
             .defection_contracts_gone
             .map_or(end - from, |gone| gone as f64 - from)
+            .max(0.0)
     }
 
     /// Objects published by `members` of which some chunk has no holder at all.
