@@ -203,8 +203,20 @@ impl Reputation {
             return;
         }
         let peers: Vec<PeerId> = trust.graph().peers().collect();
+        let evicted = trust.take_evicted();
         for peer in peers {
             self.report(ctx, peer);
+        }
+        // A peer the graph let go is scored as the graph no longer knows it; the negotiator
+        // would otherwise keep its last score (high or low) for good. Its last report was
+        // kept with its node, so the new score is told whatever it is.
+        for peer in evicted {
+            if self.records.contains_key(&peer) {
+                self.report(ctx, peer);
+            } else if !self.disqualified(&peer) {
+                let score = self.score(&peer);
+                ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
+            }
         }
     }
 

@@ -262,8 +262,10 @@ impl ServiceGraph {
     }
 
     /// Evicts the lightest edges and nodes until the graph is within its limits (the policy
-    /// is at the top of this module). `keep` names the nodes never evicted.
-    pub fn trim(&mut self, now_us: u64, keep: &dyn Fn(&PeerId) -> bool) {
+    /// is at the top of this module). `keep` names the nodes never evicted. Returns the
+    /// peers evicted, lightest first.
+    pub fn trim(&mut self, now_us: u64, keep: &dyn Fn(&PeerId) -> bool) -> Vec<PeerId> {
+        let mut gone = Vec::new();
         let half_life = self.half_life_us;
         if self.edges.len() > self.edges_max {
             let mut by_weight: Vec<(f64, (u32, u32))> = self
@@ -305,11 +307,13 @@ impl ServiceGraph {
                     evicted[node.slot as usize] = true;
                     self.slots[node.slot as usize] = None;
                     self.free.push(node.slot);
+                    gone.push(peer);
                 }
             }
             self.edges
                 .retain(|(p, r), _| !evicted[*p as usize] && !evicted[*r as usize]);
         }
+        gone
     }
 
     /// The graph at `now_us`, for petgraph's algorithms; `me` is always a node.
@@ -347,7 +351,7 @@ impl ServiceGraph {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::chain::{Outcome, Transaction};
     use crate::kernel::Time;
@@ -357,7 +361,15 @@ mod tests {
     }
 
     /// `owner`'s half (as `role`) of a chunk-storage service between it and `other`.
-    fn half(owner: u8, other: u8, role: Role, seq: u64, creds: u64, at_us: u64) -> Record {
+    /// One half of a service, unsigned (the graph takes in verified records only).
+    pub(in crate::kernel::trust) fn half(
+        owner: u8,
+        other: u8,
+        role: Role,
+        seq: u64,
+        creds: u64,
+        at_us: u64,
+    ) -> Record {
         Record {
             owner: [owner; 32],
             seq,
@@ -446,7 +458,8 @@ mod tests {
         graph.add(&half(5, 4, Role::Provider, 1, 20, 0));
         assert_eq!(graph.nodes(), 5);
         // Node weights: 1 and 2: 1000; 3: 10; 4: 30; 5: 20. Keep 3 whatever it weighs.
-        graph.trim(0, &|p| *p == peer(3));
+        let gone = graph.trim(0, &|p| *p == peer(3));
+        assert_eq!(gone, [peer(5), peer(4)], "the lightest first");
         assert_eq!(graph.nodes(), 3);
         let snapshot = graph.snapshot(peer(0), 0);
         for kept in [1, 2, 3] {
@@ -462,7 +475,7 @@ mod tests {
         graph.add(&half(1, 2, Role::Provider, 1, 30, 0));
         graph.add(&half(1, 3, Role::Provider, 2, 10, 0));
         graph.add(&half(1, 4, Role::Provider, 3, 20, 0));
-        graph.trim(0, &|_| false);
+        assert!(graph.trim(0, &|_| false).is_empty(), "edges only");
         assert_eq!(graph.edges(), 2);
         assert_eq!(weight(&graph, 1, 3, 0), 0.0);
         assert_eq!(weight(&graph, 1, 4, 0), 20.0);

@@ -131,6 +131,8 @@ pub struct Trust {
     pub last_iterations: usize,
     /// The graph's changes at the last computation.
     computed_at: Option<u64>,
+    /// Peers the last computation evicted from the graph (their scores went with them).
+    evicted: Vec<PeerId>,
 }
 
 impl Trust {
@@ -143,6 +145,7 @@ impl Trust {
             ),
             config,
             scored: Vec::new(),
+            evicted: Vec::new(),
             last_iterations: 0,
             computed_at: None,
         }
@@ -165,6 +168,11 @@ impl Trust {
     /// The tenth of `peer`'s score last told to the negotiator, if the graph holds it.
     pub fn reported_mut(&mut self, peer: &PeerId) -> Option<&mut Option<u8>> {
         self.graph.reported_mut(peer)
+    }
+
+    /// The peers the last computation evicted from the graph, once.
+    pub fn take_evicted(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Does the graph hold `peer`?
@@ -201,7 +209,7 @@ impl Trust {
         // This peer and its direct partners (a service between them) are never evicted.
         let partners = self.graph.partners(&me);
         let keep = |peer: &PeerId| *peer == me || partners.contains(peer);
-        self.graph.trim(now.micros(), &keep);
+        self.evicted = self.graph.trim(now.micros(), &keep);
         let snapshot = self.graph.snapshot(me, now.micros());
         let Some(&me_node) = snapshot.index.get(&me) else {
             return false;
@@ -261,5 +269,42 @@ impl Trust {
             };
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::graph::tests::half;
+    use super::*;
+    use crate::chain::Role;
+
+    /// `provider` stored `creds` byte-days for `requester`, on the provider's chain.
+    fn stored(provider: u8, requester: u8, seq: u64, creds: u64) -> Record {
+        half(provider, requester, Role::Provider, seq, creds, 0)
+    }
+
+    /// The peers a computation evicts from the graph are handed out once, so their scores
+    /// can be told again (as the graph no longer knows them).
+    #[test]
+    fn a_computation_hands_out_the_peers_it_evicted_once() {
+        let me = PeerId([1; 32]);
+        let mut trust = Trust::new(TrustConfig {
+            graph_nodes_max: 3,
+            ..TrustConfig::default()
+        });
+        // 2 served me (a direct partner, kept); 3, 4 and 5 served 6, lightly.
+        trust.ingest(PeerId([2; 32]), &[stored(2, 1, 1, 1000)]);
+        trust.ingest(PeerId([3; 32]), &[stored(3, 6, 1, 10)]);
+        trust.ingest(PeerId([4; 32]), &[stored(4, 6, 1, 20)]);
+        trust.ingest(PeerId([5; 32]), &[stored(5, 6, 1, 30)]);
+        assert!(trust.recompute(me, Time(0), &|_| 0.5));
+        let evicted = trust.take_evicted();
+        assert_eq!(evicted.len(), 3, "six nodes, three kept: {evicted:?}");
+        assert!(!evicted.contains(&me) && !evicted.contains(&PeerId([2; 32])));
+        assert!(evicted.iter().all(|peer| !trust.knows(peer)));
+        assert!(trust.take_evicted().is_empty(), "once");
+        // An evicted peer is scored as one the graph does not know: a stranger's 0.30.
+        let parts = trust.parts(&evicted[0], 0.5);
+        assert!((parts.score - 0.30).abs() < 1e-9, "{parts:?}");
     }
 }
