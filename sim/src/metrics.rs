@@ -97,6 +97,10 @@ pub struct HourRow {
     /// against the members' (`world/standing.rs`).
     pub reputation_mean: f64,
     pub reputation_auc: f64,
+    /// Scores `reputation_mean` is over (not in the CSV: 0 tells a mean of no score from a
+    /// mean of 0).
+    #[serde(skip)]
+    pub reputation_observed: u64,
 }
 
 pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts,reputation_mean,reputation_auc";

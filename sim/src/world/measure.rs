@@ -246,6 +246,7 @@ impl World {
                 contracts: economy[g].contracts,
                 reputation_mean: standing[g].reputation_mean,
                 reputation_auc: standing[g].auc,
+                reputation_observed: standing[g].observed,
             });
         }
     }
@@ -283,7 +284,7 @@ impl World {
             );
         self.rows
             .iter()
-            .find(|r| r.group == group && r.reputation_mean > 0.0 && r.reputation_mean < line)
+            .find(|r| r.group == group && r.reputation_observed > 0 && r.reputation_mean < line)
             .map_or(self.end.micros() as f64 / Time::HOUR as f64, |r| {
                 r.hour as f64
             })

@@ -15,6 +15,8 @@ pub const OBSERVERS_MAX: usize = 24;
 pub struct Standing {
     /// Mean score the observers give its members (0 when no observer saw one).
     pub reputation_mean: f64,
+    /// Scores that mean is over (0: no observer saw a member).
+    pub observed: u64,
     /// P(an honest peer scores above a member) + ½ P(tie), over the observers (mean of
     /// each observer's AUC); 0.5 when there is nothing to compare.
     pub auc: f64,
@@ -116,6 +118,7 @@ impl World {
                 } else {
                     0.0
                 },
+                observed: sums[g].1,
                 auc: if aucs[g].1 > 0 {
                     aucs[g].0 / aucs[g].1 as f64
                 } else {
