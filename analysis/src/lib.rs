@@ -17,6 +17,7 @@ pub mod report;
 pub mod run;
 pub mod stats;
 pub mod sweep;
+pub mod tournament;
 
 pub use error::ReportError;
 pub use report::{write_report, Report};

@@ -216,6 +216,8 @@ pub fn plots_for(metrics: &Metrics) -> Vec<PlotSpec> {
 pub struct Prepared {
     pub id: String,
     pub title: String,
+    /// The horizontal axis's text ([`TIME_AXIS`] for plots over time).
+    pub x_axis: String,
     /// The vertical axis's text, unit included, e.g. `storage, group total (GiB)`.
     pub y_axis: String,
     pub y_range: (f64, f64),
@@ -325,6 +327,7 @@ pub fn prepare(spec: &PlotSpec, metrics: &Metrics) -> Prepared {
     Prepared {
         id: spec.id.clone(),
         title: spec.title.clone(),
+        x_axis: TIME_AXIS.to_owned(),
         y_axis: format!("{} ({unit})", spec.quantity),
         y_range,
         x_range: (0.0, if x_high > 0.0 { x_high } else { 1.0 }),
@@ -356,12 +359,17 @@ pub(crate) fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// Width of the legend column to the right of every plot, pixels: the legend is drawn
+/// beside the chart, so it never covers a line.
+const LEGEND_WIDTH: u32 = 190;
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     plot: &Prepared,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
+    let (area, legend) = root.split_horizontally(PLOT_SIZE.0 - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&area)
         .caption(&plot.title, (FONT_FAMILY, 20))
         .margin(12)
         .x_label_area_size(48)
@@ -372,7 +380,7 @@ fn draw<DB: DrawingBackend>(
         )?;
     chart
         .configure_mesh()
-        .x_desc(TIME_AXIS)
+        .x_desc(&plot.x_axis)
         .y_desc(&plot.y_axis)
         .label_style((FONT_FAMILY, 14))
         .axis_desc_style((FONT_FAMILY, 15))
@@ -381,31 +389,25 @@ fn draw<DB: DrawingBackend>(
         .light_line_style(RGBColor(235, 235, 235))
         .bold_line_style(RGBColor(210, 210, 210))
         .draw()?;
-    for line in &plot.lines {
+    for (n, line) in plot.lines.iter().enumerate() {
         let colour = PALETTE[line.colour % PALETTE.len()];
         let style = colour.stroke_width(2);
         let points = line.points.iter().copied();
-        let drawn = if line.dashed {
-            chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+        if line.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?;
         } else {
-            chart.draw_series(LineSeries::new(points, style))?
-        };
+            chart.draw_series(LineSeries::new(points, style))?;
+        }
         // The legend's sample is dashed like the line: two strokes with a gap, or one.
+        let y = 48 + 22 * i32::try_from(n).unwrap_or(i32::MAX / 32);
         let gap = if line.dashed { 4 } else { 0 };
-        drawn.label(&line.label).legend(move |(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (10 - gap, 0)], colour.stroke_width(2))
-                + PathElement::new(vec![(10 + gap, 0), (20, 0)], colour.stroke_width(2))
-        });
-    }
-    if !plot.lines.is_empty() {
-        chart
-            .configure_series_labels()
-            .label_font((FONT_FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        legend.draw(&PathElement::new(vec![(4, y), (14 - gap, y)], style))?;
+        legend.draw(&PathElement::new(vec![(14 + gap, y), (24, y)], style))?;
+        legend.draw(&Text::new(
+            line.label.clone(),
+            (30, y - 7),
+            (FONT_FAMILY, 13).into_font().color(&BLACK),
+        ))?;
     }
     root.present()
 }

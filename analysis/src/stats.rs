@@ -37,6 +37,32 @@ pub struct Estimate {
     pub ci95: Option<(f64, f64)>,
 }
 
+/// The values a summary metric can take (`docs/scenario-format.md` §4.3), which bound its
+/// confidence interval: shares from 0 to 1, the mean reputation from -1 to 1, the creds
+/// balance any number, every other (counts, bytes, times) 0 or more.
+pub fn domain(metric: &str) -> (f64, f64) {
+    if metric.ends_with("_ratio")
+        || metric.starts_with("availability_")
+        || metric == "reputation_auc_final"
+    {
+        (0.0, 1.0)
+    } else if metric == "reputation_mean_final" {
+        (-1.0, 1.0)
+    } else if metric == "creds_balance_per_peer" {
+        (f64::NEG_INFINITY, f64::INFINITY)
+    } else {
+        (0.0, f64::INFINITY)
+    }
+}
+
+/// `estimate`'s interval, cut to `(low, high)`: a share's interval never leaves 0 to 1.
+pub fn clipped(e: Estimate, (low, high): (f64, f64)) -> Estimate {
+    Estimate {
+        ci95: e.ci95.map(|(l, h)| (l.max(low), h.min(high))),
+        ..e
+    }
+}
+
 /// The estimate of `values`' mean; `None` if there are none.
 pub fn estimate(values: &[f64]) -> Option<Estimate> {
     let n = values.len();
@@ -70,6 +96,21 @@ mod tests {
         assert_eq!(estimate(&[]), None);
         // Identical values: no spread.
         assert_eq!(estimate(&[1.0, 1.0]).unwrap().ci95, Some((1.0, 1.0)));
+    }
+
+    #[test]
+    fn intervals_stay_within_what_the_metric_can_be() {
+        // 0.9 and 1.0: mean 0.95, half-width 12.706 * 0.0707 / 1.414 = 0.635.
+        let e = estimate(&[0.9, 1.0]).unwrap();
+        let (low, high) = clipped(e, domain("fetch_success_ratio")).ci95.unwrap();
+        assert!((low - (0.95 - 0.6353)).abs() < 1e-3, "{low}");
+        assert_eq!(high, 1.0);
+        assert_eq!(domain("availability_min"), (0.0, 1.0));
+        assert_eq!(domain("reputation_mean_final"), (-1.0, 1.0));
+        assert_eq!(domain("bytes_sent"), (0.0, f64::INFINITY));
+        let e = estimate(&[-5.0, 5.0]).unwrap();
+        assert_eq!(clipped(e, domain("creds_balance_per_peer")), e);
+        assert_eq!(clipped(e, domain("publishes")).ci95.unwrap().0, 0.0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::error::ReportError;
 use crate::html::{escape, inline_svg, number, Page};
 use crate::plot::{register_font, tick, FONT_FAMILY, PALETTE, PLOT_SIZE};
 use crate::run::Summary;
-use crate::stats::{estimate, Estimate};
+use crate::stats::{clipped, domain, estimate, Estimate};
 
 /// Sweeps of at most this many cells show each cell's whole table on the page.
 pub const CELL_TABLES_MAX: usize = 64;
@@ -35,20 +35,12 @@ pub struct Plan {
 impl Plan {
     pub fn load(dir: &Path) -> Result<Plan, ReportError> {
         let path = dir.join("sweep.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let root = json_file(&path)?;
         let field = |name: &str, problem: &str| ReportError::Field {
             path: path.clone(),
             field: name.to_owned(),
             problem: problem.to_owned(),
         };
-        let root: Value = serde_json::from_str(&text).map_err(|e| ReportError::Malformed {
-            path: path.clone(),
-            line: e.line(),
-            problem: format!("not JSON: {e}"),
-        })?;
         let strings = |value: &Value, name: &str| -> Result<Vec<String>, ReportError> {
             value
                 .as_array()
@@ -109,6 +101,19 @@ impl Plan {
             cells,
         })
     }
+}
+
+/// The JSON document in the file at `path`.
+pub(crate) fn json_file(path: &Path) -> Result<Value, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Malformed {
+        path: path.to_owned(),
+        line: e.line(),
+        problem: format!("not JSON: {e}"),
+    })
 }
 
 /// One finished run of a sweep.
@@ -230,14 +235,15 @@ pub fn estimates(plan: &Plan, runs: &[RunResult]) -> BTreeMap<(String, String), 
                 .filter_map(|r| measured(&r.summary, &measure))
                 .collect();
             if let Some(e) = estimate(&values) {
-                out.insert((cell.clone(), measure.clone()), e);
+                let metric = measure.split_once('.').map_or(measure.as_str(), |(_, m)| m);
+                out.insert((cell.clone(), measure.clone()), clipped(e, domain(metric)));
             }
         }
     }
     out
 }
 
-fn csv_number(value: f64) -> String {
+pub(crate) fn csv_number(value: f64) -> String {
     format!("{value}")
 }
 
@@ -256,7 +262,7 @@ pub struct SweepReport {
     pub missing: Vec<(String, u64)>,
 }
 
-fn write(path: &Path, text: &str) -> Result<(), ReportError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), ReportError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| ReportError::Write {
             path: parent.to_owned(),
@@ -622,7 +628,8 @@ mod tests {
             "cell,seed,trace_digest,all.fetches\ncell-000,1,d1,10\ncell-000,2,d2,14\n"
         );
         let cells = std::fs::read_to_string(dir.path().join("cells.csv")).unwrap();
-        // Mean 12; s = 2.828, half-width 12.706 * 2.828 / sqrt(2) = 25.412.
+        // Mean 12; s = 2.828, half-width 12.706 * 2.828 / sqrt(2) = 25.412; a count is
+        // never below 0, so the interval is cut there.
         let line = cells.lines().nth(1).unwrap();
         assert!(line.starts_with("cell-000,all.fetches,2,12,"), "{cells}");
         let fields: Vec<f64> = line
@@ -630,7 +637,7 @@ mod tests {
             .skip(4)
             .map(|f| f.parse().unwrap())
             .collect();
-        assert!((fields[0] - (12.0 - 25.412)).abs() < 1e-3, "{line}");
+        assert_eq!(fields[0], 0.0, "{line}");
         assert!((fields[1] - (12.0 + 25.412)).abs() < 1e-3, "{line}");
     }
 }

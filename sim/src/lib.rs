@@ -6,8 +6,10 @@
 //! ([`output`]) and the kernel benchmark ([`bench`]). It must never contain a protocol decision: those live in the
 //! actors, in `cryptosphere-node`.
 
+pub mod batch;
 pub mod bench;
 pub mod expect;
+pub mod golden;
 pub mod metrics;
 pub mod network;
 pub mod output;
@@ -15,4 +17,5 @@ pub mod progress;
 pub mod queue;
 pub mod scenario;
 pub mod sweep;
+pub mod tournament;
 pub mod world;

@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cryptosphere::kernel::Time;
+use cryptosphere_sim::batch;
 use cryptosphere_sim::expect::{evaluate, Check};
+use cryptosphere_sim::golden;
 use cryptosphere_sim::metrics::Metric;
 use cryptosphere_sim::output::write_run;
 use cryptosphere_sim::progress::{ProgressLines, EVERY_S_DEFAULT};
@@ -90,6 +92,29 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
     },
+    /// Play trade strategies against each other on a base scenario (round-robin pairs and
+    /// invasions); write matches.csv, payoffs.csv, invasion.csv, ranking.csv and
+    /// tournament.html. Resumable: finished runs are skipped.
+    #[command(after_help = EXIT_CODES)]
+    Tournament {
+        /// The tournament file (docs/scenario-format.md §8).
+        file: PathBuf,
+        /// The tournament's folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also run the ecological variant over this many generations (ecology.csv).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=cryptosphere_sim::tournament::GENERATIONS_MAX))]
+        generations: Option<u64>,
+        /// Runs at once (default: the number of cores); the result does not depend on it.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
+        /// Compare the tables with the golden copies in this folder; exit 1 on a difference.
+        #[arg(long, value_name = "DIR")]
+        golden: Option<PathBuf>,
+        /// With --golden: rewrite the golden copies instead (a deliberate change of strategy).
+        #[arg(long, requires = "golden")]
+        bless: bool,
+    },
     /// Run scenarios and check their expectations; exit 1 if any fails.
     #[command(after_help = EXIT_CODES)]
     Check {
@@ -98,6 +123,12 @@ enum Command {
         /// Seed for every scenario (default: each scenario's).
         #[arg(long)]
         seed: Option<u64>,
+        /// Also compare every measured value with this golden file; exit 1 on a difference.
+        #[arg(long, value_name = "FILE")]
+        golden: Option<PathBuf>,
+        /// With --golden: rewrite the golden file instead (a deliberate change of strategy).
+        #[arg(long, requires = "golden")]
+        bless: bool,
     },
     /// Measure the kernel's event rate against a bare BinaryHeap loop of the same shape.
     #[command(after_help = EXIT_CODES)]
@@ -207,25 +238,6 @@ fn sweep_report(dirs: &[PathBuf], out: &Path) -> ExitCode {
     }
 }
 
-/// One run of a sweep, written into a partial folder and renamed when complete, so that a
-/// folder that exists is a finished run.
-fn sweep_run(
-    scenario: &Scenario,
-    text: &str,
-    cell: &str,
-    seed: u64,
-    dir: &Path,
-) -> std::io::Result<()> {
-    let output = World::new(scenario, cell, seed).run(&mut |_| {});
-    let checks = evaluate(scenario, &output.summary);
-    let partial = dir.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)?;
-    }
-    write_run(&partial, &output, &checks, text)?;
-    std::fs::rename(&partial, dir)
-}
-
 /// What `sweep` was asked for (without `--merge`).
 #[derive(Debug)]
 struct SweepRequest<'a> {
@@ -250,7 +262,6 @@ fn sweep(request: &SweepRequest<'_>) -> ExitCode {
         jobs,
     } = *request;
     use cryptosphere_sim::sweep::{self, Axis};
-    use rayon::prelude::*;
     let fail = |e: &dyn std::fmt::Display, code: u8| {
         eprintln!("error: {e}");
         ExitCode::from(code)
@@ -314,16 +325,19 @@ fn sweep(request: &SweepRequest<'_>) -> ExitCode {
     for (c, cell) in cells.iter().enumerate() {
         for seed in &seeds {
             let dir = sweep::run_dir(out, &cell.id, *seed);
-            if !sweep::is_done(&dir) {
-                pending.push((c, *seed, dir));
+            if !batch::is_done(&dir) {
+                pending.push(batch::Job {
+                    label: &cell.id,
+                    scenario: &parsed[c],
+                    text: &cell.text,
+                    seed: *seed,
+                    dir,
+                });
             }
         }
     }
     let total = cells.len() * seeds.len();
-    let threads = jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |j| j as usize,
-    );
+    let threads = batch::threads(jobs);
     eprintln!(
         "sweep: {} cells x {} seeds = {total} runs, {} done, {} to run, {threads} at once",
         cells.len(),
@@ -331,41 +345,186 @@ fn sweep(request: &SweepRequest<'_>) -> ExitCode {
         total - pending.len(),
         pending.len()
     );
-    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool,
-        Err(e) => return fail(&format!("cannot start {threads} threads: {e}"), 2),
-    };
-    let started = std::time::Instant::now();
-    let finished = std::sync::atomic::AtomicUsize::new(0);
-    let errors: Vec<String> = pool.install(|| {
-        pending
-            .par_iter()
-            .filter_map(|(c, seed, dir)| {
-                let cell = &cells[*c];
-                let run_started = std::time::Instant::now();
-                let result = sweep_run(&parsed[*c], &cell.text, &cell.id, *seed, dir);
-                let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                eprintln!(
-                    "[{n}/{}] {} seed {seed}: {:.1} s ({:.0} s since the start)",
-                    pending.len(),
-                    cell.id,
-                    run_started.elapsed().as_secs_f64(),
-                    started.elapsed().as_secs_f64()
-                );
-                result
-                    .err()
-                    .map(|e| format!("cannot write {}: {e}", dir.display()))
-            })
-            .collect()
-    });
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
+    if batch::run_all(&pending, threads).is_err() {
         return ExitCode::from(3);
     }
     sweep_report(&[out.to_owned()], out)
 }
+
+/// Prints the golden differences; the exit code they make (0: none or blessed, 1: some).
+fn report_golden(
+    changes: &[golden::Change],
+    bless: bool,
+    replay: &dyn Fn(&golden::Change) -> Option<String>,
+) -> ExitCode {
+    if changes.is_empty() {
+        println!("golden: unchanged");
+        return ExitCode::SUCCESS;
+    }
+    let verb = if bless { "blessed" } else { "CHANGED" };
+    let mut replays: Vec<String> = Vec::new();
+    for change in changes {
+        println!("golden {verb}: {change}");
+        if let Some(command) = replay(change) {
+            if !replays.contains(&command) {
+                replays.push(command);
+            }
+        }
+    }
+    if bless {
+        println!(
+            "golden: {} cells rewritten; say why in the commit",
+            changes.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for command in &replays {
+        println!("  replay: {command}");
+    }
+    println!(
+        "golden: {} cells changed. If the change of strategy is deliberate, rerun with --bless and give the reason in the commit.",
+        changes.len()
+    );
+    ExitCode::from(1)
+}
+
+/// What `tournament` was asked for.
+#[derive(Debug)]
+struct TournamentRequest<'a> {
+    file: &'a Path,
+    out: &'a Path,
+    generations: Option<u64>,
+    jobs: Option<u64>,
+    golden: Option<&'a Path>,
+    bless: bool,
+}
+
+fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
+    use cryptosphere_sim::tournament::{self, Tournament};
+    let fail = |e: &dyn std::fmt::Display, code: u8| {
+        eprintln!("error: {e}");
+        ExitCode::from(code)
+    };
+    let out = request.out;
+    let t = match Tournament::load(request.file) {
+        Ok(t) => t,
+        Err(e) => return fail(&e, 2),
+    };
+    let matches = match t.matches() {
+        Ok(m) => m,
+        Err(e) => return fail(&e, 2),
+    };
+    if let Err(e) = tournament::write_plan(out, &t, &matches) {
+        return fail(&e, 3);
+    }
+    let mut pending = Vec::new();
+    let mut total = 0;
+    for m in &matches {
+        for seed in &m.seeds {
+            total += 1;
+            let dir = tournament::run_dir(out, &m.id, *seed);
+            if !batch::is_done(&dir) {
+                pending.push(batch::Job {
+                    label: &m.id,
+                    scenario: &m.scenario,
+                    text: &m.text,
+                    seed: *seed,
+                    dir,
+                });
+            }
+        }
+    }
+    let threads = batch::threads(request.jobs);
+    eprintln!(
+        "tournament: {} strategies, {} matches x {} seeds = {total} runs, {} done, {} to run, {threads} at once",
+        t.strategies.len(),
+        matches.len(),
+        t.seeds,
+        total - pending.len(),
+        pending.len()
+    );
+    if batch::run_all(&pending, threads).is_err() {
+        return ExitCode::from(3);
+    }
+    let report = match cryptosphere_analysis::tournament::write_tournament_report(
+        out,
+        request.generations,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            let code = if matches!(e, cryptosphere_analysis::ReportError::Write { .. }) {
+                3
+            } else {
+                2
+            };
+            return fail(&e, code);
+        }
+    };
+    println!("ranking: {}", report.ranking.join(" > "));
+    println!(
+        "wrote {} ({} runs) and {}",
+        report
+            .tables
+            .iter()
+            .map(|t| out.join(t).display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        report.runs,
+        report.html.display()
+    );
+    let Some(golden_dir) = request.golden else {
+        return ExitCode::SUCCESS;
+    };
+    let mut changes = Vec::new();
+    for table in &report.tables {
+        let now = match std::fs::read_to_string(out.join(table)) {
+            Ok(text) => text,
+            Err(e) => {
+                return fail(
+                    &format!("cannot read {}: {e}", out.join(table).display()),
+                    3,
+                )
+            }
+        };
+        // Rows are keyed by: format, match, seed, strategy; strategy; invader, resident;
+        // rank, strategy; generation.
+        let key = match *table {
+            "matches.csv" => 4,
+            "invasion.csv" | "ranking.csv" => 2,
+            _ => 1,
+        };
+        match golden::check_or_bless(&golden_dir.join(table), &now, key, request.bless) {
+            Ok(c) => changes.extend(c),
+            Err(e) => return fail(&e, if request.bless { 3 } else { 1 }),
+        }
+    }
+    let replay = |change: &golden::Change| {
+        (change.file == "matches.csv" && change.key.len() == 4).then(|| {
+            format!(
+                "cryptosphere-sim run {} --seed {} --out {}",
+                tournament::match_scenario(out, &change.key[1]).display(),
+                change.key[2],
+                out.join("replay").join(&change.key[1]).display()
+            )
+        })
+    };
+    let code = report_golden(&changes, request.bless, &replay);
+    if !changes.is_empty() && !request.bless {
+        println!(
+            "  the whole tournament: cryptosphere-sim tournament {} --out {}{} --golden {}",
+            request.file.display(),
+            out.display(),
+            request
+                .generations
+                .map_or_else(String::new, |g| format!(" --generations {g}")),
+            golden_dir.display()
+        );
+    }
+    code
+}
+
+/// The golden table of `check`: one row per expectation of every scenario run.
+const EXPECTATIONS_HEADER: &str = "scenario,seed,group,metric,op,bound,measured,pass";
 
 fn print_summary(output: &RunOutput) {
     let mut stdout = std::io::stdout().lock();
@@ -505,8 +664,29 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Check { scenarios, seed } => {
+        Command::Tournament {
+            file,
+            out,
+            generations,
+            jobs,
+            golden,
+            bless,
+        } => tournament(&TournamentRequest {
+            file: &file,
+            out: &out,
+            generations,
+            jobs,
+            golden: golden.as_deref(),
+            bless,
+        }),
+        Command::Check {
+            scenarios,
+            seed,
+            golden: golden_file,
+            bless,
+        } => {
             let mut failed = false;
+            let mut table = format!("{EXPECTATIONS_HEADER}\n");
             for path in &scenarios {
                 let scenario = match load(path) {
                     Ok(s) => s,
@@ -525,6 +705,37 @@ fn main() -> ExitCode {
                 );
                 print_checks(path, seed, &checks);
                 failed |= checks.iter().any(|c| !c.pass);
+                for c in &checks {
+                    let measured = c.measured.map_or_else(String::new, |m| format!("{m}"));
+                    table.push_str(&format!(
+                        "{},{seed},{},{},{},{},{measured},{}\n",
+                        path.display(),
+                        c.group,
+                        c.metric,
+                        c.op,
+                        c.bound,
+                        c.pass
+                    ));
+                }
+            }
+            if let Some(file) = golden_file {
+                // Rows are keyed by scenario, seed, group, metric, op and bound.
+                let changes = match golden::check_or_bless(&file, &table, 6, bless) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(if bless { 3 } else { 1 });
+                    }
+                };
+                let replay = |change: &golden::Change| {
+                    (change.key.len() == 6).then(|| {
+                        format!(
+                            "cryptosphere-sim check {} --seed {}",
+                            change.key[0], change.key[1]
+                        )
+                    })
+                };
+                failed |= report_golden(&changes, bless, &replay) != ExitCode::SUCCESS;
             }
             if failed {
                 ExitCode::from(1)

@@ -609,8 +609,36 @@ fn plain_type_error(message: &str) -> String {
     format!("must be {wanted}, not {value}")
 }
 
+/// An unknown key of a `[[group]]` that is a key of `[group.strategy]` gets a hint saying
+/// where it belongs.
+fn strategy_hint(message: String, key: Option<&str>) -> String {
+    let in_group = key.is_some_and(|k| k.starts_with("group[") && !k.contains(".strategy"));
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    match unknown {
+        Some(name) if in_group => {
+            // A strategy key is one a strategy table does not call unknown.
+            let probe = toml::from_str::<Strategy>(&format!("{name} = 0"));
+            let known = match probe {
+                Ok(_) => true,
+                Err(e) => !e.message().contains("unknown field"),
+            };
+            if known {
+                format!(
+                    "{message} ({name} is a strategy key: write it under [group.strategy], or as strategy = {{ {name} = ... }})"
+                )
+            } else {
+                message
+            }
+        }
+        _ => message,
+    }
+}
+
 /// Line and column (1-based) of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -638,6 +666,7 @@ impl Scenario {
                 }
                 None => (1, 1, None),
             };
+            let message = strategy_hint(message, key.as_deref());
             ScenarioError::Syntax {
                 path: path.to_owned(),
                 line,

@@ -178,7 +178,7 @@ pub fn set(text: &str, key: &str, value: &str) -> Result<String, SweepError> {
 
 /// The problem a scenario error states, without its file position (the text checked is
 /// the generated one, whose lines mean nothing to the user).
-fn problem_of(error: &ScenarioError) -> String {
+pub(crate) fn problem_of(error: &ScenarioError) -> String {
     match error {
         ScenarioError::Syntax { key, message, .. } => match key {
             Some(key) => format!("{key}: {message}"),
@@ -297,11 +297,6 @@ pub fn run_dir(out: &Path, cell: &str, seed: u64) -> PathBuf {
 /// The scenario file of a cell.
 pub fn cell_scenario(out: &Path, cell: &str) -> PathBuf {
     out.join("scenarios").join(format!("{cell}.toml"))
-}
-
-/// Whether a run has finished: `run` writes its summary last.
-pub fn is_done(dir: &Path) -> bool {
-    dir.join("summary.json").is_file()
 }
 
 /// `sweep.json`: what the sweep is (for resuming, merging and the report).

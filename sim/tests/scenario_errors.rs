@@ -93,6 +93,25 @@ fn type_and_key_errors_name_the_group_by_index() {
         "{message}"
     );
 
+    // A strategy key written in the group says where it belongs.
+    let text = two_groups().replace(
+        "mean_online_hours = 1000.0",
+        "mean_online_hours = 1000.0\naltruism = 0.9",
+    );
+    let message = error(&text);
+    assert!(
+        message.contains("group[1].altruism: unknown field `altruism`")
+            && message.contains(
+                "(altruism is a strategy key: write it under [group.strategy], or as strategy = { altruism = ... })"
+            ),
+        "{message}"
+    );
+    let text = two_groups().replace(
+        "mean_online_hours = 1000.0",
+        "mean_online_hours = 1000.0\nspeed = 2",
+    );
+    assert!(!error(&text).contains("strategy key"), "{}", error(&text));
+
     let text = two_groups().replace("upload_mbps = 100.0", "upload_mbps = \"fast\"");
     let message = error(&text);
     assert!(

@@ -1,0 +1,216 @@
+//! Golden files: CSV tables pinned in the repository (`tests/golden/`), compared cell by cell
+//! with what a run wrote, and rewritten on purpose with `--bless`. Rows are paired by their
+//! leading key columns, so a failure names each cell that changed by its row and column.
+
+// Host code: it reads and writes the golden files on the user's behalf.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+
+/// One difference between a golden table and the table now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub file: String,
+    /// The row's key columns, as written (`COLUMN=VALUE, ...`).
+    pub row: String,
+    /// The fields of the row's key (to find what replays it).
+    pub key: Vec<String>,
+    /// The column that changed; `None` for a row only one side has.
+    pub column: Option<String>,
+    /// `None`: the golden file has no such row (or no file at all).
+    pub golden: Option<String>,
+    /// `None`: the table now has no such row.
+    pub now: Option<String>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(no row)".into());
+        match &self.column {
+            Some(column) => write!(
+                f,
+                "{}: {} {column}: golden {}, now {}",
+                self.file,
+                self.row,
+                show(&self.golden),
+                show(&self.now)
+            ),
+            None if self.golden.is_none() && self.key.is_empty() => {
+                write!(f, "{}: a new file", self.file)
+            }
+            None if self.golden.is_none() => write!(f, "{}: {}: new row", self.file, self.row),
+            None => write!(f, "{}: {}: row gone", self.file, self.row),
+        }
+    }
+}
+
+/// The cells of `now` that differ from `golden` (both CSV texts with a header line); rows
+/// are paired by their first `key_columns` fields.
+pub fn compare_csv(file: &str, golden: &str, now: &str, key_columns: usize) -> Vec<Change> {
+    let parse = |text: &str| -> (Vec<String>, Vec<Vec<String>>) {
+        let mut lines = text.lines().filter(|l| !l.is_empty());
+        let header = lines
+            .next()
+            .map(|h| h.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let rows = lines
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect();
+        (header, rows)
+    };
+    if golden.trim().is_empty() {
+        return vec![Change {
+            file: file.to_owned(),
+            row: "(the whole file)".into(),
+            key: Vec::new(),
+            column: None,
+            golden: None,
+            now: Some(now.to_owned()),
+        }];
+    }
+    let (golden_header, golden_rows) = parse(golden);
+    let (header, rows) = parse(now);
+    let mut changes = Vec::new();
+    if golden_header != header {
+        changes.push(Change {
+            file: file.to_owned(),
+            row: "header".into(),
+            key: Vec::new(),
+            column: Some("(columns)".into()),
+            golden: Some(golden_header.join(",")),
+            now: Some(header.join(",")),
+        });
+        return changes;
+    }
+    let key = |row: &[String]| row.iter().take(key_columns).cloned().collect::<Vec<_>>();
+    let label = |row: &[String]| {
+        header
+            .iter()
+            .zip(row)
+            .take(key_columns)
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for row in &rows {
+        match golden_rows.iter().find(|g| key(g) == key(row)) {
+            None => changes.push(Change {
+                file: file.to_owned(),
+                row: label(row),
+                key: key(row),
+                column: None,
+                golden: None,
+                now: Some(row.join(",")),
+            }),
+            Some(golden_row) => {
+                for (c, column) in header.iter().enumerate().skip(key_columns) {
+                    let (g, n) = (golden_row.get(c), row.get(c));
+                    if g != n {
+                        changes.push(Change {
+                            file: file.to_owned(),
+                            row: label(row),
+                            key: key(row),
+                            column: Some(column.clone()),
+                            golden: g.cloned(),
+                            now: n.cloned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for golden_row in &golden_rows {
+        if !rows.iter().any(|r| key(r) == key(golden_row)) {
+            changes.push(Change {
+                file: file.to_owned(),
+                row: label(golden_row),
+                key: key(golden_row),
+                column: None,
+                golden: Some(golden_row.join(",")),
+                now: None,
+            });
+        }
+    }
+    changes
+}
+
+/// Why a golden file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    #[error("cannot read the golden file {}: {source} (write it with --bless)", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the golden file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `now` against the golden file at `path`; with `bless`, `path` is rewritten instead (and
+/// the changes it makes are returned).
+pub fn check_or_bless(
+    path: &Path,
+    now: &str,
+    key_columns: usize,
+    bless: bool,
+) -> Result<Vec<Change>, GoldenError> {
+    let file = path
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    let golden = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(_) if bless => String::new(),
+        Err(source) => {
+            return Err(GoldenError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let changes = compare_csv(&file, &golden, now, key_columns);
+    if bless && !changes.is_empty() {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| GoldenError::Write {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        std::fs::write(path, now).map_err(|source| GoldenError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_cells_new_rows_and_gone_rows_are_named() {
+        let golden = "match,seed,payoff\na,1,2.5\nb,1,3\nc,1,4\n";
+        let now = "match,seed,payoff\na,1,2.5\nb,1,3.25\nd,1,1\n";
+        let changes = compare_csv("m.csv", golden, now, 2);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "m.csv: match=b, seed=1 payoff: golden 3, now 3.25",
+                "m.csv: match=d, seed=1: new row",
+                "m.csv: match=c, seed=1: row gone",
+            ]
+        );
+        assert_eq!(changes[0].key, ["b", "1"]);
+        assert!(compare_csv("m.csv", golden, golden, 2).is_empty());
+        let other = compare_csv("m.csv", golden, "match,payoff\n", 1);
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].row, "header");
+        let new = compare_csv("m.csv", "", now, 2);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].to_string(), "m.csv: a new file");
+    }
+}
