@@ -38,16 +38,14 @@ pub struct Estimate {
 }
 
 /// The values a summary metric can take (`docs/scenario-format.md` §4.3), which bound its
-/// confidence interval: shares from 0 to 1, the mean reputation from -1 to 1, the creds
-/// balance any number, every other (counts, bytes, times) 0 or more.
+/// confidence interval: shares (and scores) from 0 to 1, the creds balance any number,
+/// every other (counts, bytes, times) 0 or more.
 pub fn domain(metric: &str) -> (f64, f64) {
     if metric.ends_with("_ratio")
         || metric.starts_with("availability_")
-        || metric == "reputation_auc_final"
+        || metric.starts_with("reputation_")
     {
         (0.0, 1.0)
-    } else if metric == "reputation_mean_final" {
-        (-1.0, 1.0)
     } else if metric == "creds_balance_per_peer" {
         (f64::NEG_INFINITY, f64::INFINITY)
     } else {
@@ -106,7 +104,7 @@ mod tests {
         assert!((low - (0.95 - 0.6353)).abs() < 1e-3, "{low}");
         assert_eq!(high, 1.0);
         assert_eq!(domain("availability_min"), (0.0, 1.0));
-        assert_eq!(domain("reputation_mean_final"), (-1.0, 1.0));
+        assert_eq!(domain("reputation_mean_final"), (0.0, 1.0));
         assert_eq!(domain("bytes_sent"), (0.0, f64::INFINITY));
         let e = estimate(&[-5.0, 5.0]).unwrap();
         assert_eq!(clipped(e, domain("creds_balance_per_peer")), e);

@@ -16,6 +16,15 @@ use crate::plot::{png, svg, Prepared, PreparedLine};
 use crate::run::Summary;
 use crate::sweep::{json_file, write};
 
+/// Every table a tournament may write (what golden files pin).
+pub const TABLES: &[&str] = &[
+    "matches.csv",
+    "payoffs.csv",
+    "invasion.csv",
+    "ecology.csv",
+    "ranking.csv",
+];
+
 /// Bytes in the payoff's unit (MB).
 const MB: f64 = 1e6;
 /// A strategy whose ecological share ends below this has died out.
@@ -365,6 +374,18 @@ pub fn write_tournament_report(
     }
 
     let shares = generations.map(|g| ecology(&matrix, g));
+    if shares.is_none() {
+        // A run with --generations into this folder before left these: not this run's.
+        for stale in ["ecology.csv", "plots/ecology.svg", "plots/ecology.png"] {
+            let path = dir.join(stale);
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|source| ReportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
     if let Some(rows) = &shares {
         let mut csv = format!("generation,{}\n", plan.strategies.join(","));
         for (g, row) in rows.iter().enumerate() {
@@ -514,8 +535,11 @@ fn page(
                 (rank.invasions_repelled.to_string(), ""),
             ];
             if let Some(s) = rank.final_share {
-                let class = if s < SURVIVAL_SHARE_MIN { "fail" } else { "" };
-                row.push((format!("{s:.4}"), class));
+                if s < SURVIVAL_SHARE_MIN {
+                    row.push((format!("died out ({s:.1e})"), "fail"));
+                } else {
+                    row.push((format!("{s:.4}"), ""));
+                }
             }
             row
         })
@@ -551,10 +575,7 @@ fn page(
                     (name(*b), ""),
                     (number(*x), ""),
                     (number(*y), ""),
-                    (
-                        if x > y { "yes" } else { "no" }.to_owned(),
-                        if x > y { "fail" } else { "pass" },
-                    ),
+                    (if x > y { "yes" } else { "no" }.to_owned(), ""),
                 ]
             })
             .collect();
@@ -608,8 +629,8 @@ fn page(
                 (who.join("; "), ""),
                 (
                     format!(
-                        "cryptosphere-sim run scenarios/{}.toml --seed {seed}",
-                        planned.id
+                        "cryptosphere-sim run scenarios/{id}.toml --seed {seed} --out replay/{id}",
+                        id = planned.id
                     ),
                     "",
                 ),

@@ -41,6 +41,11 @@ fn run_one(job: &Job<'_>) -> std::io::Result<()> {
         std::fs::remove_dir_all(&partial)?;
     }
     write_run(&partial, &output, &checks, job.text)?;
+    // A folder without a summary is an unfinished run (a planned run stopped, a summary
+    // deleted): this run replaces it.
+    if job.dir.exists() {
+        std::fs::remove_dir_all(&job.dir)?;
+    }
     std::fs::rename(&partial, &job.dir)
 }
 

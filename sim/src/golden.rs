@@ -25,7 +25,11 @@ pub struct Change {
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(no row)".into());
+        let show = |v: &Option<String>| match v.as_deref() {
+            None => "(no row)".to_owned(),
+            Some("") => "(empty)".to_owned(),
+            Some(v) => v.to_owned(),
+        };
         match &self.column {
             Some(column) => write!(
                 f,

@@ -24,9 +24,10 @@ use cryptosphere_sim::world::{RunOutput, World};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (and, for check, every expectation held)
-  1  an expectation failed (the seed and the command that replays it are printed)
-  2  bad usage or a bad scenario file (the file, line, column and key are named)
-  3  the output directory could not be written";
+  1  an expectation failed, or a golden file differs or is missing (the seed and the command
+     that replays it are printed)
+  2  bad usage, a bad scenario or tournament file (the file, line, column and key are named)
+  3  the output directory could not be written, or holds another tournament";
 
 /// Deterministic simulator of Cryptosphere peers.
 #[derive(Debug, Parser)]
@@ -371,19 +372,20 @@ fn report_golden(
             }
         }
     }
+    let differences = if changes.len() == 1 {
+        "1 difference".to_owned()
+    } else {
+        format!("{} differences", changes.len())
+    };
     if bless {
-        println!(
-            "golden: {} cells rewritten; say why in the commit",
-            changes.len()
-        );
+        println!("golden: {differences} written into the golden files; say why in the commit");
         return ExitCode::SUCCESS;
     }
     for command in &replays {
         println!("  replay: {command}");
     }
     println!(
-        "golden: {} cells changed. If the change of strategy is deliberate, rerun with --bless and give the reason in the commit.",
-        changes.len()
+        "golden: {differences}. If the change of strategy is deliberate, rerun with --bless and give the reason in the commit."
     );
     ExitCode::from(1)
 }
@@ -410,6 +412,15 @@ fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&e, 2),
     };
+    if request.generations.is_some() && !t.formats.contains(&tournament::Format::RoundRobin) {
+        return fail(
+            &format!(
+                "--generations: the ecological variant grows shares by the round-robin payoff matrix, and {} has no \"round-robin\" in its formats",
+                request.file.display()
+            ),
+            2,
+        );
+    }
     let matches = match t.matches() {
         Ok(m) => m,
         Err(e) => return fail(&e, 2),
@@ -476,6 +487,25 @@ fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let mut changes = Vec::new();
+    for table in cryptosphere_analysis::tournament::TABLES {
+        if !report.tables.contains(table) && golden_dir.join(table).is_file() {
+            changes.push(golden::Change {
+                file: (*table).to_owned(),
+                row: "(the whole file)".into(),
+                key: Vec::new(),
+                column: Some("(written)".into()),
+                golden: Some("a table".into()),
+                now: Some(format!(
+                    "not written by this tournament{}",
+                    if *table == "ecology.csv" {
+                        " (no --generations)"
+                    } else {
+                        ""
+                    }
+                )),
+            });
+        }
+    }
     for table in &report.tables {
         let now = match std::fs::read_to_string(out.join(table)) {
             Ok(text) => text,
@@ -498,15 +528,38 @@ fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
             Err(e) => return fail(&e, if request.bless { 3 } else { 1 }),
         }
     }
-    let replay = |change: &golden::Change| {
-        (change.file == "matches.csv" && change.key.len() == 4).then(|| {
-            format!(
-                "cryptosphere-sim run {} --seed {} --out {}",
-                tournament::match_scenario(out, &change.key[1]).display(),
-                change.key[2],
-                out.join("replay").join(&change.key[1]).display()
-            )
-        })
+    // The match a changed cell comes from, where one does: a run (matches.csv), an invasion
+    // (invasion.csv) or a round-robin pair (payoffs.csv, by row and column).
+    let replay = |change: &golden::Change| -> Option<String> {
+        let (id, seeds): (String, Vec<u64>) = match (change.file.as_str(), change.key.as_slice()) {
+            ("matches.csv", [_, id, seed, _]) => (id.clone(), vec![seed.parse().ok()?]),
+            ("invasion.csv", [invader, resident]) => {
+                let id = format!("inv-{invader}-into-{resident}");
+                let m = matches.iter().find(|m| m.id == id)?;
+                (id, m.seeds.clone())
+            }
+            ("payoffs.csv", [row]) => {
+                let column = change.column.as_deref()?;
+                let m = matches.iter().find(|m| {
+                    m.id == format!("rr-{row}-{column}") || m.id == format!("rr-{column}-{row}")
+                })?;
+                (m.id.clone(), m.seeds.clone())
+            }
+            _ => return None,
+        };
+        Some(
+            seeds
+                .iter()
+                .map(|seed| {
+                    format!(
+                        "cryptosphere-sim run {} --seed {seed} --out {}",
+                        tournament::match_scenario(out, &id).display(),
+                        out.join("replay").join(&id).display()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n  replay: "),
+        )
     };
     let code = report_golden(&changes, request.bless, &replay);
     if !changes.is_empty() && !request.bless {

@@ -101,14 +101,17 @@ pub struct HourRow {
     /// mean of 0).
     #[serde(skip)]
     pub reputation_observed: u64,
+    /// Share of the audit challenges the members answered right as holders, by their
+    /// owners' ledgers now; 1 if none.
+    pub audit_score: f64,
 }
 
-pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts,reputation_mean,reputation_auc";
+pub const CSV_HEADER: &str = "hour,group,online_peers,bytes_for_others,fetches_ok,fetches_failed,fetch_latency_p50_ms,fetch_latency_p95_ms,objects,availability,replicas_alive_mean,messages_sent,bytes_sent,frames_dropped,storage_obtained_bytes,bandwidth_given_bytes,bandwidth_received_bytes,creds_balance,contracts,reputation_mean,reputation_auc,audit_score";
 
 impl HourRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{},{},{},{},{},{},{:.4},{:.4}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{:.6},{:.4},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4}",
             self.hour,
             self.group,
             self.online_peers,
@@ -129,7 +132,8 @@ impl HourRow {
             self.creds_balance,
             self.contracts,
             self.reputation_mean,
-            self.reputation_auc
+            self.reputation_auc,
+            self.audit_score
         )
     }
 }

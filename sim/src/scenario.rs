@@ -467,7 +467,7 @@ fn locate(text: &str, key: &str) -> (usize, usize) {
 /// The dotted path (as [`locate`] reads it) of the key or array element written last at or
 /// before byte `offset` of `text`: the key an error at `offset` is about, or the table it is
 /// in. Read from what parses of a broken file, so that syntax errors are named too.
-fn key_at(text: &str, offset: usize) -> Option<String> {
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
     use toml::de::{DeTable, DeValue};
     let (root, _) = DeTable::parse_recoverable(text);
     // (start of the key or element, its path); the last one at or before `offset` wins.
@@ -510,7 +510,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 /// closing bracket only at the next token, which may be on a later line (the next key, the
 /// next table's header): the mistake is after the last token before it, so the error is put
 /// just after that token, skipping blank lines and comments.
-fn syntax_error_offset(text: &str, offset: usize, message: &str) -> usize {
+pub(crate) fn syntax_error_offset(text: &str, offset: usize, message: &str) -> usize {
     let offset = offset.min(text.len());
     let expects_close = [
         "missing comma",
@@ -584,7 +584,7 @@ fn metric_help(unknown: &str) -> String {
 /// The decoder's type errors ("invalid value: integer `-40`, expected u32") in the words of
 /// the format document ("must be a whole number from 0 to 4294967295, not -40"); any other
 /// message as it is.
-fn plain_type_error(message: &str) -> String {
+pub(crate) fn plain_type_error(message: &str) -> String {
     let Some((found, expected)) = message
         .strip_prefix("invalid value: ")
         .or_else(|| message.strip_prefix("invalid type: "))

@@ -172,14 +172,18 @@ pub fn match_seed(tournament_seed: u64, id: &str, index: u64) -> u64 {
 
 fn usable_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > NAME_LEN_MAX {
-        return Err(format!("must be 1 to {NAME_LEN_MAX} characters"));
+        return Err(format!(
+            "must be 1 to {NAME_LEN_MAX} characters, not {}",
+            name.chars().count()
+        ));
     }
+    // No '-': it separates the names in a match's id (`rr-A-B`), which must be unique.
     if !name
         .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
         return Err(format!(
-            "{name:?} may hold only a-z, 0-9, '-' and '_' (it names groups, folders and columns)"
+            "{name:?} may hold only a-z, 0-9 and '_' (it names groups, folders and columns, and '-' joins names in match ids)"
         ));
     }
     if name == "all" {
@@ -198,14 +202,24 @@ impl Tournament {
         };
         let text = read(path)?;
         let raw: RawTournament = toml::from_str(&text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map_or((1, 1), |s| crate::scenario::line_column(&text, s.start));
+            use crate::scenario::{key_at, line_column, plain_type_error, syntax_error_offset};
+            let message = plain_type_error(e.message().trim());
+            let (line, column, key) = match e.span() {
+                Some(span) => {
+                    let at = syntax_error_offset(&text, span.start, &message);
+                    let (line, column) = line_column(&text, at);
+                    (line, column, key_at(&text, at))
+                }
+                None => (1, 1, None),
+            };
             TournamentError::Syntax {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                message: match key {
+                    Some(key) => format!("{key}: {message}"),
+                    None => message,
+                },
             }
         })?;
         let invalid = |key: &str, problem: String| TournamentError::Invalid {
@@ -283,7 +297,11 @@ impl Tournament {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(&raw.base);
-        let base_text = read(&base)?;
+        let base_text = std::fs::read_to_string(&base).map_err(|e| TournamentError::Invalid {
+            path: path.to_owned(),
+            key: "base".into(),
+            problem: format!("cannot read {}: {e}", base.display()),
+        })?;
         let scenario =
             Scenario::parse(&base_text, &base.display().to_string()).map_err(|source| {
                 TournamentError::Base {
@@ -534,12 +552,32 @@ pub fn plan_json(tournament: &Tournament, matches: &[Match]) -> String {
 pub fn write_plan(out: &Path, tournament: &Tournament, matches: &[Match]) -> Result<(), String> {
     let plan = plan_json(tournament, matches);
     let path = out.join("tournament.json");
+    // What the tournament is, whatever paths name its files.
+    let identity = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|mut v| {
+                let object = v.as_object_mut()?;
+                object.remove("tournament");
+                object.remove("base");
+                Some(v)
+            })
+    };
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing != plan {
-            return Err(format!(
-                "{} holds another tournament (or this one before its file changed); use another --out",
-                out.display()
-            ));
+        match identity(&existing) {
+            Some(held) if Some(&held) == identity(&plan).as_ref() => {}
+            Some(_) => {
+                return Err(format!(
+                    "{} holds another tournament (or this one before its strategies, seeds or base changed); use another --out",
+                    out.display()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{} is not a tournament plan; use another --out",
+                    path.display()
+                ))
+            }
         }
     }
     let write = |path: &Path, text: &str| {
@@ -596,8 +634,17 @@ mod tests {
 
     #[test]
     fn names_that_would_break_folders_or_columns_are_refused() {
-        assert!(usable_name("stingy-0_5").is_ok());
-        for bad in ["", "all", "Stingy", "a b", "a,b", "a/b", &"x".repeat(33)] {
+        assert!(usable_name("stingy_0_5").is_ok());
+        for bad in [
+            "",
+            "all",
+            "Stingy",
+            "a b",
+            "a,b",
+            "a/b",
+            "a-b",
+            &"x".repeat(33),
+        ] {
             assert!(usable_name(bad).is_err(), "{bad:?}");
         }
     }

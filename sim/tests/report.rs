@@ -63,7 +63,7 @@ fn a_small_run_reports_every_plot_with_units_and_every_table() {
     // Every plot: inline SVG, the time axis, a vertical axis with its unit, and for the
     // 48-hour smoke run a line of at least one point per hour after the warm-up.
     let byte_units = ["(B)", "(KiB)", "(MiB)", "(GiB)", "(TiB)"];
-    let plots: [(&str, &[&str]); 7] = [
+    let plots: [(&str, &[&str]); 10] = [
         ("fetch-success", &["(share, 0 to 1)"]),
         ("fetch-latency", &["(ms)"]),
         ("availability", &["(share, 0 to 1)"]),
@@ -71,6 +71,9 @@ fn a_small_run_reports_every_plot_with_units_and_every_table() {
         ("bandwidth", &byte_units),
         ("creds", &["B-days)"]),
         ("replicas", &["(count)"]),
+        ("audit-score", &["(share, 0 to 1)"]),
+        ("reputation-mean", &["(share, 0 to 1)"]),
+        ("reputation-auc", &["(share, 0 to 1)"]),
     ];
     for (id, units) in plots {
         let figure = section(&html, &format!("<figure id=\"plot-{id}\">"), "</figure>");

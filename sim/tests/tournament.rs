@@ -248,11 +248,21 @@ fn a_tournament_is_the_same_serial_and_parallel_with_seeds_from_the_match() {
             > 1000
     );
 
-    // A second run over the same folder runs nothing.
-    let again = tournament(&file, &serial, &["--generations", "5"]);
+    // A second run over the same folder runs nothing, whatever path names the file.
+    let spelled = dir.path().join(".").join("t.toml");
+    let again = tournament(&spelled, &serial, &["--generations", "5"]);
     ok(&again);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("12 done, 0 to run"), "{stderr}");
+    // Without --generations, the earlier ecology is not left behind.
+    ok(&tournament(&file, &serial, &[]));
+    assert!(!serial.join("ecology.csv").exists());
+    assert!(!serial.join("plots/ecology.svg").exists());
+    // Another tournament in the same folder is refused.
+    let other = files(dir.path(), "base = \"base.toml\"\nseed = 100", STRATEGIES);
+    let refused = tournament(&other, &serial, &[]);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds another tournament"));
 }
 
 #[test]
@@ -285,6 +295,22 @@ fn bad_tournament_files_are_refused_and_name_the_problem() {
             "strategy[0].name: \"All\" may hold only",
         ),
         (
+            // '-' joins names in match ids: "a" and "b-c" against "a-b" and "c" would meet twice as rr-a-b-c.
+            base.into(),
+            "[[strategy]]\nname = \"a\"\n[[strategy]]\nname = \"b-c\"\n".into(),
+            "strategy[1].name: \"b-c\" may hold only a-z, 0-9 and '_'",
+        ),
+        (
+            format!("{base}\nminority = \"x\""),
+            STRATEGIES.into(),
+            "minority: must be a number, not \"x\"",
+        ),
+        (
+            base.into(),
+            "[[strategy]]\nname = \"a\"\n[[strategy]]\nname = \"b\"\nweight = 2\n".into(),
+            "strategy[1].weight: unknown field `weight`, expected `name` or `preset`",
+        ),
+        (
             base.into(),
             "[[strategy]]\nname = \"a\"\npreset = { altruism = 1.5 }\n[[strategy]]\nname = \"b\"\n"
                 .into(),
@@ -299,7 +325,7 @@ fn bad_tournament_files_are_refused_and_name_the_problem() {
         (
             "base = \"nowhere.toml\"\nseed = 1".into(),
             STRATEGIES.into(),
-            "cannot read",
+            "base: cannot read",
         ),
     ];
     for (head, strategies, expected) in &cases {
@@ -324,6 +350,20 @@ fn bad_tournament_files_are_refused_and_name_the_problem() {
     // --bless needs --golden.
     let output = tournament(&file, &dir.path().join("out"), &["--bless"]);
     assert_eq!(output.status.code(), Some(2));
+    // The ecological variant needs the round-robin matrix.
+    std::fs::write(dir.path().join("base.toml"), BASE).unwrap();
+    let file = files(
+        dir.path(),
+        &format!("{base}\nformats = [\"invasion\"]"),
+        STRATEGIES,
+    );
+    let output = tournament(&file, &dir.path().join("out"), &["--generations", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--generations") && stderr.contains("round-robin"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -386,7 +426,37 @@ fn golden_files_name_each_changed_cell_its_seed_and_its_replay() {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("--bless"), "{stdout}");
+    assert!(stdout.contains("golden: 1 difference."), "{stdout}");
+
+    // A cell of the payoff matrix names the pair it comes from.
+    ok(&tournament(
+        &file,
+        &out,
+        &["--golden", golden_arg, "--bless"],
+    ));
+    let payoffs = read(&golden.join("payoffs.csv"));
+    let row = payoffs
+        .lines()
+        .find(|l| l.starts_with("freeloader,"))
+        .unwrap();
+    let mut cells: Vec<&str> = row.split(',').collect();
+    cells[1] = "-1.000000";
+    std::fs::write(
+        golden.join("payoffs.csv"),
+        payoffs.replace(row, &cells.join(",")),
+    )
+    .unwrap();
+    let failed = tournament(&file, &out, &["--golden", golden_arg]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        stdout.contains("payoffs.csv: strategy=freeloader trader: golden -1.000000, now "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("scenarios/rr-trader-freeloader.toml --seed "),
+        "{stdout}"
+    );
 }
 
 #[test]

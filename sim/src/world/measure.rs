@@ -189,7 +189,7 @@ impl World {
                 available[slot] += u64::from(ok);
             }
         }
-        let economy = self.economy_by_group(false);
+        let economy = self.economy_by_group();
         let standing = self.standing();
         let mut all_hour = GroupCounters::default();
         for g in 0..=groups {
@@ -247,6 +247,7 @@ impl World {
                 reputation_mean: standing[g].reputation_mean,
                 reputation_auc: standing[g].auc,
                 reputation_observed: standing[g].observed,
+                audit_score: economy[g].audit_score(),
             });
         }
     }
@@ -360,9 +361,8 @@ impl World {
 
     /// What each group (and, last, all) obtained and gave, as its members' own ledgers
     /// count it: storage other peers hold for them, bandwidth both ways, creds, contracts.
-    /// With `audits`, also how its members did as holders under audit (which needs a lookup
-    /// per ledger, so only the summary asks for it).
-    fn economy_by_group(&self, audits: bool) -> Vec<Economy> {
+    /// Also how its members did as holders under audit, as their owners' ledgers count it.
+    fn economy_by_group(&self) -> Vec<Economy> {
         let groups = self.groups.len();
         let mut out = vec![Economy::default(); groups + 1];
         for peer in self.peers.iter().filter(|p| !p.departed) {
@@ -377,7 +377,7 @@ impl World {
                 mine.bandwidth_given_bytes += ledger.bandwidth_given_bytes;
                 mine.bandwidth_received_bytes += ledger.bandwidth_received_bytes;
                 mine.creds_balance += ledger.creds_received.0 as i64 - ledger.creds_given.0 as i64;
-                if !audits {
+                if ledger.audits_passed + ledger.audits_failed == 0 {
                     continue;
                 }
                 if let Some(h) = self.index.get(holder) {
@@ -418,7 +418,7 @@ impl World {
 
     pub(super) fn finish(mut self) -> RunOutput {
         let groups = self.groups.len();
-        let economy = self.economy_by_group(true);
+        let economy = self.economy_by_group();
         let steady_from = (self.scenario.steady_from_hours * 3_600.0) as u64 * Time::SECOND;
         let mut summary_groups = BTreeMap::new();
         let mut all = GroupCounters::default();
@@ -565,6 +565,16 @@ struct Economy {
 }
 
 impl Economy {
+    /// Share of the audit challenges the members answered right; 1 if none.
+    fn audit_score(&self) -> f64 {
+        let asked = self.audits_passed + self.audits_failed;
+        if asked == 0 {
+            1.0
+        } else {
+            self.audits_passed as f64 / asked as f64
+        }
+    }
+
     fn add(&mut self, other: &Economy) {
         self.storage_obtained_bytes += other.storage_obtained_bytes;
         self.bandwidth_given_bytes += other.bandwidth_given_bytes;
