@@ -402,3 +402,55 @@ fn a_stranger_that_offers_nothing_in_return_spends_its_trial_except_with_altruis
     // A fully altruistic peer gives it a stranger's term whatever it offers.
     assert!(!spent(&h, 0));
 }
+
+/// Peers 3 and 4 collude: they deal with each other only, and praise each other on their
+/// chains every record round; peers 0 to 2 are honest.
+#[test]
+fn colluders_hold_for_each_other_only_and_their_praise_is_on_both_chains() {
+    let mut colluding = KernelConfig {
+        chain_record_interval_us: Some(60 * Time::SECOND),
+        ..node_like()
+    };
+    let honest = colluding.clone();
+    let mut accomplices = vec![peer_id(3), peer_id(4)];
+    accomplices.sort();
+    colluding.strategy.accomplices = std::sync::Arc::from(accomplices);
+    colluding.strategy.serves_only_accomplices = true;
+    colluding.strategy.praise_bytes = 1 << 30;
+    assert!(colluding.strategy.deals_with(&peer_id(4)));
+    assert!(!colluding.strategy.deals_with(&peer_id(0)));
+    assert!(honest.strategy.deals_with(&peer_id(0)));
+    let mut h = Harness::new(5, honest, LATENCY_US);
+    h.replace_config(3, colluding.clone());
+    h.replace_config(4, colluding);
+    h.start_all();
+    for publisher in [0, 4] {
+        let content = Content::Synthetic {
+            size: 2 << 20,
+            seed: 40 + publisher as u64,
+            chunk_bytes: 262_144,
+        };
+        h.command(publisher, Command::Publish { content });
+    }
+    h.run_for(10 * 60 * Time::SECOND);
+    // An honest publisher's chunks go to honest peers only: colluders decline them.
+    assert_eq!(h.peer(3).store.bytes_held_for(&peer_id(0)), 0);
+    assert_eq!(h.peer(4).store.bytes_held_for(&peer_id(0)), 0);
+    assert!((1..3).all(|i| h.peer(i).store.bytes_held_for(&peer_id(0)) > 0));
+    // A colluder's chunks: its accomplice holds them.
+    assert!(h.peer(3).store.bytes_held_for(&peer_id(4)) > 0);
+    // Praise: records on both colluders' chains of a gigabyte served between them.
+    for (me, other) in [(3, 4), (4, 3)] {
+        let own = h.peer(me).reputation.chains.as_ref().unwrap().own();
+        let praised = own
+            .iter()
+            .filter(|r| r.counterparty == peer_id(other).0 && r.tx.bytes >= 1 << 30)
+            .count();
+        assert!(praised >= 2, "peer {me}: {praised} records of praise");
+    }
+    // Honest peers' chains hold no such record.
+    for i in 0..3 {
+        let own = h.peer(i).reputation.chains.as_ref().unwrap().own();
+        assert!(own.iter().all(|r| r.tx.bytes < 1 << 30), "peer {i}");
+    }
+}

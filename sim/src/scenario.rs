@@ -236,6 +236,20 @@ pub struct Strategy {
     /// disk and comes back as a stranger (a host action, `sim/src/world/lifecycle.rs`).
     #[serde(default)]
     pub rekey_every_hours: Option<f64>,
+    /// Adversary (colluders, a sybil operator): every chain record round, a made-up record
+    /// that a fellow member of the group served this many bytes.
+    #[serde(default)]
+    pub praise_bytes: u64,
+    /// Adversary (colluders): holds for, serves and trades with fellow members only.
+    #[serde(default)]
+    pub serves_only_group: bool,
+}
+
+impl Strategy {
+    /// Do the members work together (and so need to know each other)?
+    pub fn colludes(&self) -> bool {
+        self.praise_bytes > 0 || self.serves_only_group
+    }
 }
 
 fn default_true() -> bool {
@@ -283,6 +297,8 @@ impl Default for Strategy {
             strangers_adapt: true,
             stranger_only: false,
             rekey_every_hours: None,
+            praise_bytes: 0,
+            serves_only_group: false,
         }
     }
 }
@@ -1024,6 +1040,26 @@ impl Scenario {
             if let Some(at) = group.strategy.defect_at_hours {
                 let key = format!("group[{g}].strategy.defect_at_hours");
                 within(&key, at, 0.0, HOURS_MAX, "hours")?;
+            }
+            if group.strategy.colludes() {
+                let key = if group.strategy.praise_bytes > 0 {
+                    format!("group[{g}].strategy.praise_bytes")
+                } else {
+                    format!("group[{g}].strategy.serves_only_group")
+                };
+                if group.strategy.praise_bytes > 0 && self.chains.is_none() {
+                    return Err(invalid(&key, "needs a [chains] table".into()));
+                }
+                if group.strategy.praise_bytes > 1 << 40 {
+                    return Err(invalid(&key, "must be at most 2^40 bytes".into()));
+                }
+                // The members know each other from the start: their identities never change.
+                if group.strategy.rekey_every_hours.is_some() || group.arrivals > 0 {
+                    return Err(invalid(
+                        &key,
+                        "colluders are the members present at time 0: not with rekey_every_hours or arrivals".into(),
+                    ));
+                }
             }
             if let Some(at) = group.strategy.fork_at_hours {
                 let key = format!("group[{g}].strategy.fork_at_hours");

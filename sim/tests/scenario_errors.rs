@@ -271,3 +271,27 @@ fn the_filter_s_keys_are_checked() {
         "{message}"
     );
 }
+
+#[test]
+fn colluders_need_chains_to_praise_and_fixed_members() {
+    let praise = two_groups().replace(
+        "mean_online_hours = 1000.0",
+        "mean_online_hours = 1000.0\nstrategy = { praise_bytes = 1000 }",
+    );
+    let message = error(&praise);
+    assert!(
+        message.contains("group[1].strategy.praise_bytes: needs a [chains] table"),
+        "{message}"
+    );
+    let arrivals = two_groups().replace(
+        "mean_online_hours = 1000.0",
+        "mean_online_hours = 1000.0\narrivals = 2\nstrategy = { serves_only_group = true }",
+    );
+    let message = error(&arrivals);
+    assert!(
+        message.contains(
+            "group[1].strategy.serves_only_group: colluders are the members present at time 0"
+        ),
+        "{message}"
+    );
+}

@@ -70,6 +70,10 @@ pub struct Chains {
     record_interval_us: u64,
     exchange_interval_us: u64,
     fork_at_us: Option<u64>,
+    /// Adversary: made-up service recorded with an accomplice every record round
+    /// (`Strategy::praise_bytes`), and the accomplices (without this peer).
+    praise_bytes: u64,
+    accomplices: Vec<PeerId>,
     /// The reputation filter is on: reads favour the chains it scores by.
     filter: bool,
     own: Vec<Record>,
@@ -110,6 +114,14 @@ impl Chains {
             record_interval_us: record_interval_us.max(Time::SECOND),
             exchange_interval_us: config.chain_exchange_interval_us.max(Time::SECOND),
             fork_at_us: config.strategy.fork_at_us,
+            praise_bytes: config.strategy.praise_bytes,
+            accomplices: config
+                .strategy
+                .accomplices
+                .iter()
+                .filter(|p| p.0 != owner)
+                .copied()
+                .collect(),
             filter: config.trust.is_some(),
             own,
             book: ChainBook::with_records_max(config.chain_book_records_max),
@@ -237,6 +249,20 @@ impl Chains {
             } => {
                 for (peer, signature) in std::mem::take(&mut self.pending_countersigns) {
                     self.countersign(ctx, peer, signature);
+                }
+                if self.praise_bytes > 0 && !self.accomplices.is_empty() {
+                    // The adversary's praise: a record that an accomplice served us, which
+                    // it did not (it signs whatever we propose, as anyone would).
+                    let accomplice =
+                        self.accomplices[ctx.rng().gen_range(0..self.accomplices.len())];
+                    self.owed
+                        .entry((accomplice, Service::ChunkServed))
+                        .or_default()
+                        .add(Owed {
+                            bytes: self.praise_bytes,
+                            creds: 0,
+                            seconds: 0,
+                        });
                 }
                 self.record_next(ctx);
                 ctx.timer(self.record_interval_us, RECORD_TOKEN);

@@ -244,7 +244,7 @@ impl StoreActor {
             announce_it(ctx);
             return Ok(StoreResponse::Stored);
         }
-        if self.strategy.freeloads_storage(ctx.now()) {
+        if self.strategy.freeloads_storage(ctx.now()) || !self.strategy.deals_with(&from) {
             return Err(Refusal::Declined);
         }
         let len = payload.len();
@@ -286,7 +286,7 @@ impl StoreActor {
         from: PeerId,
         chunk: ChunkId,
     ) -> Result<StoreResponse, Refusal> {
-        if self.strategy.bandwidth_freeloader {
+        if self.strategy.bandwidth_freeloader || !self.strategy.deals_with(&from) {
             return Err(Refusal::Declined);
         }
         let Some(payload) = self.read(&chunk) else {

@@ -5,7 +5,9 @@
 //! (what it keeps and serves), the negotiator too (contracts, audits, renewal); the limits
 //! it scales are in [`Economy`].
 
-use super::Time;
+use std::sync::Arc;
+
+use super::{PeerId, Time};
 
 /// A peer's trading strategy.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,14 @@ pub struct Strategy {
     /// Adversary (traitor): trades honestly until this time, microseconds; from then on it
     /// is a storage freeloader, and drops everything it held for others.
     pub defect_at_us: Option<u64>,
+    /// Adversaries (colluders, a sybil operator's identities): the peers this one works with,
+    /// sorted. Empty for everyone else.
+    pub accomplices: Arc<[PeerId]>,
+    /// Adversary: every chain record round it also asks an accomplice to sign a made-up
+    /// record that the accomplice served it this many bytes (praise, never service).
+    pub praise_bytes: u64,
+    /// Adversary (colluder): holds, serves and trades with its accomplices only.
+    pub serves_only_accomplices: bool,
 }
 
 impl Default for Strategy {
@@ -46,6 +56,9 @@ impl Default for Strategy {
             stranger_only: false,
             strangers_adapt: true,
             defect_at_us: None,
+            accomplices: Arc::from(Vec::new()),
+            praise_bytes: 0,
+            serves_only_accomplices: false,
         }
     }
 }
@@ -130,6 +143,12 @@ impl Strategy {
     /// freeloader, or a traitor once it has defected?
     pub fn freeloads_storage(&self, now: Time) -> bool {
         self.storage_freeloader || self.defect_at_us.is_some_and(|at| now.micros() >= at)
+    }
+
+    /// Does this peer hold for, serve and trade with `peer` at all? Everyone does, but a
+    /// colluder (with its accomplices only).
+    pub fn deals_with(&self, peer: &PeerId) -> bool {
+        !self.serves_only_accomplices || self.accomplices.binary_search(peer).is_ok()
     }
 
     fn fully_altruistic(&self) -> bool {

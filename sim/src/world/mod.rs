@@ -333,6 +333,10 @@ impl World {
                         strangers_adapt: g.strategy.strangers_adapt,
                         stranger_only: g.strategy.stranger_only,
                         defect_at_us: g.strategy.defect_at_hours.map(hours),
+                        // Filled in by `populate` once the members' identities are known.
+                        accomplices: std::sync::Arc::from(Vec::new()),
+                        praise_bytes: g.strategy.praise_bytes,
+                        serves_only_accomplices: g.strategy.serves_only_group,
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
@@ -456,6 +460,19 @@ impl World {
 
     fn populate(&mut self) {
         let scenario = self.scenario.clone();
+        // Colluding groups' members know each other: peers are numbered group by group, so
+        // their identities are known before they are made.
+        let mut first = 0u32;
+        for (g, group) in scenario.groups.iter().enumerate() {
+            if group.strategy.colludes() {
+                let mut ids: Vec<PeerId> = (first..first + group.count)
+                    .map(|i| PeerId(self.peer_key(i).verifying_key().to_bytes()))
+                    .collect();
+                ids.sort();
+                self.groups[g].config.strategy.accomplices = std::sync::Arc::from(ids);
+            }
+            first += group.count;
+        }
         for (g, group) in scenario.groups.iter().enumerate() {
             for _ in 0..group.count {
                 self.add_peer(g as u16);

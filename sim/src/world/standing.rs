@@ -31,6 +31,8 @@ pub fn honest(strategy: &Strategy) -> bool {
         && strategy.fork_at_us.is_none()
         && strategy.defect_at_us.is_none()
         && !strategy.stranger_only
+        && strategy.praise_bytes == 0
+        && !strategy.serves_only_accomplices
 }
 
 /// The AUC of `high` against `low`: P(h > l) + ½ P(h = l), by sorting. 0.5 if either is empty.

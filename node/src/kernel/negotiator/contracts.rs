@@ -220,7 +220,9 @@ impl Negotiator {
             .config
             .storage_for_others_bytes
             .saturating_sub(self.promised_bytes(&peer));
-        let offer = if self.config.strategy.freeloads_storage(ctx.now()) {
+        let offer = if self.config.strategy.freeloads_storage(ctx.now())
+            || !self.config.strategy.deals_with(&peer)
+        {
             0
         } else {
             bytes.min(free)
@@ -345,7 +347,9 @@ impl Negotiator {
         if terms.bytes == 0 || term_us == 0 || term_us > TERM_US_MAX {
             return Err(Refusal::Invalid);
         }
-        if self.config.strategy.freeloads_storage(ctx.now()) {
+        if self.config.strategy.freeloads_storage(ctx.now())
+            || !self.config.strategy.deals_with(&from)
+        {
             return Err(Refusal::Declined);
         }
         if !self.contracts.contains_key(&from)
