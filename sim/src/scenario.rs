@@ -167,7 +167,8 @@ pub struct Group {
     pub name: String,
     pub count: u32,
     /// Storage given to other peers, MiB.
-    pub storage_mib: u64,
+    /// MiB; a fraction is allowed (a share of one disk, as a sybil operator's identities).
+    pub storage_mib: f64,
     pub upload_mbps: f64,
     pub download_mbps: f64,
     /// Mean online session, hours (sessions are exponential).
@@ -821,12 +822,13 @@ impl Scenario {
                 ));
             }
             total += u64::from(group.count) + u64::from(group.arrivals);
-            if group.storage_mib > 1 << 30 {
-                return Err(invalid(
-                    &format!("group[{g}].storage_mib"),
-                    "must be at most 2^30 MiB".into(),
-                ));
-            }
+            within(
+                &format!("group[{g}].storage_mib"),
+                group.storage_mib,
+                0.0,
+                (1u64 << 30) as f64,
+                "MiB",
+            )?;
             for (key, mbps) in [
                 ("upload_mbps", group.upload_mbps),
                 ("download_mbps", group.download_mbps),

@@ -251,9 +251,12 @@ impl StoreActor {
         let Some(account) = self.account(from).copied() else {
             return Err(Refusal::Declined);
         };
-        if account.held_bytes + len > self.quota_bytes(&account)
-            || self.for_others_bytes + len > self.capacity_bytes
-        {
+        if self.for_others_bytes + len > self.capacity_bytes {
+            // What we give others is all used: no contract makes room, so it is declined
+            // (the owner places elsewhere), not "over your quota" (it would ask for more).
+            return Err(Refusal::Declined);
+        }
+        if account.held_bytes + len > self.quota_bytes(&account) {
             return Err(Refusal::QuotaFull);
         }
         // The silent dropper says it keeps the chunk, and does not.

@@ -340,7 +340,7 @@ impl World {
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,
-                    storage_for_others_bytes: g.storage_mib << 20,
+                    storage_for_others_bytes: (g.storage_mib * (1u64 << 20) as f64) as u64,
                     check_interval_us: hours(g.strategy.check_hours),
                     lookups: scenario.routing.is_some(),
                     provider_ttl_us: scenario

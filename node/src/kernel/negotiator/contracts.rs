@@ -94,10 +94,20 @@ impl Negotiator {
         let root = ChunkId(owned.point.0);
         let mut picked = Vec::new();
         if let Some(tree) = self.owned.get(&root) {
+            // A holder that declines (it will hold no more for us, its room all used) is
+            // not waited for: the rest of the tree goes elsewhere.
+            let declines = |peer: &PeerId| {
+                !self.contracts.contains_key(peer)
+                    && self.ledgers.get(peer).is_some_and(|l| {
+                        l.declined_at.is_some_and(|at| {
+                            ctx.now().since(at) < l.declined_wait_us(self.economy())
+                        })
+                    })
+            };
             picked.extend(
-                tree.holders
-                    .keys()
-                    .filter(|peer| !skip(peer) && !self.ledgers.disqualified(peer)),
+                tree.holders.keys().filter(|peer| {
+                    !skip(peer) && !declines(peer) && !self.ledgers.disqualified(peer)
+                }),
             );
             if tree.holders.len() >= self.config.replication {
                 return picked;
