@@ -43,6 +43,9 @@ impl std::fmt::Display for Change {
                 write!(f, "{}: a new file", self.file)
             }
             None if self.golden.is_none() => write!(f, "{}: {}: new row", self.file, self.row),
+            None if self.now.is_none() && self.key.is_empty() => {
+                write!(f, "{}: in the golden folder, not written now", self.file)
+            }
             None => write!(f, "{}: {}: row gone", self.file, self.row),
         }
     }

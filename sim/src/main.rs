@@ -488,22 +488,22 @@ fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
     };
     let mut changes = Vec::new();
     for table in cryptosphere_analysis::tournament::TABLES {
-        if !report.tables.contains(table) && golden_dir.join(table).is_file() {
+        let stale = golden_dir.join(table);
+        if !report.tables.contains(table) && stale.is_file() {
+            // A table this run did not write (ecology.csv without --generations).
             changes.push(golden::Change {
                 file: (*table).to_owned(),
                 row: "(the whole file)".into(),
                 key: Vec::new(),
-                column: Some("(written)".into()),
-                golden: Some("a table".into()),
-                now: Some(format!(
-                    "not written by this tournament{}",
-                    if *table == "ecology.csv" {
-                        " (no --generations)"
-                    } else {
-                        ""
-                    }
-                )),
+                column: None,
+                golden: Some(String::new()),
+                now: None,
             });
+            if request.bless {
+                if let Err(e) = std::fs::remove_file(&stale) {
+                    return fail(&format!("cannot remove {}: {e}", stale.display()), 3);
+                }
+            }
         }
     }
     for table in &report.tables {
@@ -532,7 +532,9 @@ fn tournament(request: &TournamentRequest<'_>) -> ExitCode {
     // (invasion.csv) or a round-robin pair (payoffs.csv, by row and column).
     let replay = |change: &golden::Change| -> Option<String> {
         let (id, seeds): (String, Vec<u64>) = match (change.file.as_str(), change.key.as_slice()) {
-            ("matches.csv", [_, id, seed, _]) => (id.clone(), vec![seed.parse().ok()?]),
+            ("matches.csv", [_, id, seed, _]) if matches.iter().any(|m| m.id == *id) => {
+                (id.clone(), vec![seed.parse().ok()?])
+            }
             ("invasion.csv", [invader, resident]) => {
                 let id = format!("inv-{invader}-into-{resident}");
                 let m = matches.iter().find(|m| m.id == id)?;

@@ -217,8 +217,11 @@ impl Tournament {
                 line,
                 column,
                 message: match key {
-                    Some(key) => format!("{key}: {message}"),
-                    None => message,
+                    // A missing key is reported at the top; no key is written there.
+                    Some(key) if !message.starts_with("missing field") => {
+                        format!("{key}: {message}")
+                    }
+                    _ => message,
                 },
             }
         })?;
@@ -568,7 +571,7 @@ pub fn write_plan(out: &Path, tournament: &Tournament, matches: &[Match]) -> Res
             Some(held) if Some(&held) == identity(&plan).as_ref() => {}
             Some(_) => {
                 return Err(format!(
-                    "{} holds another tournament (or this one before its strategies, seeds or base changed); use another --out",
+                    "{} holds another tournament (or this one before its seeds, minority, cost, strategies, presets or base changed); use another --out",
                     out.display()
                 ))
             }

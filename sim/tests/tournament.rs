@@ -323,6 +323,11 @@ fn bad_tournament_files_are_refused_and_name_the_problem() {
             "altruismo",
         ),
         (
+            "base = \"base.toml\"".into(),
+            STRATEGIES.into(),
+            ":1:1: missing field `seed`",
+        ),
+        (
             "base = \"nowhere.toml\"\nseed = 1".into(),
             STRATEGIES.into(),
             "base: cannot read",
@@ -457,6 +462,30 @@ fn golden_files_name_each_changed_cell_its_seed_and_its_replay() {
         stdout.contains("scenarios/rr-trader-freeloader.toml --seed "),
         "{stdout}"
     );
+
+    // An ecology pinned, then a run without --generations: a difference, which --bless
+    // removes.
+    ok(&tournament(
+        &file,
+        &out,
+        &["--generations", "3", "--golden", golden_arg, "--bless"],
+    ));
+    assert!(golden.join("ecology.csv").is_file());
+    let without = tournament(&file, &out, &["--golden", golden_arg]);
+    assert_eq!(without.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&without.stdout);
+    assert!(
+        stdout.contains("ecology.csv: in the golden folder, not written now"),
+        "{stdout}"
+    );
+    ok(&tournament(
+        &file,
+        &out,
+        &["--golden", golden_arg, "--bless"],
+    ));
+    assert!(!golden.join("ecology.csv").exists());
+    let unchanged = ok(&tournament(&file, &out, &["--golden", golden_arg]));
+    assert!(unchanged.contains("golden: unchanged"), "{unchanged}");
 }
 
 #[test]
