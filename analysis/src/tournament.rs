@@ -149,10 +149,8 @@ impl SideResult {
     }
 }
 
-/// The folder of one run (the layout `cryptosphere-sim tournament` writes).
-pub fn run_dir(dir: &Path, id: &str, seed: u64) -> PathBuf {
-    dir.join("runs").join(id).join(format!("seed-{seed}"))
-}
+/// The folder of one run (the layout `cryptosphere-sim tournament` writes: a sweep's).
+pub use crate::sweep::run_dir;
 
 fn side_result(
     summary: &Summary,

@@ -89,7 +89,23 @@ pub fn compare_csv(file: &str, golden: &str, now: &str, key_columns: usize) -> V
         });
         return changes;
     }
-    let key = |row: &[String]| row.iter().take(key_columns).cloned().collect::<Vec<_>>();
+    // A row's key: its key columns, and which of the rows with those it is (a key that
+    // repeats, as two bounds on one metric of one group, pairs its rows in order).
+    let keyed = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        rows.iter()
+            .map(|row| {
+                let mut key: Vec<String> = row.iter().take(key_columns).cloned().collect();
+                let nth = seen.iter().filter(|k| **k == key).count();
+                seen.push(key.clone());
+                if nth > 0 {
+                    key.push(format!("#{}", nth + 1));
+                }
+                key
+            })
+            .collect()
+    };
+    let (golden_keys, keys) = (keyed(&golden_rows), keyed(&rows));
     let label = |row: &[String]| {
         header
             .iter()
@@ -99,24 +115,25 @@ pub fn compare_csv(file: &str, golden: &str, now: &str, key_columns: usize) -> V
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for row in &rows {
-        match golden_rows.iter().find(|g| key(g) == key(row)) {
+    for (row, row_key) in rows.iter().zip(&keys) {
+        match golden_keys.iter().position(|k| k == row_key) {
             None => changes.push(Change {
                 file: file.to_owned(),
                 row: label(row),
-                key: key(row),
+                key: row_key.clone(),
                 column: None,
                 golden: None,
                 now: Some(row.join(",")),
             }),
-            Some(golden_row) => {
+            Some(g) => {
+                let golden_row = &golden_rows[g];
                 for (c, column) in header.iter().enumerate().skip(key_columns) {
                     let (g, n) = (golden_row.get(c), row.get(c));
                     if g != n {
                         changes.push(Change {
                             file: file.to_owned(),
                             row: label(row),
-                            key: key(row),
+                            key: row_key.clone(),
                             column: Some(column.clone()),
                             golden: g.cloned(),
                             now: n.cloned(),
@@ -126,12 +143,12 @@ pub fn compare_csv(file: &str, golden: &str, now: &str, key_columns: usize) -> V
             }
         }
     }
-    for golden_row in &golden_rows {
-        if !rows.iter().any(|r| key(r) == key(golden_row)) {
+    for (golden_row, golden_key) in golden_rows.iter().zip(&golden_keys) {
+        if !keys.contains(golden_key) {
             changes.push(Change {
                 file: file.to_owned(),
                 row: label(golden_row),
-                key: key(golden_row),
+                key: golden_key.clone(),
                 column: None,
                 golden: Some(golden_row.join(",")),
                 now: None,
@@ -219,5 +236,12 @@ mod tests {
         let new = compare_csv("m.csv", "", now, 2);
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].to_string(), "m.csv: a new file");
+        // A key that repeats pairs its rows in order: only the second one changed.
+        let golden = "metric,op,measured\nm,<=,1\nm,<=,2\n";
+        let now = "metric,op,measured\nm,<=,1\nm,<=,3\n";
+        let changes = compare_csv("e.csv", golden, now, 2);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].golden.as_deref(), Some("2"));
+        assert_eq!(changes[0].now.as_deref(), Some("3"));
     }
 }

@@ -27,7 +27,8 @@ Exit codes:
   1  an expectation failed, or a golden file differs or is missing (the seed and the command
      that replays it are printed)
   2  bad usage, a bad scenario or tournament file (the file, line, column and key are named)
-  3  the output directory could not be written, or holds another tournament";
+  3  the output directory (or, with --bless, a golden file) could not be written, or it holds
+     another tournament";
 
 /// Deterministic simulator of Cryptosphere peers.
 #[derive(Debug, Parser)]

@@ -637,7 +637,9 @@ fn strategy_hint(message: String, key: Option<&str>) -> String {
     match unknown {
         Some(name) if in_group => {
             // A strategy key is one a strategy table does not call unknown.
-            let probe = toml::from_str::<Strategy>(&format!("{name} = 0"));
+            let mut table = toml::Table::new();
+            table.insert(name.clone(), toml::Value::Integer(0));
+            let probe = toml::Value::Table(table).try_into::<Strategy>();
             let known = match probe {
                 Ok(_) => true,
                 Err(e) => !e.message().contains("unknown field"),

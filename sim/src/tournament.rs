@@ -601,10 +601,8 @@ fn invader_peers(population: u32, minority: f64) -> u32 {
     ((f64::from(population) * minority).round() as u32).max(1)
 }
 
-/// The folder of one run of a tournament.
-pub fn run_dir(out: &Path, id: &str, seed: u64) -> PathBuf {
-    out.join("runs").join(id).join(format!("seed-{seed}"))
-}
+/// The folder of one run of a tournament: a sweep's layout, by match id.
+pub use crate::sweep::run_dir;
 
 /// The scenario file of a match.
 pub fn match_scenario(out: &Path, id: &str) -> PathBuf {

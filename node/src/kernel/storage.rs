@@ -252,8 +252,9 @@ impl StoreActor {
             return Err(Refusal::Declined);
         };
         if self.for_others_bytes + len > self.capacity_bytes {
-            // What we give others is all used: no contract makes room, so it is declined
-            // (the owner places elsewhere), not "over your quota" (it would ask for more).
+            // What we give others has no room left for this chunk: no contract makes room,
+            // so it is declined (the owner places elsewhere), not "over your quota" (which
+            // would have it ask for a bigger contract).
             return Err(Refusal::Declined);
         }
         if account.held_bytes + len > self.quota_bytes(&account) {

@@ -26,7 +26,7 @@ use super::Payload;
 /// Why a peer did not do what it was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
-    /// Storing it would exceed what the peer gives to others.
+    /// Storing it would exceed what the peer gives you (a bigger contract may make room).
     QuotaFull,
     /// The payload does not match the chunk id.
     BadChunk,
@@ -40,8 +40,8 @@ pub enum Refusal {
     Busy,
     /// The request is malformed or names someone else (its sender is marked).
     Invalid,
-    /// This peer's strategy declines: you have drawn more than it gives, or it does not
-    /// trade on these terms.
+    /// This peer's strategy declines: you have drawn more than it gives, it does not trade
+    /// on these terms, or (a store) what it gives others has no room left for the chunk.
     Declined,
 }
 

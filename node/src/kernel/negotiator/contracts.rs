@@ -81,8 +81,7 @@ impl Negotiator {
     ) -> Vec<PeerId> {
         let declined = |peer: &PeerId| {
             self.ledgers.get(peer).is_some_and(|l| {
-                l.declined_at
-                    .is_some_and(|at| ctx.now().since(at) < l.declined_wait_us(self.economy()))
+                l.declined_lately(ctx.now(), self.economy())
                     || l.refused_at
                         .is_some_and(|at| ctx.now().since(at) < self.economy().propose_interval_us)
             }) && !self.contracts.contains_key(peer)
@@ -94,15 +93,14 @@ impl Negotiator {
         let root = ChunkId(owned.point.0);
         let mut picked = Vec::new();
         if let Some(tree) = self.owned.get(&root) {
-            // A holder that declines (it will hold no more for us, its room all used) is
-            // not waited for: the rest of the tree goes elsewhere.
+            // A holder that declines (it has no room left for us) is not waited for: the
+            // rest of the tree goes elsewhere.
             let declines = |peer: &PeerId| {
                 !self.contracts.contains_key(peer)
-                    && self.ledgers.get(peer).is_some_and(|l| {
-                        l.declined_at.is_some_and(|at| {
-                            ctx.now().since(at) < l.declined_wait_us(self.economy())
-                        })
-                    })
+                    && self
+                        .ledgers
+                        .get(peer)
+                        .is_some_and(|l| l.declined_lately(ctx.now(), self.economy()))
             };
             picked.extend(
                 tree.holders.keys().filter(|peer| {

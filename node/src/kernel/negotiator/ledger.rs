@@ -139,6 +139,12 @@ impl Ledger {
         economy.contract_term_us.saturating_mul(1 << doublings)
     }
 
+    /// Did it decline us (a placement or a proposal) so lately that we do not ask again yet?
+    pub fn declined_lately(&self, now: Time, economy: &Economy) -> bool {
+        self.declined_at
+            .is_some_and(|at| now.since(at) < self.declined_wait_us(economy))
+    }
+
     /// Share of its service it failed this term.
     pub fn shortfall(&self) -> f64 {
         let asked = self.term_failed + self.term_served;
