@@ -454,3 +454,76 @@ fn colluders_hold_for_each_other_only_and_their_praise_is_on_both_chains() {
         assert!(own.iter().all(|r| r.tx.bytes < 1 << 30), "peer {i}");
     }
 }
+
+/// A node that keeps what it fetched announces itself as a provider of the tree once it has
+/// it whole, so others find the copy (its holders and publisher may be gone by then).
+#[test]
+fn a_node_that_keeps_a_fetched_tree_announces_itself_as_its_provider() {
+    let keeping = KernelConfig {
+        keep_fetched: true,
+        ..node_like()
+    };
+    let mut h = Harness::new(8, keeping, LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(7)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(7),
+        },
+    );
+    h.run_for(Time::SECOND * 60);
+    let providers = |h: &Harness| -> Vec<cryptosphere::kernel::PeerId> {
+        let mut all: Vec<cryptosphere::kernel::PeerId> = (0..8)
+            .flat_map(|i| h.peer(i).transport.providers_of(&built.root, h.now))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let fetcher = (1..8)
+        .find(|i| !h.peer(*i).store.holds(&built.root))
+        .unwrap();
+    assert!(!providers(&h).contains(&peer_id(fetcher)));
+    h.command(fetcher, Command::Fetch { root: built.root });
+    h.run_for(Time::SECOND * 60);
+    assert_eq!(fetch_results(&h, fetcher).len(), 1);
+    assert!(fetch_results(&h, fetcher)[0].0);
+    assert!(built
+        .chunks
+        .iter()
+        .all(|(c, _)| h.peer(fetcher).store.holds(c)));
+    assert!(
+        providers(&h).contains(&peer_id(fetcher)),
+        "{:?}",
+        providers(&h)
+    );
+}
+
+/// Without keeping what it fetches, a node announces nothing for it.
+#[test]
+fn a_node_that_keeps_nothing_fetched_announces_nothing() {
+    let mut h = Harness::new(8, node_like(), LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(8)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(8),
+        },
+    );
+    h.run_for(Time::SECOND * 60);
+    let fetcher = (1..8)
+        .find(|i| !h.peer(*i).store.holds(&built.root))
+        .unwrap();
+    h.command(fetcher, Command::Fetch { root: built.root });
+    h.run_for(Time::SECOND * 60);
+    assert!(fetch_results(&h, fetcher)[0].0);
+    let announced = (0..8).any(|i| {
+        h.peer(i)
+            .transport
+            .providers_of(&built.root, h.now)
+            .contains(&peer_id(fetcher))
+    });
+    assert!(!announced);
+}

@@ -139,6 +139,15 @@ impl Transport {
         self.records.len()
     }
 
+    /// The providers of `key` this peer keeps records of, unexpired at `now`.
+    pub fn providers_of(&self, key: &ChunkId, now: Time) -> Vec<PeerId> {
+        self.records
+            .get(key, now)
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    }
+
     /// Takes a contact in. `first_hand`: the peer itself told us (it sent us something, said
     /// where it listens, or answered where we dialed); second-hand contacts (named by
     /// others) never replace an address we have or revive a failing table entry.

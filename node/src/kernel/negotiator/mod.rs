@@ -903,6 +903,10 @@ impl Negotiator {
 
     fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
         if let Some(fetch) = self.fetches.remove(&id) {
+            if ok && self.config.keep_fetched {
+                // The whole tree is kept here now: a provider of it, as its holders are.
+                ctx.local(ActorKind::Transport, Local::Provide { key: fetch.root });
+            }
             ctx.event(Event::FetchDone {
                 root: fetch.root,
                 ok,
