@@ -386,7 +386,12 @@ fn golden_files_name_each_changed_cell_its_seed_and_its_replay() {
 
     let missing = tournament(&file, &out, &["--golden", golden_arg]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("write it with --bless"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("write it with --bless"), "{stderr}");
+    // Every missing table is named, not only the first.
+    for table in ["matches.csv", "payoffs.csv", "ranking.csv"] {
+        assert!(stderr.contains(table), "{table}: {stderr}");
+    }
     let blessed = ok(&tournament(
         &file,
         &out,
