@@ -484,7 +484,7 @@ fn locate(text: &str, key: &str) -> (usize, usize) {
 /// The dotted path (as [`locate`] reads it) of the key or array element written last at or
 /// before byte `offset` of `text`: the key an error at `offset` is about, or the table it is
 /// in. Read from what parses of a broken file, so that syntax errors are named too.
-pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
+fn key_at(text: &str, offset: usize) -> Option<String> {
     use toml::de::{DeTable, DeValue};
     let (root, _) = DeTable::parse_recoverable(text);
     // (start of the key or element, its path); the last one at or before `offset` wins.
@@ -527,7 +527,7 @@ pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
 /// closing bracket only at the next token, which may be on a later line (the next key, the
 /// next table's header): the mistake is after the last token before it, so the error is put
 /// just after that token, skipping blank lines and comments.
-pub(crate) fn syntax_error_offset(text: &str, offset: usize, message: &str) -> usize {
+fn syntax_error_offset(text: &str, offset: usize, message: &str) -> usize {
     let offset = offset.min(text.len());
     let expects_close = [
         "missing comma",
@@ -601,7 +601,7 @@ fn metric_help(unknown: &str) -> String {
 /// The decoder's type errors ("invalid value: integer `-40`, expected u32") in the words of
 /// the format document ("must be a whole number from 0 to 4294967295, not -40"); any other
 /// message as it is.
-pub(crate) fn plain_type_error(message: &str) -> String {
+fn plain_type_error(message: &str) -> String {
     let Some((found, expected)) = message
         .strip_prefix("invalid value: ")
         .or_else(|| message.strip_prefix("invalid type: "))
@@ -656,8 +656,25 @@ fn strategy_hint(message: String, key: Option<&str>) -> String {
     }
 }
 
+/// Where a TOML error of `text` is, in the words a user reads: (line, column, the dotted key
+/// it is in, the message in plain types). A key missing from the top level is in no key (the
+/// error points at the file's start, where some other key is written).
+pub(crate) fn located(text: &str, e: &toml::de::Error) -> (usize, usize, Option<String>, String) {
+    let message = plain_type_error(e.message().trim());
+    match e.span() {
+        Some(span) => {
+            let at = syntax_error_offset(text, span.start, &message);
+            let (line, column) = line_column(text, at);
+            let top = span.start == 0 && message.starts_with("missing field");
+            let key = key_at(text, at).filter(|_| !top);
+            (line, column, key, message)
+        }
+        None => (1, 1, None, message),
+    }
+}
+
 /// Line and column (1-based) of byte `offset` in `text`.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -676,15 +693,7 @@ impl Scenario {
     /// Parses and checks a scenario; `path` only labels errors.
     pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let message = plain_type_error(e.message().trim());
-            let (line, column, key) = match e.span() {
-                Some(span) => {
-                    let at = syntax_error_offset(text, span.start, &message);
-                    let (line, column) = line_column(text, at);
-                    (line, column, key_at(text, at))
-                }
-                None => (1, 1, None),
-            };
+            let (line, column, key, message) = located(text, &e);
             let message = strategy_hint(message, key.as_deref());
             ScenarioError::Syntax {
                 path: path.to_owned(),

@@ -202,26 +202,14 @@ impl Tournament {
         };
         let text = read(path)?;
         let raw: RawTournament = toml::from_str(&text).map_err(|e| {
-            use crate::scenario::{key_at, line_column, plain_type_error, syntax_error_offset};
-            let message = plain_type_error(e.message().trim());
-            let (line, column, key) = match e.span() {
-                Some(span) => {
-                    let at = syntax_error_offset(&text, span.start, &message);
-                    let (line, column) = line_column(&text, at);
-                    (line, column, key_at(&text, at))
-                }
-                None => (1, 1, None),
-            };
+            let (line, column, key, message) = crate::scenario::located(&text, &e);
             TournamentError::Syntax {
                 path: path.to_owned(),
                 line,
                 column,
                 message: match key {
-                    // A missing key is reported at the top; no key is written there.
-                    Some(key) if !message.starts_with("missing field") => {
-                        format!("{key}: {message}")
-                    }
-                    _ => message,
+                    Some(key) => format!("{key}: {message}"),
+                    None => message,
                 },
             }
         })?;
