@@ -606,3 +606,276 @@ fn the_http_api_has_timeouts_ranges_and_bounded_memory() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("sent nothing for 30 s"), "{answer}");
 }
+
+/// Builds a tar stream in memory from `(path, kind, mode, bytes)` entries, where kind is
+/// `'f'` (file), `'d'` (directory) or `'l'` (a symbolic link to `bytes`).
+fn tar_of(entries: &[(&str, char, u32, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, kind, mode, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        match kind {
+            'f' => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, path, *bytes).unwrap();
+            }
+            'd' => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .unwrap();
+            }
+            _ => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                let target = std::str::from_utf8(bytes).unwrap();
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Writes raw bytes after a tar header by hand (the tar crate refuses to write `..` or an
+/// absolute path itself).
+fn tar_with_raw_path(path: &str) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(1);
+    header.set_mtime(0);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.push(b'x');
+    out.resize(1024, 0);
+    out.resize(2048, 0);
+    out
+}
+
+/// Every file and directory under `root`: relative path, mode bits and (files) bytes.
+fn tree_of(root: &std::path::Path) -> Vec<(String, u32, Option<Vec<u8>>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                stack.push(path);
+                found.push((name, mode, None));
+            } else {
+                found.push((name, mode, Some(std::fs::read(&path).unwrap())));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Directories go through the API: `put --api DIR` (a tar stream) gives the capability a
+/// local `put DIR` gives; `?format=json` lists a directory and describes a file;
+/// `?format=tar` streams the tree; `get --api` writes it back with its modes. A tar that
+/// holds a link, climbs out with `..`, is absolute, names a path twice or breaks off is
+/// refused with `400` naming the entry, and the node goes on serving.
+#[test]
+fn directories_go_through_the_api_as_tar_streams_and_json_listings() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start("dirs", &Launch::default());
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    std::fs::create_dir(tree.join("empty")).unwrap();
+    let big = random_file(&tree.join("big"), 3 << 20, 61);
+    std::fs::write(tree.join("sub/a"), b"hello\n").unwrap();
+    std::fs::write(tree.join("sub/deeper/run"), b"#!/bin/sh\n").unwrap();
+    let mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(tree.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("sub/a", 0o600);
+    mode("sub/deeper/run", 0o755);
+    mode("sub", 0o750);
+    let tree_text = tree.to_str().unwrap();
+    let local = work.path().join("local");
+    let local_cap = cli(&["--data-dir", local.to_str().unwrap(), "put", tree_text]);
+    let cap = cli(&["put", "--api", &a.url(), tree_text]);
+    assert_eq!(cap, local_cap, "put --api DIR and a local put DIR differ");
+
+    // A listing, and a file described.
+    let listing = a.api_json(&format!("/v1/objects/{cap}?format=json"));
+    assert_eq!(listing["kind"], "directory");
+    let entries = listing["entries"].as_array().unwrap();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["big", "empty", "sub"]);
+    assert_eq!(entries[0]["kind"], "file");
+    assert_eq!(entries[0]["size"], big.len());
+    assert_eq!(entries[0]["mode"], 0o644);
+    assert_eq!(entries[1]["entries"], 0);
+    assert_eq!(entries[2]["kind"], "directory");
+    assert_eq!(entries[2]["mode"], 0o750);
+    assert_eq!(entries[2]["entries"], 2);
+    let big_cap = entries[0]["cap"].as_str().unwrap();
+    let file = a.api_json(&format!("/v1/objects/{big_cap}?format=json"));
+    assert_eq!(
+        file,
+        serde_json::json!({ "kind": "file", "size": big.len() })
+    );
+
+    // The tree as a tar stream: each directory before what it holds, modes as put.
+    let url = format!("{}/v1/objects/{cap}?format=tar", a.url());
+    let response = ureq::get(&url).call().unwrap();
+    assert_eq!(response.header("Content-Type"), Some("application/x-tar"));
+    let mut archive = tar::Archive::new(response.into_reader());
+    let mut seen = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let mode = entry.header().mode().unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        seen.push((path, mode, bytes.len()));
+        if seen.last().unwrap().0 == "big" {
+            assert!(bytes == big, "the tar's big file differs");
+        }
+    }
+    let expected = [
+        ("big", 0o644, big.len()),
+        ("empty/", 0o755, 0),
+        ("sub/", 0o750, 0),
+        ("sub/a", 0o600, 6),
+        ("sub/deeper/", 0o755, 0),
+        ("sub/deeper/run", 0o755, 10),
+    ];
+    let expected: Vec<(String, u32, usize)> = expected
+        .iter()
+        .map(|(p, m, n)| (p.to_string(), *m, *n))
+        .collect();
+    assert_eq!(seen, expected);
+
+    // Back out through the CLI, modes and bytes as they went in.
+    let out = work.path().join("out");
+    cli(&[
+        "get",
+        "--api",
+        &a.url(),
+        &cap,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(tree_of(&out), tree_of(&tree));
+
+    // A tar from another writer ("./" prefixes, directories implied) lands on the same tree.
+    let by_hand = tar_of(&[
+        ("./", 'd', 0o700, b""),
+        ("./big", 'f', 0o644, &big),
+        ("./empty/", 'd', 0o755, b""),
+        ("./sub/deeper/run", 'f', 0o755, b"#!/bin/sh\n"),
+        ("./sub/a", 'f', 0o600, b"hello\n"),
+        ("./sub/", 'd', 0o750, b""),
+    ]);
+    let objects = format!("{}/v1/objects", a.url());
+    // The status and the text of a tar body's answer.
+    let post = |body: &[u8]| match ureq::post(&objects)
+        .set("Content-Type", "application/x-tar")
+        .send_bytes(body)
+    {
+        Ok(response) => (response.status(), response.into_string().unwrap()),
+        Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
+        Err(e) => panic!("posting a tar: {e}"),
+    };
+    let (status, answer) = post(&by_hand);
+    assert_eq!((status, answer.trim()), (201, cap.as_str()));
+
+    // Wrong asks.
+    let refused = |url: &str, status: u16, words: &str| match ureq::get(url).call() {
+        Err(ureq::Error::Status(got, response)) => {
+            let text = response.into_string().unwrap();
+            assert_eq!(got, status, "{url}: {text}");
+            assert!(text.contains(words), "{url}: {text}");
+        }
+        other => panic!("{url}: {other:?}"),
+    };
+    let object = format!("{}/v1/objects/{cap}", a.url());
+    refused(&object, 422, "?format=tar");
+    refused(
+        &format!("{object}?format=zip"),
+        400,
+        "format=\"zip\" is not tar or json",
+    );
+    refused(
+        &format!("{object}?size=1"),
+        400,
+        "unknown parameter \"size\"",
+    );
+    refused(
+        &format!("{}/v1/objects/{big_cap}?format=tar", a.url()),
+        422,
+        "names a file",
+    );
+
+    // Bad tar streams, each refused by name.
+    let mut truncated = tar_of(&[("f", 'f', 0o644, &big[..100_000])]);
+    truncated.truncate(50_000);
+    let bad: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "a link",
+            tar_of(&[("l", 'l', 0o777, b"/etc/passwd")]),
+            "tar entry \"l\" is a symbolic link",
+        ),
+        (
+            "'..'",
+            tar_with_raw_path("../evil"),
+            "tar entry \"../evil\" climbs out of the tree",
+        ),
+        (
+            "absolute",
+            tar_with_raw_path("/etc/evil"),
+            "tar entry \"/etc/evil\" is an absolute path",
+        ),
+        (
+            "a path twice",
+            tar_of(&[("x", 'f', 0o644, b"1"), ("x", 'f', 0o644, b"2")]),
+            "tar entry \"x\" names a path that an earlier entry already used",
+        ),
+        (
+            "a file where a directory is",
+            tar_of(&[("x", 'f', 0o644, b"1"), ("x/y", 'f', 0o644, b"2")]),
+            "tar entry \"x/y\" names a path that an earlier entry already used",
+        ),
+        (
+            "a stream that breaks off",
+            truncated,
+            "cannot read the tar stream",
+        ),
+    ];
+    for (what, body, words) in bad {
+        let (status, text) = post(&body);
+        assert_eq!(status, 400, "{what}: {text}");
+        assert!(text.contains(words), "{what}: {text}");
+    }
+    // A directory holding a link, through the CLI: refused, the entry named, exit 2.
+    std::os::unix::fs::symlink("/etc/passwd", tree.join("link")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cryptosphere"))
+        .args(["put", "--api", &a.url(), tree_text])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tar entry \"./link\" is a symbolic link")
+            || stderr.contains("tar entry \"link\" is a symbolic link"),
+        "{stderr}"
+    );
+    // Still serving.
+    let again = ureq::get(&format!("{object}?format=json")).call().unwrap();
+    assert_eq!(again.status(), 200);
+}

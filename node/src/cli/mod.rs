@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::host::export::{get_to_path, ExportError};
 use crate::host::import::{input_bytes, put_path, ImportError, PutOptions};
+use crate::host::tarball::TarError;
 use crate::limits::SECRET_BYTES_MAX;
 use crate::object::format::EntryKind;
 use crate::object::read::ReadError;
@@ -89,7 +90,7 @@ pub struct PutArgs {
     #[arg(long, value_name = "FILE")]
     pub convergence_secret_file: Option<PathBuf>,
     /// Put through a running node's API (http://HOST:PORT) instead of the local store; the
-    /// node replicates the file. Files only.
+    /// node replicates the tree. A directory travels as a tar stream.
     #[arg(
         long,
         value_name = "URL",
@@ -110,7 +111,7 @@ pub struct GetArgs {
     #[arg(long)]
     pub force: bool,
     /// Get through a running node's API (http://HOST:PORT), which fetches missing chunks
-    /// from its peers. Files only.
+    /// from its peers. A directory travels as a tar stream.
     #[arg(long, value_name = "URL", env = "CRYPTOSPHERE_API")]
     pub api: Option<String>,
 }
@@ -284,6 +285,22 @@ fn open_store_in(dir: &Path) -> Result<Store, Failure> {
     })
 }
 
+/// The exit code for a failed get.
+pub(crate) fn export_code(e: &ExportError) -> u8 {
+    match e {
+        ExportError::Exists(_) | ExportError::TooDeep | ExportError::NotAName(_) => USAGE,
+        ExportError::TooManyEntries => INTEGRITY,
+        ExportError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidFilename => {
+            USAGE
+        }
+        ExportError::Read(e) => read_code(e),
+        ExportError::Tar(TarError::Io { .. }) => ENVIRONMENT,
+        // A tree the node sent that breaks the rules, or a transfer that broke off.
+        ExportError::Tar(_) => INTEGRITY,
+        _ => ENVIRONMENT,
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     // These talk to a node (or are one) and never open the local store themselves.
     match &cli.command {
@@ -339,19 +356,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get(args) => {
             let cap = readable(&args.cap)?;
             get_to_path(&store, &cap, &args.output, args.force, &mut |_| {}).map_err(|e| {
-                let code = match &e {
-                    ExportError::Exists(_) | ExportError::TooDeep | ExportError::NotAName(_) => {
-                        USAGE
-                    }
-                    ExportError::TooManyEntries => INTEGRITY,
-                    ExportError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::InvalidFilename =>
-                    {
-                        USAGE
-                    }
-                    ExportError::Read(e) => read_code(e),
-                    _ => ENVIRONMENT,
-                };
+                let code = export_code(&e);
                 Failure::new(
                     code,
                     format!("cannot get {} into {}", args.cap, args.output.display()),

@@ -252,15 +252,21 @@ pub(super) fn client_code(error: &ClientError) -> u8 {
 
 pub fn put_via_api(api: &str, path: &Path) -> Result<(), Failure> {
     let context = || format!("cannot put {} through {api}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| Failure::new(USAGE, context(), e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
+    let metadata =
+        std::fs::symlink_metadata(path).map_err(|e| Failure::new(USAGE, context(), e))?;
+    let cap = if metadata.is_dir() {
+        client::put_dir(api, path)
+    } else if metadata.is_file() {
+        let file = std::fs::File::open(path).map_err(|e| Failure::new(USAGE, context(), e))?;
+        client::put(api, file)
+    } else {
         return Err(Failure::new(
             USAGE,
             context(),
-            Message("the API takes files; put directories into the local store".into()),
+            Message("only regular files and directories can be put".into()),
         ));
-    }
-    let cap = client::put(api, file).map_err(|e| Failure::new(client_code(&e), context(), e))?;
+    };
+    let cap = cap.map_err(|e| Failure::new(client_code(&e), context(), e))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{cap}").map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e))
 }
@@ -277,6 +283,15 @@ pub fn get_via_api(api: &str, cap: &Capability, output: &Path, force: bool) -> R
             )),
         ));
     }
+    let text = cap.to_string();
+    let kind = client::kind(api, &text).map_err(|e| Failure::new(client_code(&e), context(), e))?;
+    if kind == "directory" {
+        let stream =
+            client::get_tar(api, &text).map_err(|e| Failure::new(client_code(&e), context(), e))?;
+        crate::host::export::unpack_to_path(stream, output, force)
+            .map_err(|e| Failure::new(super::export_code(&e), context(), e))?;
+        return Ok(());
+    }
     let parent = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -286,7 +301,7 @@ pub fn get_via_api(api: &str, cap: &Capability, output: &Path, force: bool) -> R
         .prefix(".cryptosphere-get-")
         .tempfile_in(parent)
         .map_err(|e| Failure::new(ENVIRONMENT, context(), e))?;
-    client::get(api, &cap.to_string(), staged.as_file_mut())
+    client::get(api, &text, staged.as_file_mut())
         .map_err(|e| Failure::new(client_code(&e), context(), e))?;
     staged
         .as_file()

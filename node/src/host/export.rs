@@ -42,6 +42,8 @@ pub enum ExportError {
     NotAName(PathBuf),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Tar(#[from] super::tarball::TarError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
@@ -67,25 +69,7 @@ pub fn get_to_path(
     force: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<GetOutcome, ExportError> {
-    // "dir/..", "dir/." or "/" would make --force replace a directory other than the
-    // one named. (Path::file_name skips a trailing ".", so look at the raw last component.)
-    let last = output
-        .as_os_str()
-        .as_bytes()
-        .rsplit(|b| *b == b'/')
-        .next()
-        .unwrap_or_default();
-    if matches!(last, b"" | b"." | b"..") {
-        return Err(ExportError::NotAName(output.to_owned()));
-    }
-    let exists = fs::symlink_metadata(output).is_ok();
-    if exists && !force {
-        return Err(ExportError::Exists(output.to_owned()));
-    }
-    let parent = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let (exists, parent) = target(output, force)?;
     let reader = Reader::new(store);
     let root = reader.root(cap)?;
     let (outcome, staged) = match root.kind {
@@ -124,15 +108,67 @@ pub fn get_to_path(
             )
         }
     };
+    place(staged, exists, output, parent)?;
+    Ok(outcome)
+}
+
+/// Checks that `output` names a file or directory that may be written (absent, or `force`);
+/// returns whether it exists and the directory to stage beside it in.
+fn target(output: &Path, force: bool) -> Result<(bool, &Path), ExportError> {
+    // "dir/..", "dir/." or "/" would make --force replace a directory other than the
+    // one named. (Path::file_name skips a trailing ".", so look at the raw last component.)
+    let last = output
+        .as_os_str()
+        .as_bytes()
+        .rsplit(|b| *b == b'/')
+        .next()
+        .unwrap_or_default();
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(ExportError::NotAName(output.to_owned()));
+    }
+    let exists = fs::symlink_metadata(output).is_ok();
+    if exists && !force {
+        return Err(ExportError::Exists(output.to_owned()));
+    }
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Ok((exists, parent))
+}
+
+/// Renames a complete export into place (replacing what `exists` there) and makes the
+/// rename durable.
+fn place(staged: Staged, exists: bool, output: &Path, parent: &Path) -> Result<(), ExportError> {
     if exists {
         remove_existing(output)?;
     }
     staged.persist(output)?;
-    // Make the rename itself durable.
     fs::File::open(parent)
         .and_then(|dir| dir.sync_all())
-        .map_err(io(parent))?;
-    Ok(outcome)
+        .map_err(io(parent))
+}
+
+/// Unpacks a tar stream (a directory from a node's API) into `output`, all or nothing, as
+/// [`get_to_path`] writes a directory.
+pub fn unpack_to_path(
+    source: impl std::io::Read,
+    output: &Path,
+    force: bool,
+) -> Result<GetOutcome, ExportError> {
+    let (exists, parent) = target(output, force)?;
+    let staged = tempfile::Builder::new()
+        .prefix(PARTIAL_PREFIX)
+        .tempdir_in(parent)
+        .map_err(io(output))?;
+    let bytes = super::tarball::unpack(source, staged.path())?;
+    fs::set_permissions(staged.path(), fs::Permissions::from_mode(ROOT_DIR_MODE))
+        .map_err(io(output))?;
+    place(Staged::Dir(staged), exists, output, parent)?;
+    Ok(GetOutcome {
+        kind: EntryKind::Directory,
+        bytes,
+    })
 }
 
 /// A complete export waiting to be renamed into place; dropping it removes it.
@@ -174,7 +210,7 @@ fn remove_existing(path: &Path) -> Result<(), ExportError> {
 /// How many entries writing out the directory `cap` would create, counting a shared subtree
 /// once per appearance, computed in time linear in the distinct directories (a tree whose
 /// subtrees repeat can otherwise describe exponentially many entries in a few chunks).
-fn count_entries(reader: &Reader<'_>, cap: &ReadCap) -> Result<u64, ExportError> {
+pub(super) fn count_entries(reader: &Reader<'_>, cap: &ReadCap) -> Result<u64, ExportError> {
     let mut totals: BTreeMap<(ChunkId, [u8; 32]), u64> = BTreeMap::new();
     // Post-order without recursion: a directory is summed once its subdirectories are.
     let mut stack = vec![(*cap, false, 0usize)];

@@ -1,5 +1,7 @@
-//! The local HTTP API (axum): `POST /v1/objects` stores a file and starts its replication,
-//! `GET /v1/objects/{cap}` streams a file (fetching missing chunks from peers first),
+//! The local HTTP API (axum): `POST /v1/objects` stores a file (or, as `application/x-tar`,
+//! a directory) and starts its replication, `GET /v1/objects/{cap}` streams a file (or with
+//! `?format=tar` a directory, `?format=json` describes either; missing chunks are fetched
+//! from peers first),
 //! `PUT /v1/pins/{cap}` fetches a tree into this node and pins it, `GET /v1/status` is JSON,
 //! `GET /v1/contracts` the economy (strategy, contracts, ledgers), `GET /v1/peers` the known
 //! peers with their scores and refusals, `GET /v1/chain` this node's own chain, and
@@ -24,13 +26,17 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::client;
 use super::host::{
     Announce, FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status,
 };
 use super::Shared;
+use crate::host::import::PutOptions;
+use crate::host::tarball;
 use crate::ids::ChunkId;
+use crate::object::format::{EntryKind, NodeKind};
 use crate::object::WriteError;
-use crate::object::{Capability, Reader, WriteConfig, Writer};
+use crate::object::{Capability, ReadCap, Reader, WriteConfig, Writer};
 use crate::store::{gc, BackendError, Store, StoreError};
 
 /// A fetch of a whole tree gives up after this.
@@ -210,33 +216,73 @@ fn write_status(error: &WriteError) -> StatusCode {
 /// sending) reads the answer instead of a reset connection.
 const DRAIN_BYTES_MAX: u64 = 1 << 30;
 
-async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
-    let (feed, pieces) = mpsc::channel(PIPE_PIECES);
-    let store = state.store.clone();
-    let writing = tokio::task::spawn_blocking(move || {
-        let mut reader = PipeReader {
-            pieces,
-            current: Bytes::new(),
+/// Whether a request's body is a tar stream (`Content-Type: application/x-tar`).
+fn is_tar(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(client::TAR))
+}
+
+/// Stores a request body: a file, or with [`is_tar`] a directory of the tar's entries.
+/// Returns its capability, its size (file bytes) and the chunks of its tree.
+fn store_body(
+    store: &Store,
+    body: PipeReader,
+    tar: bool,
+) -> Result<(ReadCap, u64, Vec<ChunkId>), (StatusCode, String)> {
+    let (cap, size) = if tar {
+        let options = PutOptions {
+            pin: true,
+            ..PutOptions::default()
         };
-        let mut writer = Writer::new(&store, WriteConfig::default(), None);
+        let outcome = tarball::put_tar(store, body, &options).map_err(|e| {
+            let status = e
+                .write_error()
+                .map_or(StatusCode::BAD_REQUEST, write_status);
+            (status, e.to_string())
+        })?;
+        (outcome.cap, outcome.stats.bytes_in)
+    } else {
+        let mut body = body;
+        let mut writer = Writer::new(store, WriteConfig::default(), None);
         let (cap, size) = writer
-            .put_file(&mut reader, &mut |_| {})
+            .put_file(&mut body, &mut |_| {})
             .map_err(|e| (write_status(&e), e.to_string()))?;
         writer
             .finish(Some(cap))
             .map_err(|e| (write_status(&e), e.to_string()))?;
-        let (chunks, missing) = gc::tree(&store, cap.id).map_err(|e| {
-            let status = match &e {
-                gc::GcError::Store(e) => store_status(e),
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, e.to_string())
-        })?;
-        if missing {
-            let problem = "the stored tree is incomplete".to_string();
-            return Err((StatusCode::INTERNAL_SERVER_ERROR, problem));
-        }
-        Ok::<_, (StatusCode, String)>((cap, size, chunks))
+        (cap, size)
+    };
+    let (chunks, missing) = gc::tree(store, cap.id).map_err(|e| {
+        let status = match &e {
+            gc::GcError::Store(e) => store_status(e),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, e.to_string())
+    })?;
+    if missing {
+        let problem = "the stored tree is incomplete".to_string();
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, problem));
+    }
+    Ok((cap, size, chunks.into_iter().collect()))
+}
+
+async fn put_object(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let (feed, pieces) = mpsc::channel(PIPE_PIECES);
+    let store = state.store.clone();
+    let tar = is_tar(&headers);
+    let writing = tokio::task::spawn_blocking(move || {
+        let reader = PipeReader {
+            pieces,
+            current: Bytes::new(),
+        };
+        store_body(&store, reader, tar)
     });
     let mut stream = body.into_data_stream();
     let mut drained = 0u64;
@@ -293,7 +339,7 @@ async fn put_object(State(state): State<ApiState>, body: Body) -> Response {
     };
     let publish = Publish {
         root: cap.id,
-        chunks: chunks.into_iter().collect(),
+        chunks,
         bytes: size,
     };
     if state.host.send(publish).await.is_err() {
@@ -407,14 +453,143 @@ fn wanted(header: Option<&str>, total: u64) -> Wanted {
     }
 }
 
+/// What `?format=` asks of a capability: a file's bytes (no format), a directory as a tar
+/// stream, or either described in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Bytes,
+    Tar,
+    Json,
+}
+
+fn format_query(query: Option<&str>) -> Result<Format, String> {
+    let mut format = Format::Bytes;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("format", "tar") => format = Format::Tar,
+            ("format", "json") => format = Format::Json,
+            ("format", other) => return Err(format!("format={other:?} is not tar or json")),
+            (other, _) => return Err(format!("unknown parameter {other:?} (format)")),
+        }
+    }
+    Ok(format)
+}
+
+/// Most entries one `?format=json` listing describes.
+pub const LISTING_ENTRIES_MAX: u64 = 1 << 16;
+
+/// The JSON description of what `cap` names: a file's size, or a directory's entries, each
+/// with its kind, mode, size (files) or entry count (directories), and capability.
+fn describe(
+    store: &Store,
+    cap: &ReadCap,
+    root: &crate::object::format::Node,
+) -> Result<serde_json::Value, String> {
+    if root.kind == NodeKind::File {
+        return Ok(serde_json::json!({ "kind": "file", "size": root.total }));
+    }
+    if root.total > LISTING_ENTRIES_MAX {
+        return Err(format!(
+            "the directory has {} entries, more than the {LISTING_ENTRIES_MAX} a listing holds; \
+             ask for ?format=tar",
+            root.total
+        ));
+    }
+    let reader = Reader::new(store);
+    let mut entries = Vec::new();
+    for entry in reader.list_dir(cap).map_err(|e| e.to_string())? {
+        let node = reader.check_entry(&entry).map_err(|e| e.to_string())?;
+        let mut described = serde_json::json!({
+            "name": entry.name,
+            "kind": crate::object::read::kind_name(node.kind),
+            "mode": entry.mode,
+            "cap": Capability::Read(entry.cap).to_string(),
+        });
+        match entry.kind {
+            EntryKind::File => described["size"] = node.total.into(),
+            EntryKind::Directory => described["entries"] = node.total.into(),
+        }
+        entries.push(described);
+    }
+    Ok(serde_json::json!({ "kind": "directory", "entries": entries }))
+}
+
+/// Waits (bounded) for a turn to stream a body; `503` when none comes.
+async fn stream_turn(state: &ApiState) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    match tokio::time::timeout(STREAM_WAIT_MAX, state.streams.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many downloads are in progress; try again shortly",
+        )),
+    }
+}
+
+/// A body fed, piece by piece, from a blocking writer on the other end of `receiving`.
+fn piece_body(receiving: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(
+        receiving,
+        |mut receiving| async move { receiving.recv().await.map(|piece| (piece, receiving)) },
+    ))
+}
+
+/// Runs `write` on a blocking thread into a response body, once its turn among
+/// [`API_STREAMS_MAX`] comes. A failure ends the body early, so the client sees it.
+async fn stream_body(
+    state: &ApiState,
+    write: impl FnOnce(&Store, &mut PipeWriter) -> Result<(), String> + Send + 'static,
+) -> Result<Body, Response> {
+    // A few MiB per body being streamed, and at most API_STREAMS_MAX at once: the others
+    // wait their turn (bounded), holding nothing but their connection.
+    let permit = stream_turn(state).await?;
+    let (pieces, receiving) = mpsc::channel(RESPONSE_PIECES);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut out = PipeWriter {
+            pieces: pieces.clone(),
+        };
+        if let Err(e) = write(&store, &mut out) {
+            tracing::warn!(%e, "a get failed while streaming");
+            let _ = pieces.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    Ok(piece_body(receiving))
+}
+
+/// Streams the directory `cap` as a tar stream (without its end-of-archive blocks if it
+/// fails).
+async fn get_tar(state: &ApiState, cap: ReadCap) -> Response {
+    let body = stream_body(state, move |store, out| {
+        let out = std::io::BufWriter::with_capacity(crate::limits::CHUNK_PLAINTEXT_BYTES_MAX, out);
+        tarball::write_tar(&Reader::new(store), &cap, out)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match body {
+        Ok(body) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, client::TAR)
+            .body(body)
+            .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err(busy) => busy,
+    }
+}
+
 async fn get_object(
     State(state): State<ApiState>,
     Path(text): Path<String>,
+    RawQuery(query): RawQuery,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let cap = match Capability::from_str(&text).map(|cap| cap.readable()) {
         Ok(Ok(cap)) => cap,
         Ok(Err(e)) | Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+    };
+    let format = match format_query(query.as_deref()) {
+        Ok(format) => format,
+        Err(problem) => return fail(StatusCode::BAD_REQUEST, problem),
     };
     if let Err(failed) = fetch_missing(&state, cap.id).await {
         return failed;
@@ -423,17 +598,38 @@ async fn get_object(
     // broken body.
     let store = state.store.clone();
     let check_cap = cap;
-    let total = tokio::task::spawn_blocking(move || Reader::new(&store).root(&check_cap)).await;
-    let total = match total {
-        Ok(Ok(node)) if node.kind == crate::object::format::NodeKind::File => node.total,
-        Ok(Ok(_)) => {
-            return fail(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "the capability names a directory; this endpoint serves files",
-            )
-        }
+    let root = tokio::task::spawn_blocking(move || Reader::new(&store).root(&check_cap)).await;
+    let root = match root {
+        Ok(Ok(node)) => node,
         Ok(Err(e)) => return fail(StatusCode::UNPROCESSABLE_ENTITY, e),
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let total = match (root.kind, format) {
+        (_, Format::Json) => {
+            let store = state.store.clone();
+            let described =
+                tokio::task::spawn_blocking(move || describe(&store, &cap, &root)).await;
+            return match described {
+                Ok(Ok(value)) => axum::Json(value).into_response(),
+                Ok(Err(e)) => fail(StatusCode::UNPROCESSABLE_ENTITY, e),
+                Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+            };
+        }
+        (NodeKind::Directory, Format::Tar) => return get_tar(&state, cap).await,
+        (NodeKind::Directory, Format::Bytes) => {
+            return fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the capability names a directory: ask for ?format=tar (the tree as a tar \
+                 stream) or ?format=json (a listing)",
+            )
+        }
+        (NodeKind::File, Format::Tar) => {
+            return fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "format=tar is for directories; the capability names a file",
+            )
+        }
+        (NodeKind::File, Format::Bytes) => root.total,
     };
     let range = headers
         .get(header::RANGE)
@@ -452,34 +648,17 @@ async fn get_object(
                 .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e));
         }
     };
-    // A few MiB per body being streamed, and at most API_STREAMS_MAX at once: the others
-    // wait their turn (bounded), holding nothing but their connection.
-    let permit =
-        match tokio::time::timeout(STREAM_WAIT_MAX, state.streams.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return fail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many downloads are in progress; try again shortly",
-                )
-            }
-        };
-    let (pieces, receiving) = mpsc::channel(RESPONSE_PIECES);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let mut out = PipeWriter {
-            pieces: pieces.clone(),
-        };
-        if let Err(e) = Reader::new(&store).copy_range(&cap, start..end, &mut out) {
-            // The body ends short of its length: the client sees the failure.
-            tracing::warn!(%e, "a get failed while streaming");
-            let _ = pieces.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
-    });
-    let body = futures_util::stream::unfold(receiving, |mut receiving| async move {
-        receiving.recv().await.map(|piece| (piece, receiving))
-    });
+    let body = stream_body(&state, move |store, out| {
+        Reader::new(store)
+            .copy_range(&cap, start..end, out)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let body = match body {
+        Ok(body) => body,
+        Err(busy) => return busy,
+    };
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -492,7 +671,7 @@ async fn get_object(
         );
     }
     response
-        .body(Body::from_stream(body))
+        .body(body)
         .unwrap_or_else(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 

@@ -1,8 +1,14 @@
 //! The command line's side of the HTTP API: `cryptosphere put --api` and `get --api` send
-//! the file to, or stream it from, a running node; `node status` and `node contracts` read
+//! a file or a directory (as a tar stream) to, or stream it from, a running node; `node status` and `node contracts` read
 //! its state.
 
 use std::io::{Read, Write};
+use std::path::Path;
+
+use crate::host::pieces::PieceWriter;
+
+/// The media type of a tar stream.
+pub const TAR: &str = "application/x-tar";
 
 /// Bytes moved per read and write when streaming a file from the node.
 const COPY_BUFFER_BYTES: usize = 1 << 20;
@@ -83,6 +89,104 @@ pub fn put(api: &str, source: impl Read) -> Result<String, ClientError> {
         &url,
     )?;
     Ok(response.into_string()?.trim().to_string())
+}
+
+/// Sends a directory to the node as a tar stream (regular files and directories, with their
+/// modes; anything else travels as what it is, and the node refuses it by name). Returns the
+/// capability it answers with.
+pub fn put_dir(api: &str, dir: &Path) -> Result<String, ClientError> {
+    let url = format!("{}/v1/objects", base(api)?);
+    let (pieces, body) = crate::host::pieces::channel(PACKED_PIECES);
+    let dir = dir.to_owned();
+    let packing = std::thread::spawn(move || pack(&dir, pieces));
+    let sent = ureq::post(&url).set("Content-Type", TAR).send(body);
+    let packed = packing
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("packing the tar stream panicked")));
+    match (packed, call(sent, &url)) {
+        // The node's own answer says most, unless reading the directory failed here first.
+        (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(ClientError::Io(e)),
+        (_, answer) => Ok(answer?.into_string()?.trim().to_string()),
+    }
+}
+
+/// Pieces of a tar stream buffered between the packing thread and the request.
+const PACKED_PIECES: usize = 4;
+
+/// A sink that turns silent once closed: what tar's builder writes when it is dropped after
+/// a failure (its end-of-archive blocks) must not reach the node as a complete stream.
+struct Closable {
+    inner: std::io::BufWriter<PieceWriter>,
+    open: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl Write for Closable {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.open.get() {
+            self.inner.write(buf)
+        } else {
+            Ok(buf.len())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.open.get() {
+            self.inner.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Writes `dir` as a tar stream into `pieces`. On failure the stream breaks off with the
+/// error, so the node stores nothing half-read.
+fn pack(dir: &Path, pieces: PieceWriter) -> std::io::Result<()> {
+    let open = std::rc::Rc::new(std::cell::Cell::new(true));
+    let mut sink = Closable {
+        inner: std::io::BufWriter::with_capacity(COPY_BUFFER_BYTES, pieces),
+        open: open.clone(),
+    };
+    let packed = {
+        let mut builder = tar::Builder::new(&mut sink);
+        builder.follow_symlinks(false);
+        let packed = builder
+            .append_dir_all(".", dir)
+            .and_then(|()| builder.finish());
+        if packed.is_err() {
+            open.set(false);
+        }
+        packed
+    };
+    match packed {
+        Ok(()) => sink
+            .inner
+            .into_inner()
+            .map(drop)
+            .map_err(|e| e.into_error()),
+        Err(e) => {
+            let (mut pieces, _unsent) = sink.inner.into_parts();
+            pieces.fail(std::io::Error::new(e.kind(), e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// What a capability names, from `GET …?format=json`: `"file"` or `"directory"`.
+pub fn kind(api: &str, cap: &str) -> Result<String, ClientError> {
+    let url = format!("{}/v1/objects/{cap}?format=json", base(api)?);
+    let text = call(ureq::get(&url).call(), &url)?.into_string()?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| std::io::Error::other(format!("the node's listing is not JSON: {e}")))?;
+    match value["kind"].as_str() {
+        Some(kind @ ("file" | "directory")) => Ok(kind.to_string()),
+        _ => Err(std::io::Error::other("the node's listing names no kind").into()),
+    }
+}
+
+/// The directory `cap` names, as a tar stream to read.
+pub fn get_tar(api: &str, cap: &str) -> Result<impl Read + Send + 'static, ClientError> {
+    let url = format!("{}/v1/objects/{cap}?format=tar", base(api)?);
+    Ok(call(ureq::get(&url).call(), &url)?.into_reader())
 }
 
 /// Streams the file `cap` names into `out`; returns its length.
