@@ -40,7 +40,12 @@ fn five_nodes_survive_the_publisher_being_killed() {
 
 #[test]
 fn a_node_shuts_down_cleanly_and_answers_bad_requests_with_reasons() {
-    let mut node = Node::start("solo", &Launch::default());
+    // A get with no source gives up at once (the deadline is tested in `restart.rs`).
+    let quick = Launch {
+        extra: vec!["--fetch-deadline-secs".into(), "0".into()],
+        ..Launch::default()
+    };
+    let mut node = Node::start("solo", &quick);
     let metrics = node.metrics();
     for name in [
         "connected_peers",

@@ -357,6 +357,13 @@ pub enum Fault {
         group: String,
         fraction: f64,
     },
+    /// A fraction of a group's peers restart at once with their disks kept and their memory
+    /// lost (a process killed and started again).
+    Reboot {
+        at_hours: f64,
+        group: String,
+        fraction: f64,
+    },
 }
 
 /// Fetches the simulator makes at a given time, of objects published before another, to
@@ -1100,6 +1107,11 @@ impl Scenario {
                     fraction(&format!("fault[{f}].side_a"), *side_a)?;
                 }
                 Fault::Crash {
+                    at_hours,
+                    group,
+                    fraction: share,
+                }
+                | Fault::Reboot {
                     at_hours,
                     group,
                     fraction: share,

@@ -148,6 +148,10 @@ pub struct RunArgs {
     /// this often, seconds.
     #[arg(long, value_name = "SECS", default_value_t = CHAIN_RECORD_SECS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub chain_record_every_secs: u64,
+    /// How long a get goes on looking for sources (fresh lookups, retries after 1, 2, 4, 8,
+    /// 8 … s) before it answers 502, seconds (0: one attempt).
+    #[arg(long, value_name = "SECS", default_value_t = crate::net::FETCH_DEADLINE_US / Time::SECOND, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub fetch_deadline_secs: u64,
 }
 
 impl RunArgs {
@@ -230,6 +234,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
         economy: run.economy(),
         offer_bytes: (run.offer_gib * (1u64 << 30) as f64) as u64,
         chain_record_interval: std::time::Duration::from_secs(run.chain_record_every_secs),
+        fetch_deadline: std::time::Duration::from_secs(run.fetch_deadline_secs),
     };
     crate::net::run(options).map_err(|e| {
         let code = match &e {

@@ -18,6 +18,7 @@ pub mod negotiator;
 pub mod peer;
 pub mod reputation;
 pub mod routing;
+pub mod saved;
 pub mod storage;
 pub mod strategy;
 pub mod transport;
@@ -362,6 +363,9 @@ pub enum Event {
     Disqualified { holder: PeerId },
     /// This peer said it stored `owner`'s chunk and did not (a silent dropper's strategy).
     Dropped { chunk: ChunkId, owner: PeerId },
+    /// At its start, this peer found `chunks` it had held for others missing from its disk
+    /// (their owners are told).
+    LostAtStart { chunks: u64 },
     /// This peer challenged `holder` to prove it holds `chunk` (an audit).
     Challenged { chunk: ChunkId, holder: PeerId },
     /// A replica of one of our chunks was placed on `holder`.
@@ -607,6 +611,11 @@ pub struct KernelConfig {
     pub fetches_max: usize,
     /// Chunks in one tree we accept to fetch.
     pub fetch_chunks_max: usize,
+    /// A fetch that fails is tried again (a fresh lookup, then the sources it finds), after
+    /// a wait that doubles from [`negotiator::FETCH_RETRY_FIRST_US`] up to
+    /// [`negotiator::FETCH_RETRY_MAX_US`], until this long has passed since it began; then it
+    /// fails. 0: one attempt (the simulator's default).
+    pub fetch_deadline_us: u64,
     /// Largest frame accepted from a peer; a larger one is dropped and its sender marked.
     pub frame_bytes_max: u64,
     /// Accept synthetic payloads (descriptors without bytes): the simulator only.
@@ -665,6 +674,7 @@ impl Default for KernelConfig {
             fetch_parallel_max: 4,
             fetches_max: 64,
             fetch_chunks_max: 1 << 16,
+            fetch_deadline_us: 0,
             frame_bytes_max: 2 << 20,
             synthetic_payloads: false,
             chain_record_interval_us: None,

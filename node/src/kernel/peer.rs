@@ -82,6 +82,8 @@ pub fn input_kind_name(code: u8) -> &'static str {
         51 => "timer",
         52 => "command",
         53 => "link",
+        54 => "wire Lost",
+        55 => "wire NotedLost",
         _ => "?",
     }
 }
@@ -107,11 +109,22 @@ impl Peer {
             .map(|interval| Chains::new(key, &config, interval, store.clone()));
         Peer {
             id,
-            transport: Transport::new(config.clone(), id),
+            transport: Transport::new(config.clone(), id, store.clone()),
+            negotiator: Negotiator::new(config.clone(), store.clone()),
             store: StoreActor::new(store, &config),
-            negotiator: Negotiator::new(config.clone()),
             reputation: Reputation::new(chains, config.trust.clone()),
         }
+    }
+
+    /// The same peer after a restart that lost its memory and kept its disk (a process
+    /// killed and started again): every actor is made anew from `config` and the disk, and
+    /// rebuilds at its next start what it saved there (what it published, its contracts,
+    /// what it holds for others; its chain is read back at once).
+    pub fn reboot(&mut self, key: SigningKey, config: KernelConfig) {
+        let placeholder = StoreActor::new(Store::memory(), &config);
+        let (disk, synthetic) = std::mem::replace(&mut self.store, placeholder).into_disk();
+        *self = Peer::new(key, config, disk);
+        self.store.set_synthetic(synthetic);
     }
 
     pub fn id(&self) -> PeerId {

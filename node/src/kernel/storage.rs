@@ -15,7 +15,7 @@ use super::content::{audit_proof, payload_matches};
 use super::strategy::{Economy, Strategy};
 use super::{
     ActorKind, Challenge, Context, Event, Input, KernelConfig, Local, Observation, Payload, PeerId,
-    Refusal, Request, Response, StoreRequest, StoreResponse,
+    Refusal, Request, Response, StoreRequest, StoreResponse, TradeRequest,
 };
 use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
@@ -59,6 +59,14 @@ pub struct StoreActor {
     /// What a peer without a grant may use, when the negotiator's stranger policy has said
     /// (`None`: the strategy's fixed allowance).
     strangers: Option<Grant>,
+    /// Whether the marks of chunks held for others have been looked at (at the first start).
+    restored: bool,
+    /// There are marks to rebuild what we hold for others from, at the coming start.
+    restore_pending: bool,
+    /// Chunks held for others that were gone at our start, by owner, until the owner is
+    /// told ([`TradeRequest::Lost`]): tried at the start, and again when the owner next
+    /// asks us anything.
+    lost: BTreeMap<PeerId, Vec<ChunkId>>,
 }
 
 impl StoreActor {
@@ -75,12 +83,111 @@ impl StoreActor {
             capacity_bytes: config.storage_for_others_bytes,
             accounts: BTreeMap::new(),
             strangers: None,
+            restored: false,
+            restore_pending: false,
+            lost: BTreeMap::new(),
         }
     }
 
-    /// Has the store anything to do at a (re)start: pins to announce, a defection to set?
-    pub fn wants_start(&self) -> bool {
-        self.strategy.defect_at_us.is_some() || !self.pinned_roots().is_empty()
+    /// Has the store anything to do at a (re)start: what we hold for others to rebuild from
+    /// the store's marks (the first start only), pins to announce, a defection to set?
+    pub fn wants_start(&mut self) -> bool {
+        if !self.restored {
+            self.restored = true;
+            self.restore_pending = self.store.held().is_ok_and(|held| !held.is_empty());
+        }
+        self.restore_pending
+            || self.strategy.defect_at_us.is_some()
+            || !self.pinned_roots().is_empty()
+    }
+
+    /// The disk, for a host that restarts this peer with its memory lost and its disk kept:
+    /// the store, and the synthetic chunks' descriptors (the simulator's stand-in for bytes
+    /// on disk).
+    pub fn into_disk(self) -> (Store, BTreeMap<ChunkId, (u32, u64)>) {
+        (self.store, self.synthetic)
+    }
+
+    /// Takes back the synthetic chunks of [`StoreActor::into_disk`].
+    pub fn set_synthetic(&mut self, synthetic: BTreeMap<ChunkId, (u32, u64)>) {
+        self.synthetic = synthetic;
+    }
+
+    /// At the first start: what we hold for others is rebuilt from the store's marks. A
+    /// marked chunk that is not on disk any more (lost in a crash) is unmarked, reported
+    /// ([`Event::LostAtStart`]) and its owner told, so it places the chunk elsewhere.
+    fn restore(&mut self, ctx: &mut Context<'_>) {
+        let Ok(held) = self.store.held() else {
+            return;
+        };
+        let mut lens: BTreeMap<ChunkId, u64> = held.iter().map(|(chunk, _)| (*chunk, 0)).collect();
+        let mut present = std::collections::BTreeSet::new();
+        let scanned = self.store.backend().for_each_chunk(&mut |chunk, len| {
+            if let Some(entry) = lens.get_mut(&chunk) {
+                *entry = len;
+                present.insert(chunk);
+            }
+        });
+        if scanned.is_err() {
+            // Without the index we cannot tell what was lost: keep every mark, count nothing.
+            return;
+        }
+        for (chunk, (len, _)) in &self.synthetic {
+            if let Some(entry) = lens.get_mut(chunk) {
+                *entry = u64::from(*len);
+                present.insert(*chunk);
+            }
+        }
+        let mut gone = Vec::new();
+        for (chunk, owner) in held {
+            let owner = PeerId(owner);
+            if !present.contains(&chunk) {
+                gone.push(chunk);
+                self.lost.entry(owner).or_default().push(chunk);
+                continue;
+            }
+            let len = lens.get(&chunk).copied().unwrap_or(0);
+            if self.for_others.insert(chunk, (owner, len)).is_none() {
+                self.for_others_bytes += len;
+                if let Some(account) = self.account(owner) {
+                    account.held_bytes += len;
+                }
+            }
+        }
+        if !gone.is_empty() {
+            // Unmarked: the marks would otherwise be found lost again at every start.
+            let _ = self.store.release(&gone);
+            ctx.event(Event::LostAtStart {
+                chunks: gone.len() as u64,
+            });
+        }
+        let owners: Vec<PeerId> = self.accounts.keys().copied().collect();
+        for owner in owners {
+            self.usage(ctx, owner);
+        }
+        let told: Vec<PeerId> = self.lost.keys().copied().collect();
+        for owner in told {
+            self.tell_lost(ctx, owner);
+        }
+    }
+
+    /// Tells `owner` which of its chunks we lost (in messages of at most
+    /// `check_chunks_max`); forgotten once it has answered.
+    fn tell_lost(&mut self, ctx: &mut Context<'_>, owner: PeerId) {
+        let Some(chunks) = self.lost.get(&owner) else {
+            return;
+        };
+        for (index, part) in chunks.chunks(self.check_chunks_max.max(1)).enumerate() {
+            let send = Local::Send {
+                to: owner,
+                body: Request::Trade(TradeRequest::Lost {
+                    chunks: part.to_vec(),
+                }),
+                reply_to: ActorKind::Store,
+                tag: index as u64,
+            };
+            ctx.local(ActorKind::Transport, send);
+        }
     }
 
     /// Bytes held for other peers.
@@ -135,40 +242,42 @@ impl StoreActor {
     }
 
     /// Keeps a payload already checked against its id (by the caller: hashing twice would
-    /// halve what a node can take in).
+    /// halve what a node can take in): ours, or held for `owner` (then durable, and marked,
+    /// before this returns).
     fn keep(
         &mut self,
         ctx: &mut Context<'_>,
         chunk: ChunkId,
         payload: Payload,
+        owner: Option<PeerId>,
     ) -> Result<(), Refusal> {
-        match payload {
+        let bytes = match payload {
             Payload::Synthetic { len, seed } => {
                 self.synthetic.insert(chunk, (len, seed));
+                None
             }
-            Payload::Bytes(bytes) => {
-                self.store
-                    .put_trusted(chunk, bytes)
-                    .map_err(|_| Refusal::Unavailable)?;
-            }
-            Payload::Hashed(hashed) => {
-                self.store
-                    .put_trusted(chunk, hashed.into_bytes())
-                    .map_err(|_| Refusal::Unavailable)?;
-            }
-        }
+            Payload::Bytes(bytes) => Some(bytes),
+            Payload::Hashed(hashed) => Some(hashed.into_bytes()),
+        };
+        let kept = match (bytes, owner) {
+            (Some(bytes), Some(owner)) => self.store.put_for(chunk, bytes, owner.0),
+            (Some(bytes), None) => self.store.put_trusted(chunk, bytes).map(|_| ()),
+            (None, Some(owner)) => self.store.hold_for(chunk, owner.0),
+            (None, None) => Ok(()),
+        };
+        kept.map_err(|_| Refusal::Unavailable)?;
         ctx.event(Event::Holding { chunk, held: true });
         Ok(())
     }
 
     fn forget(&mut self, ctx: &mut Context<'_>, chunk: ChunkId) {
-        if self.synthetic.remove(&chunk).is_none() {
-            // A chunk that cannot be deleted stays (and is still served); nothing is lost.
-            if self.store.release(&[chunk]).is_err()
-                || self.store.backend().delete(&[chunk]).is_err()
-            {
-                return;
-            }
+        // A chunk that cannot be deleted stays (and is still served); nothing is lost.
+        if self.store.release(&[chunk]).is_err() {
+            return;
+        }
+        if self.synthetic.remove(&chunk).is_none() && self.store.backend().delete(&[chunk]).is_err()
+        {
+            return;
         }
         ctx.event(Event::Holding { chunk, held: false });
         ctx.local(ActorKind::Transport, Local::Unprovide { key: chunk });
@@ -265,15 +374,9 @@ impl StoreActor {
             ctx.event(Event::Dropped { chunk, owner: from });
             return Ok(StoreResponse::Stored);
         }
-        let real = !matches!(payload, Payload::Synthetic { .. });
-        self.keep(ctx, chunk, payload)?;
-        if real {
-            // Marked in the store, so garbage collection never takes what a peer relies on;
-            // `Stored` is answered only once the mark is down.
-            self.store
-                .hold_for(chunk, from.0)
-                .map_err(|_| Refusal::Unavailable)?;
-        }
+        // Durable and marked in the store before `Stored` is answered, so garbage collection
+        // never takes what a peer relies on and a restart knows what it holds.
+        self.keep(ctx, chunk, payload, Some(from))?;
         self.for_others.insert(chunk, (from, len));
         self.for_others_bytes += len;
         if let Some(account) = self.accounts.get_mut(&from) {
@@ -418,6 +521,10 @@ impl StoreActor {
         match input {
             // At a (re)start: every root we hold whole is announced again.
             Input::Start { .. } => {
+                if self.restore_pending {
+                    self.restore_pending = false;
+                    self.restore(ctx);
+                }
                 let roots = self.pinned_roots();
                 self.announce(ctx, &roots);
                 // A traitor drops what it holds for others when it defects.
@@ -429,7 +536,17 @@ impl StoreActor {
                 token: DEFECT_TOKEN,
             } => self.defect(ctx),
             Input::Command(super::Command::Announce { root }) => self.announce(ctx, &[root]),
+            // An owner that heard of its lost chunks is not told again.
+            Input::Local(Local::Done { from, outcome, .. }) => {
+                if matches!(outcome, super::Outcome::Answered(Response::Trade(_))) {
+                    self.lost.remove(&from);
+                }
+            }
             Input::Local(Local::Incoming { from, id, body }) => {
+                if self.lost.contains_key(&from) {
+                    // It could not be told at our start; it is reachable now.
+                    self.tell_lost(ctx, from);
+                }
                 // The transport sends us storage requests only; anything else is refused.
                 let body = match body {
                     Request::Store(request) => self.serve(ctx, from, request),
@@ -442,7 +559,7 @@ impl StoreActor {
             // The negotiator checked the payload against its id (it built or fetched it).
             Input::Local(Local::KeepOwn { chunk, payload }) if !self.holds(&chunk) => {
                 // A failing own store shows up later as a missing chunk; nothing to answer.
-                let _ = self.keep(ctx, chunk, payload);
+                let _ = self.keep(ctx, chunk, payload, None);
             }
             Input::Local(Local::Read { chunk, tag }) => {
                 let payload = self.read(&chunk);
@@ -491,6 +608,11 @@ mod tests {
     use crate::kernel::{Command, Directory, Outbox, Time};
 
     fn step(actor: &mut StoreActor, input: Input) -> Vec<(ActorKind, Local)> {
+        step_out(actor, input).local.into_iter().collect()
+    }
+
+    /// Steps `actor` once; everything it put out.
+    fn step_out(actor: &mut StoreActor, input: Input) -> Outbox {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut out = Outbox::default();
         let mut ctx = Context::new(
@@ -501,7 +623,7 @@ mod tests {
             &mut out,
         );
         actor.handle(&mut ctx, input);
-        out.local.into_iter().collect()
+        out
     }
 
     fn provided(messages: &[(ActorKind, Local)]) -> Vec<ChunkId> {
@@ -531,5 +653,64 @@ mod tests {
         assert!(provided(&step(&mut actor, announce(other))).is_empty());
         store.pin(other).unwrap();
         assert_eq!(provided(&step(&mut actor, announce(other))), vec![other]);
+    }
+
+    /// A store actor made anew on a kept store (a restart that lost memory) counts again
+    /// what it holds for others, from the store's marks; a marked chunk missing from the
+    /// disk is unmarked, reported once, and its owner is told it is lost.
+    #[test]
+    fn a_restarted_store_rebuilds_what_it_holds_and_reports_what_was_lost() {
+        let store = Store::memory();
+        let owner = PeerId([5; 32]);
+        let kept = b"kept for a peer".to_vec();
+        let gone = b"lost in a crash".to_vec();
+        let kept_id = crate::object::crypto::chunk_id(&kept);
+        let gone_id = crate::object::crypto::chunk_id(&gone);
+        for (id, bytes) in [(kept_id, &kept), (gone_id, &gone)] {
+            store.put_trusted(id, bytes.clone()).unwrap();
+            store.hold_for(id, owner.0).unwrap();
+        }
+        store.backend().delete(&[gone_id]).unwrap();
+
+        let start = || Input::Start {
+            peers: Directory::from(Vec::new()),
+        };
+        let mut actor = StoreActor::new(store.clone(), &KernelConfig::default());
+        assert!(actor.wants_start());
+        let mut out = step_out(&mut actor, start());
+        assert_eq!(actor.bytes_for_others(), kept.len() as u64);
+        assert_eq!(actor.bytes_held_for(&owner), kept.len() as u64);
+        assert_eq!(out.effects().events, vec![Event::LostAtStart { chunks: 1 }]);
+        let told: Vec<&Request> = out
+            .local
+            .iter()
+            .filter_map(|(to, message)| match message {
+                Local::Send { to: peer, body, .. }
+                    if *to == ActorKind::Transport && *peer == owner =>
+                {
+                    Some(body)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            told,
+            vec![&Request::Trade(TradeRequest::Lost {
+                chunks: vec![gone_id]
+            })]
+        );
+        // The lost chunk's mark is gone: the next restart finds nothing lost.
+        assert_eq!(store.held().unwrap(), vec![(kept_id, owner.0)]);
+        let mut again = StoreActor::new(store.clone(), &KernelConfig::default());
+        assert!(again.wants_start());
+        let messages = step(&mut again, start());
+        assert!(messages
+            .iter()
+            .all(|(_, message)| !matches!(message, Local::Send { .. })));
+        assert_eq!(again.bytes_for_others(), kept.len() as u64);
+        // A restart that kept memory (the same actor started again) counts nothing twice.
+        assert!(!actor.wants_start());
+        step(&mut actor, start());
+        assert_eq!(actor.bytes_for_others(), kept.len() as u64);
     }
 }

@@ -18,9 +18,12 @@ use super::{
 };
 use crate::ids::ChunkId;
 use crate::limits::CHUNK_STORED_BYTES_MAX;
+use crate::store::Store;
 
 /// Timer token of the gossip round (request ids count up from 0 and never reach it).
 const GOSSIP_TOKEN: u64 = u64::MAX;
+/// The known peers' addresses are saved at most this often.
+const CONTACTS_SAVE_EVERY_US: u64 = 60 * Time::SECOND;
 /// Timer token of the provider records' republish (and expiry) round.
 const REPUBLISH_TOKEN: u64 = u64::MAX - 1;
 /// Timer token of the sweep that expires requests past their deadline.
@@ -93,11 +96,21 @@ pub struct Transport {
     /// Peers cut off for breaking the protocol in this run (at most `peers_max`): never
     /// named to others in a `Welcome`.
     banned: BTreeSet<PeerId>,
+    /// Where the peers we know are saved, to be dialed again after a restart
+    /// ([`super::saved`]; real hosts only, which know addresses).
+    store: Store,
+    /// Whether the saved contacts have been read back (at the first start).
+    restored: bool,
+    /// When the contacts were last saved, and how many addresses were known then.
+    contacts_saved_at: Option<(Time, usize)>,
 }
 
 impl Transport {
-    pub fn new(config: KernelConfig, me: PeerId) -> Transport {
+    pub fn new(config: KernelConfig, me: PeerId, store: Store) -> Transport {
         Transport {
+            store,
+            restored: false,
+            contacts_saved_at: None,
             table: RoutingTable::new(me),
             lookups: BTreeMap::new(),
             next_lookup: 1,
@@ -119,6 +132,36 @@ impl Transport {
             addrs: BTreeMap::new(),
             bootstrapping: BTreeSet::new(),
         }
+    }
+
+    /// At each gossip round where addresses were learned since, and once a minute anyway:
+    /// saves the peers heard from most recently that said where they listen (none are
+    /// known without real addresses, as in the simulator).
+    fn save_contacts(&mut self, now: Time) {
+        let unchanged = |(at, count): (Time, usize)| {
+            count == self.addrs.len() && now.since(at) < CONTACTS_SAVE_EVERY_US
+        };
+        if self.addrs.is_empty() || self.contacts_saved_at.is_some_and(unchanged) {
+            return;
+        }
+        self.contacts_saved_at = Some((now, self.addrs.len()));
+        let mut heard: Vec<(Time, PeerId, SocketAddr)> = self
+            .addrs
+            .iter()
+            .filter(|(peer, _)| !self.banned.contains(peer))
+            .map(|(peer, addr)| {
+                let seen = self.peers.get(peer).copied().unwrap_or_default();
+                (seen, *peer, *addr)
+            })
+            .collect();
+        heard.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let contacts: Vec<(PeerId, SocketAddr)> = heard
+            .into_iter()
+            .take(super::saved::CONTACTS_MAX)
+            .map(|(_, peer, addr)| (peer, addr))
+            .collect();
+        // A store that cannot save them costs only the redial after a restart.
+        let _ = super::saved::save_contacts(&self.store, &contacts);
     }
 
     pub fn known_peers(&self) -> usize {
@@ -174,6 +217,12 @@ impl Transport {
             if replace {
                 self.addrs.insert(peer, addr);
                 ctx.address(peer, addr);
+                // Until as many as are kept are saved, each new address is saved at once
+                // (a node killed a second after it met its peers still knows them).
+                if self.contacts_saved_at.map_or(0, |(_, count)| count) < super::saved::CONTACTS_MAX
+                {
+                    self.save_contacts(ctx.now());
+                }
             }
         }
         if self.directory.binary_search(&peer).is_ok() {
@@ -396,7 +445,18 @@ impl Transport {
                     },
                 );
                 self.greet(ctx, HELLOS_ON_START);
-                for addr in self.config.bootstrap.clone() {
+                let mut dial = self.config.bootstrap.clone();
+                if !self.restored {
+                    // A restarted node dials the peers it knew, as it dials its bootstrap.
+                    self.restored = true;
+                    let saved = super::saved::contacts(&self.store).unwrap_or_default();
+                    for (peer, addr) in saved {
+                        if peer != ctx.me() && !dial.contains(&addr) {
+                            dial.push(addr);
+                        }
+                    }
+                }
+                for addr in dial {
                     self.bootstrapping.insert(addr);
                     ctx.dial(addr);
                 }
@@ -477,6 +537,7 @@ impl Transport {
                 token: GOSSIP_TOKEN,
             } => {
                 self.greet(ctx, 1);
+                self.save_contacts(ctx.now());
                 ctx.timer(self.config.gossip_interval_us, GOSSIP_TOKEN);
             }
             Input::Timer {
@@ -872,7 +933,7 @@ mod tests {
                 ..KernelConfig::default()
             };
             One {
-                transport: Transport::new(config, ME),
+                transport: Transport::new(config, ME, crate::store::Store::memory()),
                 rng: ChaCha8Rng::seed_from_u64(3),
             }
         }

@@ -769,7 +769,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     const GAUGE: &str = "gauge";
     const COUNTER: &str = "counter";
     #[rustfmt::skip]
-    let metrics: [(&str, &str, &str, u64); 28] = [
+    let metrics: [(&str, &str, &str, u64); 29] = [
         ("connected_peers", GAUGE, "Peers with a live connection.", s.connected_peers as u64),
         ("known_peers", GAUGE, "Peers in the peer table.", s.known_peers as u64),
         ("routing_table_contacts", GAUGE, "Contacts in the Kademlia routing table.", s.routing_table_contacts as u64),
@@ -780,6 +780,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         ("chunks_owned", GAUGE, "Chunks this node published and keeps replicated.", s.chunks_owned as u64),
         ("chunks_replicated", GAUGE, "Owned chunks with the full replication factor.", s.chunks_replicated as u64),
         ("replicas_placed_total", COUNTER, "Replicas placed on other peers.", s.replicas_placed),
+        ("chunks_lost_at_start", GAUGE, "Chunks held for others found missing from the disk at start.", s.chunks_lost_at_start),
         ("fetches_ok_total", COUNTER, "Trees fetched from peers.", s.fetches_ok),
         ("fetches_failed_total", COUNTER, "Tree fetches that failed.", s.fetches_failed),
         ("protocol_faults_total", COUNTER, "Connections dropped for breaking the wire protocol.", s.protocol_faults),

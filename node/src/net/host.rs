@@ -109,6 +109,9 @@ pub struct Status {
     pub chunks_replicated: usize,
     pub replication: usize,
     pub replicas_placed: u64,
+    /// Chunks held for others that were missing from the disk at this run's start (their
+    /// owners were told).
+    pub chunks_lost_at_start: u64,
     pub fetches_ok: u64,
     pub fetches_failed: u64,
     pub protocol_faults: u64,
@@ -213,6 +216,7 @@ impl PeerHost {
             chunks_replicated: 0,
             replication,
             replicas_placed: 0,
+            chunks_lost_at_start: 0,
             fetches_ok: 0,
             fetches_failed: 0,
             protocol_faults: 0,
@@ -357,6 +361,13 @@ impl PeerHost {
             Event::ReplicaPlaced { chunk, holder, .. } => {
                 self.status.replicas_placed += 1;
                 tracing::debug!(%chunk, ?holder, "replica placed");
+            }
+            Event::LostAtStart { chunks } => {
+                self.status.chunks_lost_at_start += chunks;
+                tracing::warn!(
+                    chunks,
+                    "chunks held for other peers were missing from the disk at start; their owners are told"
+                );
             }
             Event::Published { root, bytes, .. } => {
                 tracing::info!(%root, bytes, "published; placing replicas");

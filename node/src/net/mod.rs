@@ -53,6 +53,9 @@ pub struct NodeOptions {
     pub offer_bytes: u64,
     /// At most one chain agreement is started this often (chains are always on in a node).
     pub chain_record_interval: std::time::Duration,
+    /// How long a fetch goes on looking for sources before it fails (default
+    /// [`FETCH_DEADLINE_US`]).
+    pub fetch_deadline: std::time::Duration,
 }
 
 /// Why the node could not run.
@@ -141,6 +144,10 @@ impl Shared {
     }
 }
 
+/// How long a node's fetch goes on trying (fresh lookups, other sources) before it fails,
+/// unless the operator says otherwise (`node run --fetch-deadline-secs`).
+pub const FETCH_DEADLINE_US: u64 = 60 * Time::SECOND;
+
 /// The kernel's configuration for a real node.
 pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig {
     KernelConfig {
@@ -156,6 +163,9 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         timeout_bytes_per_s: 4 << 20,
         request_retries_max: 2,
         fetch_parallel_max: 16,
+        // A get that finds no source, or whose sources fail it, looks again: 1, 2, 4, 8, 8 …
+        // seconds later, for a minute, before it answers 502.
+        fetch_deadline_us: options.fetch_deadline.as_micros() as u64,
         placements_in_flight_max: 96,
         lookups: true,
         provider_ttl_us: 4 * Time::HOUR,

@@ -131,6 +131,17 @@ impl StoreBackend for MemoryBackend {
         Ok(())
     }
 
+    fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<super::MetaEntry>, BackendError> {
+        let inner = self.lock();
+        let found = inner
+            .meta
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        Ok(found)
+    }
+
     fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
         self.lock().chains.insert((*owner, seq), record.to_vec());
         Ok(())

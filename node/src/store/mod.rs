@@ -30,7 +30,13 @@ pub struct WriteBatch {
     pub unpins: Vec<ChunkId>,
     /// Make the write durable (fsync) before returning.
     pub sync: bool,
+    /// Write the chunks through the write-ahead log (not synced by itself: the next synced
+    /// write, such as the mark of a chunk held for another peer, makes them durable).
+    pub logged: bool,
 }
+
+/// A metadata entry: key and value.
+pub type MetaEntry = (Vec<u8>, Vec<u8>);
 
 /// A failure inside a backend (the disk, RocksDB, a lock), as opposed to bad data.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +103,8 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
     /// A small value of the store's own (identity, settings).
     fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
+    /// Every metadata entry whose key starts with `prefix`, in key order.
+    fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<MetaEntry>, BackendError>;
     /// The record of `owner`'s chain with the highest sequence number.
     fn chain_last(&self, owner: &[u8; 32]) -> Result<Option<(u64, Vec<u8>)>, BackendError>;
     /// Marks chunk `id` as held for the peer `owner` (garbage collection keeps it), durably.
@@ -249,6 +257,18 @@ impl Store {
     /// Stores one chunk its caller has already checked against its id (hashing it once on
     /// arrival is enough; every read checks it again).
     pub fn put_trusted(&self, id: ChunkId, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        self.put_checked(id, bytes, false)
+    }
+
+    /// Stores, for another peer, a chunk checked against its id, and marks it held for
+    /// `owner`; both are durable when this returns (one synced write-ahead log), so a
+    /// `Stored` answer survives a crash of the process or the machine.
+    pub fn put_for(&self, id: ChunkId, bytes: Vec<u8>, owner: [u8; 32]) -> Result<(), StoreError> {
+        self.put_checked(id, bytes, true)?;
+        self.hold_for(id, owner)
+    }
+
+    fn put_checked(&self, id: ChunkId, bytes: Vec<u8>, logged: bool) -> Result<bool, StoreError> {
         if bytes.len() > CHUNK_STORED_BYTES_MAX {
             return Err(StoreError::TooLarge {
                 id,
@@ -257,6 +277,7 @@ impl Store {
         }
         Ok(self.write(WriteBatch {
             chunks: vec![(id, bytes)],
+            logged,
             ..WriteBatch::default()
         })? == 1)
     }

@@ -8,10 +8,11 @@
 //! - `meta`: `store_format` → version (u32 LE);
 //! - `chain`: chain records, owner ‖ sequence number (big-endian) → record;
 //! - `held`: chunk id → the peer it is held for (synced through the WAL; garbage collection
-//!   keeps these chunks). A mark may outlive its chunk after a crash (the chunk went without
-//!   the WAL); a mark without a chunk keeps nothing and costs 64 bytes.
+//!   keeps these chunks). A chunk held for another peer goes through the WAL just before its
+//!   mark, so the mark's fsync makes both durable before `Stored` is answered; a mark that
+//!   outlives its chunk anyway (a damaged disk) is found at the next start, and the owner told.
 //!
-//! Crash safety. Chunks are written without the WAL: each batch goes to the `chunks`
+//! Crash safety. Our own chunks are written without the WAL: each batch goes to the `chunks`
 //! memtable, which a flush persists as a whole or not at all, and a chunk and its index entry
 //! share that memtable. Before any pin is written, the `chunks` column family is flushed; the
 //! pin then goes through the WAL with fsync. So after `kill -9` (or power loss) every pinned
@@ -333,7 +334,7 @@ impl StoreBackend for RocksBackend {
         // a chunk is valid on its own, and a batch of one chunk reuses the allocator's
         // buffers instead of growing one large write batch through fresh pages.
         let mut options = WriteOptions::default();
-        options.disable_wal(true);
+        options.disable_wal(!batch.logged);
         let cf = family(&db, CF_CHUNKS);
         for (id, bytes) in &batch.chunks {
             let mut chunk = rocksdb::WriteBatch::default();
@@ -470,6 +471,20 @@ impl StoreBackend for RocksBackend {
         options.set_sync(true);
         db.put_cf_opt(family(&db, CF_META), key, value, &options)
             .map_err(|e| self.note(rocks("write store metadata")(e)))
+    }
+
+    fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<super::MetaEntry>, BackendError> {
+        let db = self.read()?;
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        let mut found = Vec::new();
+        for item in db.iterator_cf(family(&db, CF_META), mode) {
+            let (key, value) = item.map_err(rocks("scan store metadata"))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(found)
     }
 
     fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {

@@ -167,11 +167,7 @@ impl World {
         let old = self.peers[index as usize].peer.id();
         self.index.remove(&old);
         let generation = self.peers[index as usize].identities;
-        let key = SigningKey::from_bytes(&super::derive(
-            b"cryptosphere/sim/rekey",
-            self.seed,
-            (u64::from(index) << 32) | u64::from(generation),
-        ));
+        let key = self.generation_key(index, generation + 1);
         let config = self.groups[group].config.clone();
         let peer = &mut self.peers[index as usize];
         peer.identities += 1;
@@ -187,8 +183,35 @@ impl World {
         self.schedule(at, SimEvent::Rekey { peer: index });
     }
 
+    /// The key of the peer at `index` in its `generation`-th identity (1: its first; a
+    /// whitewasher's rekey moves it to the next).
+    fn generation_key(&self, index: u32, generation: u32) -> SigningKey {
+        if generation <= 1 {
+            return self.peer_key(index);
+        }
+        SigningKey::from_bytes(&super::derive(
+            b"cryptosphere/sim/rekey",
+            self.seed,
+            (u64::from(index) << 32) | u64::from(generation - 1),
+        ))
+    }
+
+    /// Each non-departed member of `group` restarts with probability `fraction`, its disk
+    /// kept and its memory lost: its actors are made anew and rebuild from what they saved.
+    /// It keeps its holder lists (its chunks are still on its disk).
+    pub(super) fn reboot(&mut self, group: u16, fraction: f64) {
+        self.strike(group, fraction, true);
+    }
+
     /// Each non-departed member of `group` crashes with probability `fraction`, losing its disk.
     pub(super) fn crash(&mut self, group: u16, fraction: f64) {
+        self.strike(group, fraction, false);
+    }
+
+    /// Restarts each non-departed member of `group` with probability `fraction` (one draw
+    /// per member, in order), its disk kept (a reboot) or lost (a crash); one that was online
+    /// starts again at once.
+    fn strike(&mut self, group: u16, fraction: f64, disk_kept: bool) {
         let members = self.groups[usize::from(group)].members.clone();
         for index in members {
             let p = &self.peers[index as usize];
@@ -197,9 +220,14 @@ impl World {
             }
             let config = self.groups[usize::from(group)].config.clone();
             self.abandon_fetches(index);
-            self.forget_disk(index);
-            let key = self.peer_key(index);
-            self.peers[index as usize].peer = Peer::new(key, config, Store::memory());
+            if disk_kept {
+                let key = self.generation_key(index, self.peers[index as usize].identities);
+                self.peers[index as usize].peer.reboot(key, config);
+            } else {
+                self.forget_disk(index);
+                let key = self.peer_key(index);
+                self.peers[index as usize].peer = Peer::new(key, config, Store::memory());
+            }
             if self.peers[index as usize].online {
                 self.take_offline(index);
                 self.bring_online(index);

@@ -62,6 +62,8 @@ impl World {
                 }
             }
             Event::ReplicaPlaced { .. } => {}
+            // A simulated reboot keeps the whole disk, so nothing is ever found lost.
+            Event::LostAtStart { .. } => {}
             Event::Disqualified { holder } => {
                 if let Some(&h) = self.index.get(&holder) {
                     let g = usize::from(self.peers[h as usize].group);

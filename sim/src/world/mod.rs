@@ -84,6 +84,10 @@ enum SimEvent {
         group: u16,
         fraction: f64,
     },
+    Reboot {
+        group: u16,
+        fraction: f64,
+    },
     Probe {
         probe: usize,
     },
@@ -540,19 +544,23 @@ impl World {
                     at_hours,
                     group,
                     fraction,
+                }
+                | Fault::Reboot {
+                    at_hours,
+                    group,
+                    fraction,
                 } => {
-                    let g = scenario
+                    let group = scenario
                         .groups
                         .iter()
                         .position(|x| &x.name == group)
-                        .unwrap_or(0);
-                    self.schedule(
-                        Time(hours(*at_hours)),
-                        SimEvent::Crash {
-                            group: g as u16,
-                            fraction: *fraction,
-                        },
-                    );
+                        .unwrap_or(0) as u16;
+                    let fraction = *fraction;
+                    let event = match fault {
+                        Fault::Crash { .. } => SimEvent::Crash { group, fraction },
+                        _ => SimEvent::Reboot { group, fraction },
+                    };
+                    self.schedule(Time(hours(*at_hours)), event);
                 }
             }
         }
@@ -719,6 +727,7 @@ impl World {
             }
             SimEvent::PartitionHeal => self.network.sides = None,
             SimEvent::Crash { group, fraction } => self.crash(group, fraction),
+            SimEvent::Reboot { group, fraction } => self.reboot(group, fraction),
             SimEvent::Rekey { peer } => self.rekey(peer),
             SimEvent::Probe { probe } => self.probe(probe),
             SimEvent::Tick => {

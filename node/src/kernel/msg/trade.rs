@@ -1,7 +1,8 @@
 //! The trade protocol: storage contracts between two peers. A requester proposes terms
 //! ("hold `bytes` for me for `term_s`; I hold `reciprocal_bytes` for you"); the provider's
 //! strategy accepts them, counters with terms it would accept, or refuses
-//! ([`super::Refusal::Declined`]). Either side may end a contract. The negotiator serves it.
+//! ([`super::Refusal::Declined`]). Either side may end a contract; a holder that restarts
+//! without chunks it held tells their owner. The negotiator serves it.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,9 @@ pub enum TradeRequest {
     Propose(Terms),
     /// I end our contract: each side's quota for the other falls to the stranger allowance.
     End,
+    /// I held these chunks for you and no longer do: they were not on my disk when I
+    /// restarted. Place them elsewhere.
+    Lost { chunks: Vec<crate::ids::ChunkId> },
 }
 
 /// The answer to a [`TradeRequest`].
@@ -35,6 +39,8 @@ pub enum TradeResponse {
     Countered(Terms),
     /// The contract is ended.
     Ended,
+    /// The loss is taken note of.
+    NotedLost,
 }
 
 impl TradeRequest {
@@ -42,6 +48,7 @@ impl TradeRequest {
         match self {
             TradeRequest::Propose(_) => 1 + 8 + 8 + 4,
             TradeRequest::End => 1,
+            TradeRequest::Lost { chunks } => 1 + 4 + 32 * chunks.len() as u64,
         }
     }
 
@@ -49,6 +56,7 @@ impl TradeRequest {
         match self {
             TradeRequest::Propose(_) => 24,
             TradeRequest::End => 25,
+            TradeRequest::Lost { .. } => 54,
         }
     }
 
@@ -57,6 +65,7 @@ impl TradeRequest {
         match self {
             TradeRequest::Propose(_) => matches!(response, A::Accepted(_) | A::Countered(_)),
             TradeRequest::End => matches!(response, A::Ended),
+            TradeRequest::Lost { .. } => matches!(response, A::NotedLost),
         }
     }
 }
@@ -65,7 +74,7 @@ impl TradeResponse {
     pub(super) fn body_len(&self) -> u64 {
         match self {
             TradeResponse::Accepted(_) | TradeResponse::Countered(_) => 1 + 8 + 8 + 4,
-            TradeResponse::Ended => 1,
+            TradeResponse::Ended | TradeResponse::NotedLost => 1,
         }
     }
 
@@ -74,6 +83,7 @@ impl TradeResponse {
             TradeResponse::Accepted(_) => 26,
             TradeResponse::Countered(_) => 27,
             TradeResponse::Ended => 28,
+            TradeResponse::NotedLost => 55,
         }
     }
 }

@@ -312,6 +312,7 @@ impl Negotiator {
             // Should the contract end, it gets a stranger's term to move its chunks.
             ledger.trial_spent = false;
         }
+        self.save_contracts(ctx.now());
         self.stranger_judged(ctx, peer, true);
         self.grant(ctx, peer);
         // Chunks that found no room may fit now: they try again from the start.
@@ -340,6 +341,26 @@ impl Negotiator {
                     self.lose_holder(ctx, from);
                 }
                 Response::Trade(TradeResponse::Ended)
+            }
+            TradeRequest::Lost { chunks } if chunks.len() > self.config.check_chunks_max => {
+                Response::Refused(Refusal::TooLarge)
+            }
+            // It restarted without these: they need another holder (an audit would have
+            // found out later).
+            TradeRequest::Lost { chunks } => {
+                for chunk in chunks {
+                    let Some(owned) = self.owned.get_mut(&chunk) else {
+                        continue;
+                    };
+                    if owned.holders.remove(&from).is_some() {
+                        if let Some(ledger) = self.ledgers.get_mut(&from) {
+                            ledger.held_by_them_bytes =
+                                ledger.held_by_them_bytes.saturating_sub(owned.len);
+                        }
+                        self.place(ctx, chunk, true);
+                    }
+                }
+                Response::Trade(TradeResponse::NotedLost)
             }
         }
     }
@@ -531,7 +552,9 @@ impl Negotiator {
         tell: bool,
         broken: bool,
     ) {
-        self.contracts.remove(&peer);
+        if self.contracts.remove(&peer).is_some() {
+            self.save_contracts(ctx.now());
+        }
         if let Some(ledger) = self.ledgers.get_mut(&peer) {
             if broken {
                 ledger.contracts_broken += 1;
@@ -614,6 +637,7 @@ impl Negotiator {
             .filter(|(_, c)| c.ends <= now)
             .map(|(peer, _)| *peer)
             .collect();
+        let mut renewed = false;
         for peer in ended {
             let Some(ledger) = self.ledgers.get_mut(&peer) else {
                 self.end_contract(ctx, peer, true, false);
@@ -643,8 +667,12 @@ impl Negotiator {
                 ledger.contracts_kept += 1;
                 if let Some(contract) = self.contracts.get_mut(&peer) {
                     contract.ends = contract.ends.plus(contract.term_us.max(Time::SECOND));
+                    renewed = true;
                 }
             }
+        }
+        if renewed {
+            self.save_contracts(now);
         }
         // Strangers whose free term is over: their quota falls to nothing.
         let expired: Vec<PeerId> = self

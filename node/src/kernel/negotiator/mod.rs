@@ -28,6 +28,7 @@ use self::contracts::Contract;
 use self::ledger::Ledgers;
 
 use super::content::{build, payload_matches};
+use super::saved;
 use super::{
     ActorKind, Command, Context, Directory, Event, Input, KernelConfig, Local, Observation,
     Outcome, Payload, PeerId, Request, Response, StoreRequest, StoreResponse, Time,
@@ -35,6 +36,7 @@ use super::{
 use crate::chain::Service;
 use crate::ids::ChunkId;
 use crate::object::format::{parse_links, LinkKind};
+use crate::store::Store;
 
 /// Timer token of the upkeep round.
 const CHECK_TOKEN: u64 = 0;
@@ -44,6 +46,12 @@ const AUDIT_TOKEN: u64 = 1;
 const RETRY_TOKEN: u64 = 2;
 /// Timer token of the term round (creds counted, contracts whose term ended judged).
 const TERM_TOKEN: u64 = 3;
+/// Timer token of fetches waiting to be tried again.
+const FETCH_RETRY_TOKEN: u64 = 4;
+/// A failed fetch is first tried again after this...
+pub const FETCH_RETRY_FIRST_US: u64 = Time::SECOND;
+/// ...and the wait doubles up to this.
+pub const FETCH_RETRY_MAX_US: u64 = 8 * Time::SECOND;
 /// The first retry of starved chunks waits this long; each retry that leaves some starved
 /// doubles it, up to the upkeep interval.
 const RETRY_FIRST_US: u64 = 60 * Time::SECOND;
@@ -141,6 +149,15 @@ struct Fetch {
     next_source: usize,
 }
 
+/// A failed fetch waiting to be tried again (`KernelConfig::fetch_deadline_us`).
+#[derive(Debug, Clone, Copy)]
+struct FetchRetry {
+    started: Time,
+    /// When it is tried next; `None` while that attempt runs.
+    due: Option<Time>,
+    wait_us: u64,
+}
+
 /// The negotiator actor.
 #[derive(Debug)]
 pub struct Negotiator {
@@ -154,6 +171,9 @@ pub struct Negotiator {
     owned: BTreeMap<ChunkId, Owned>,
     waiting: BTreeMap<u64, Purpose>,
     fetches: BTreeMap<u64, Fetch>,
+    /// Failed fetches waiting to be tried again, by root: when the fetch began, when it is
+    /// tried next, and the wait before that.
+    fetch_retries: BTreeMap<ChunkId, FetchRetry>,
     next_tag: u64,
     /// Store requests (and reads for them) in flight, over all chunks.
     placing_total: usize,
@@ -182,6 +202,10 @@ pub struct Negotiator {
     retry_cursor: ChunkId,
     /// How recent strangers behaved (the adaptive stranger policy).
     strangers: strangers::Strangers,
+    /// Where what we published and our contracts are saved ([`super::saved`]).
+    store: Store,
+    /// Whether this actor has read back what was saved (at its first start).
+    restored: bool,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -189,7 +213,9 @@ fn ring_point(chunk: &ChunkId) -> PeerId {
 }
 
 impl Negotiator {
-    pub fn new(config: KernelConfig) -> Negotiator {
+    /// A negotiator that saves what it publishes and its contracts in `store`, and reads
+    /// them back at its first start.
+    pub fn new(config: KernelConfig, store: Store) -> Negotiator {
         Negotiator {
             config,
             directory: Directory::from(Vec::new()),
@@ -199,6 +225,7 @@ impl Negotiator {
             owned: BTreeMap::new(),
             waiting: BTreeMap::new(),
             fetches: BTreeMap::new(),
+            fetch_retries: BTreeMap::new(),
             next_tag: 1,
             placing_total: 0,
             deferred: BTreeMap::new(),
@@ -214,6 +241,8 @@ impl Negotiator {
             retry_next_us: RETRY_FIRST_US,
             retry_cursor: ChunkId([0; 32]),
             strangers: strangers::Strangers::default(),
+            store,
+            restored: false,
         }
     }
 
@@ -316,6 +345,17 @@ impl Negotiator {
                         bytes: fetch.bytes,
                     });
                 }
+                // Nor will the timers of fetches waiting to be tried again.
+                for (root, retry) in std::mem::take(&mut self.fetch_retries) {
+                    if retry.due.is_some() {
+                        ctx.event(Event::FetchDone {
+                            root,
+                            ok: false,
+                            started: retry.started,
+                            bytes: 0,
+                        });
+                    }
+                }
                 self.placing_total = 0;
                 self.deferred.clear();
                 for owned in self.owned.values_mut() {
@@ -343,13 +383,19 @@ impl Negotiator {
                 self.tell_strangers(ctx);
             }
             Input::Command(Command::Publish { content }) => self.publish(ctx, &content),
-            Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root),
+            Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root, ctx.now()),
             Input::Local(Local::PeersKnown { peers }) => {
                 self.ring.extend(peers);
             }
             Input::Local(Local::Directory { peers }) => {
                 self.ring.retain(|peer| peers.binary_search(peer).is_err());
                 self.directory = peers;
+                // The transport sends it as it starts: the first one, with the peers we may
+                // place on known, is when what a run before this one saved is taken back.
+                if !self.restored {
+                    self.restored = true;
+                    self.restore(ctx);
+                }
             }
             Input::Local(Local::Standing { peer, score }) => {
                 // Bounded: when full, the score nearest a stranger's 0.5 (the least telling)
@@ -392,6 +438,9 @@ impl Negotiator {
                 ctx.timer(self.term_interval_us(), TERM_TOKEN);
             }
             Input::Timer { token: RETRY_TOKEN } => self.retry_starved(ctx),
+            Input::Timer {
+                token: FETCH_RETRY_TOKEN,
+            } => self.retry_fetches(ctx),
             Input::Timer { token: AUDIT_TOKEN } => {
                 self.audit_round(ctx);
                 ctx.timer(self.audit_interval_us(), AUDIT_TOKEN);
@@ -432,8 +481,22 @@ impl Negotiator {
                 (built.root, chunks, built.bytes)
             }
         };
+        // Saved before it is placed: a restart from here on resumes it. A store that cannot
+        // save loses only that (a repair after a restart).
+        let _ = saved::save_published(&self.store, &root, &chunks);
+        self.own(ctx, root, &chunks);
+        ctx.event(Event::Published {
+            root,
+            chunks,
+            bytes,
+        });
+    }
+
+    /// Takes the tree at `root` (made of `chunks`) as ours, and places it: the root first,
+    /// since the rest of the tree follows it to its holders.
+    fn own(&mut self, ctx: &mut Context<'_>, root: ChunkId, chunks: &[ChunkId]) {
         let point = ring_point(&root);
-        for &chunk in &chunks {
+        for &chunk in chunks {
             self.owned.entry(chunk).or_insert_with(|| Owned {
                 point,
                 len: 0,
@@ -443,16 +506,57 @@ impl Negotiator {
                 attempts: 0,
             });
         }
-        // The root first: the rest of the tree follows it to its holders.
         self.place(ctx, root, false);
         for &chunk in chunks.iter().filter(|c| **c != root) {
             self.place(ctx, chunk, false);
         }
-        ctx.event(Event::Published {
-            root,
-            chunks,
-            bytes,
-        });
+    }
+
+    /// At the first start: what a run before this one published is ours again (its holders
+    /// are found anew: a holder that has a chunk answers `Stored` at once), and its
+    /// contracts stand for the rest of their terms.
+    fn restore(&mut self, ctx: &mut Context<'_>) {
+        for saved in saved::contracts(&self.store).unwrap_or_default() {
+            if self.contracts.len() >= self.config.economy.contracts_max {
+                break;
+            }
+            let contract = Contract {
+                for_me_bytes: saved.for_me_bytes,
+                for_them_bytes: saved.for_them_bytes,
+                term_us: saved.term_us,
+                ends: ctx.now().plus(saved.left_us),
+            };
+            self.contracts.insert(saved.peer, contract);
+            let contracts = &self.contracts;
+            // Its ledger starts afresh (ledgers are not saved); the contract is judged on
+            // what it does from here on.
+            let _ = self
+                .ledgers
+                .entry(saved.peer, ctx.now(), &self.config.economy, &|p| {
+                    contracts.contains_key(p)
+                });
+            self.grant(ctx, saved.peer);
+        }
+        for (root, chunks) in saved::published(&self.store).unwrap_or_default() {
+            self.own(ctx, root, &chunks);
+        }
+    }
+
+    /// Saves the contracts as they stand now (after each is made, renewed or ended).
+    pub(super) fn save_contracts(&self, now: Time) {
+        let contracts: Vec<saved::SavedContract> = self
+            .contracts
+            .iter()
+            .map(|(peer, c)| saved::SavedContract {
+                peer: *peer,
+                for_me_bytes: c.for_me_bytes,
+                for_them_bytes: c.for_them_bytes,
+                term_us: c.term_us,
+                left_us: c.ends.micros().saturating_sub(now.micros()),
+            })
+            .collect();
+        // A store that cannot save them loses only them, at a restart.
+        let _ = saved::save_contracts(&self.store, &contracts);
     }
 
     /// One placement (or the read for it) ended: start deferred ones.
@@ -824,19 +928,13 @@ impl Negotiator {
         }
     }
 
-    fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId) {
+    fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId, started: Time) {
         if self.fetches.len() + self.looking >= self.config.fetches_max {
-            ctx.event(Event::FetchDone {
-                root,
-                ok: false,
-                started: ctx.now(),
-                bytes: 0,
-            });
+            self.fetch_failed(ctx, root, started, 0);
             return;
         }
         if self.config.lookups {
             // Ask the network who provides the root first; the ring is the fallback.
-            let started = ctx.now();
             let tag = self.tag(Purpose::Lookup { root, started });
             self.looking += 1;
             ctx.local(
@@ -845,7 +943,54 @@ impl Negotiator {
             );
             return;
         }
-        self.fetch_from(ctx, root, ctx.now(), Vec::new());
+        self.fetch_from(ctx, root, started, Vec::new());
+    }
+
+    /// A fetch failed: it is tried again after a wait (doubling) while that stays within
+    /// `fetch_deadline_us` of its start; otherwise it is over.
+    fn fetch_failed(&mut self, ctx: &mut Context<'_>, root: ChunkId, started: Time, bytes: u64) {
+        let wait_us = self
+            .fetch_retries
+            .get(&root)
+            .map_or(FETCH_RETRY_FIRST_US, |retry| {
+                (retry.wait_us * 2).min(FETCH_RETRY_MAX_US)
+            });
+        let within = ctx.now().since(started).saturating_add(wait_us);
+        if within <= self.config.fetch_deadline_us {
+            let due = Some(ctx.now().plus(wait_us));
+            let retry = FetchRetry {
+                started,
+                due,
+                wait_us,
+            };
+            self.fetch_retries.insert(root, retry);
+            ctx.timer(wait_us, FETCH_RETRY_TOKEN);
+            return;
+        }
+        self.fetch_retries.remove(&root);
+        ctx.event(Event::FetchDone {
+            root,
+            ok: false,
+            started,
+            bytes,
+        });
+    }
+
+    /// Starts again each failed fetch whose wait is over.
+    fn retry_fetches(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        let due: Vec<(ChunkId, Time)> = self
+            .fetch_retries
+            .iter_mut()
+            .filter(|(_, retry)| retry.due.is_some_and(|due| due <= now))
+            .map(|(root, retry)| {
+                retry.due = None;
+                (*root, retry.started)
+            })
+            .collect();
+        for (root, started) in due {
+            self.start_fetch(ctx, root, started);
+        }
     }
 
     /// Fetches the tree at `root` from `providers` (found by a lookup) and the peers the
@@ -867,12 +1012,7 @@ impl Negotiator {
             }
         }
         if self.fetches.len() >= self.config.fetches_max || sources.is_empty() {
-            ctx.event(Event::FetchDone {
-                root,
-                ok: false,
-                started,
-                bytes: 0,
-            });
+            self.fetch_failed(ctx, root, started, 0);
             return;
         }
         let id = self.next_tag;
@@ -903,7 +1043,12 @@ impl Negotiator {
 
     fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
         if let Some(fetch) = self.fetches.remove(&id) {
-            if ok && self.config.keep_fetched {
+            if !ok {
+                self.fetch_failed(ctx, fetch.root, fetch.started, fetch.bytes);
+                return;
+            }
+            self.fetch_retries.remove(&fetch.root);
+            if self.config.keep_fetched {
                 // The whole tree is kept here now: a provider of it, as its holders are.
                 ctx.local(ActorKind::Transport, Local::Provide { key: fetch.root });
             }
