@@ -582,28 +582,49 @@ fn chain_of(owner: &ed25519_dalek::SigningKey, n: u64) -> Vec<cryptosphere::chai
     mine
 }
 
+/// A directory whose chain identity an earlier version kept in the store: the seed becomes
+/// its identity.key, so the chain stays this node's.
+#[test]
+fn a_chain_identity_kept_in_the_store_becomes_identity_key() {
+    let env = Env::new();
+    let seed = [7u8; 32];
+    let store = Store::open_rocks(&env.store_dir()).unwrap();
+    store.backend().meta_put(b"identity_seed", &seed).unwrap();
+    drop(store);
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
+    let me = ed25519_dalek::SigningKey::from_bytes(&seed);
+    assert_eq!(
+        shown["owner"].as_str().unwrap(),
+        cryptosphere::ids::encode_base32(&me.verifying_key().to_bytes())
+    );
+    assert_eq!(fs::read(env.data_dir().join("identity.key")).unwrap(), seed);
+}
+
 #[test]
 fn chains_show_export_and_verify() {
     use cryptosphere::chain::log;
     let env = Env::new();
-    // A fresh node has an identity and an empty chain; the identity persists.
+    // A fresh data directory gets its identity.key (the one a node run on it will use) and
+    // an empty chain; the identity persists.
     let first: serde_json::Value =
         serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
     let again: serde_json::Value =
         serde_json::from_str(&env.ok(&["chain", "show", "--json"])).unwrap();
     assert_eq!(first["owner"], again["owner"]);
     assert_eq!(first["records"].as_array().unwrap().len(), 0);
-
-    // Give this node five records, then export and verify them.
-    let store = Store::open_rocks(&env.store_dir()).unwrap();
-    let seed: [u8; 32] = store
-        .backend()
-        .meta_get(b"identity_seed")
-        .unwrap()
+    let seed: [u8; 32] = fs::read(env.data_dir().join("identity.key"))
         .unwrap()
         .try_into()
         .unwrap();
     let me = ed25519_dalek::SigningKey::from_bytes(&seed);
+    assert_eq!(
+        first["owner"].as_str().unwrap(),
+        cryptosphere::ids::encode_base32(&me.verifying_key().to_bytes())
+    );
+
+    // Give this node five records, then export and verify them.
+    let store = Store::open_rocks(&env.store_dir()).unwrap();
     for record in chain_of(&me, 5) {
         log::append(&store, &record).unwrap();
     }

@@ -9,8 +9,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use ed25519_dalek::SigningKey;
-use rand::RngCore;
 
 use super::{Failure, ENVIRONMENT, INTEGRITY, USAGE};
 use crate::chain::json::record_json;
@@ -63,10 +61,12 @@ enum ChainCliError {
         "the file ends inside record {index}: {len} bytes are left, a record is {RECORD_BYTES}"
     )]
     Truncated { index: usize, len: usize },
-    #[error("record {index} (position in the file) cannot be decoded: {source}")]
+    #[error(
+        "the record at position {index} of the file (counting from 0) cannot be decoded: {fault}"
+    )]
     Decode {
         index: usize,
-        source: crate::chain::RecordError,
+        fault: crate::chain::RecordError,
     },
     #[error("{0} already exists; pass --force to replace it")]
     Exists(PathBuf),
@@ -78,34 +78,25 @@ fn store_failure(context: &str) -> impl Fn(StoreError) -> Failure + '_ {
     move |e| Failure::new(ENVIRONMENT, context, e)
 }
 
-/// This node's identity key, made (from the operating system's randomness) on first use.
-pub fn identity(store: &Store) -> Result<SigningKey, Failure> {
+/// The identity seed an earlier version kept in the store itself (before a data directory
+/// had one `identity.key` for the command line and the node), if any.
+pub fn stored_identity(store: &Store) -> Result<Option<[u8; 32]>, Failure> {
     let fail = store_failure("cannot read this node's identity");
-    match store
+    let Some(seed) = store
         .backend()
         .meta_get(IDENTITY_KEY)
         .map_err(|e| fail(e.into()))?
-    {
-        Some(seed) => {
-            let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
-                Failure::new(
-                    INTEGRITY,
-                    "cannot read this node's identity",
-                    ChainCliError::Identity(seed.len()),
-                )
-            })?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        None => {
-            let mut seed = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut seed);
-            store
-                .backend()
-                .meta_put(IDENTITY_KEY, &seed)
-                .map_err(|e| fail(e.into()))?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-    }
+    else {
+        return Ok(None);
+    };
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+        Failure::new(
+            INTEGRITY,
+            "cannot read this node's identity",
+            ChainCliError::Identity(seed.len()),
+        )
+    })?;
+    Ok(Some(seed))
 }
 
 fn whole_chain(store: &Store, owner: &[u8; 32]) -> Result<Vec<Record>, Failure> {
@@ -136,24 +127,21 @@ fn read_file(bytes: &[u8]) -> Result<Vec<Record>, ChainCliError> {
                     len: chunk.len(),
                 });
             }
-            Record::from_bytes(chunk).map_err(|source| ChainCliError::Decode { index, source })
+            Record::from_bytes(chunk).map_err(|fault| ChainCliError::Decode { index, fault })
         })
         .collect()
 }
 
-/// Runs a chain command on `store`. `me` is the owner of "this node's chain": a network
-/// node's identity, or (`None`) the local store's own identity, made on first use.
+/// Runs a chain command on `store`. `me` is the owner of "this node's chain": the data
+/// directory's identity.
 pub fn run(
     store: &Store,
-    me: Option<[u8; 32]>,
+    me: [u8; 32],
     args: ChainArgs,
     stdout: &mut dyn Write,
 ) -> Result<(), Failure> {
     let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write the output", e);
-    let me = || match me {
-        Some(owner) => Ok(owner),
-        None => identity(store).map(|key| key.verifying_key().to_bytes()),
-    };
+    let me = || Ok::<[u8; 32], Failure>(me);
     match args.command {
         ChainCommand::Show { peer, json } => {
             let owner = match peer {
@@ -230,6 +218,17 @@ pub fn run(
 /// signatures included; on failure the first bad record is named.
 pub fn verify_file(file: &Path, stdout: &mut dyn Write) -> Result<(), Failure> {
     let out = |e: std::io::Error| Failure::new(ENVIRONMENT, "cannot write the output", e);
+    let invalid = |e| {
+        Failure::new(
+            INTEGRITY,
+            format!("{} is not a valid chain", file.display()),
+            e,
+        )
+    };
+    // The header first: a file that is not a chain file is not read through.
+    if !has_header(file)? {
+        return Err(invalid(ChainCliError::Header));
+    }
     let bytes = read_limited(file)?;
     let records = read_file(&bytes).map_err(|e| {
         Failure::new(
@@ -249,6 +248,16 @@ pub fn verify_file(file: &Path, stdout: &mut dyn Write) -> Result<(), Failure> {
         .first()
         .map_or_else(|| "(empty)".to_owned(), |r| encode_base32(&r.owner));
     writeln!(stdout, "ok: {} records of {owner} verified", records.len()).map_err(out)
+}
+
+/// Does `path` start with the chain file header?
+fn has_header(path: &Path) -> Result<bool, Failure> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(5).read_to_end(&mut head))
+        .map_err(|e| Failure::new(USAGE, format!("cannot read {}", path.display()), e))?;
+    Ok(head[..] == [&CHAIN_FILE_MAGIC[..], &[CHAIN_FILE_VERSION][..]].concat()[..])
 }
 
 /// Chain files beyond this many bytes are refused (about 3.5 million records).

@@ -491,9 +491,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `chain show | export | verify` on a data directory. A node's (it holds the node's
-/// identity key) keeps its chain under that key; a directory no node ever ran on has a
-/// chain identity kept in the store itself.
+/// `chain show | export | verify` on a data directory: the chain of the directory's identity,
+/// `identity.key`, which the node uses too (made here if no node ever ran on it; a seed an
+/// earlier version kept in the store becomes that file, so its chain stays this node's).
 fn chain_command(explicit: Option<PathBuf>, args: chain::ChainArgs) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     // Verifying a chain file needs no store.
@@ -504,14 +504,14 @@ fn chain_command(explicit: Option<PathBuf>, args: chain::ChainArgs) -> Result<()
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;
     let key_path = crate::datadir::identity_file(&dir);
     let store = open_store_in(&dir)?;
-    let owner = if key_path.exists() {
-        let key = crate::net::identity::load(&key_path)
-            .map_err(|e| Failure::new(USAGE, "cannot read the node's identity", e))?;
-        Some(key.verifying_key().to_bytes())
-    } else {
-        None
-    };
-    chain::run(&store, owner, args, &mut stdout)
+    let unreadable = |e| Failure::new(USAGE, "cannot read the node's identity", e);
+    if !key_path.exists() {
+        if let Some(seed) = chain::stored_identity(&store)? {
+            crate::net::identity::create(&key_path, &seed).map_err(unreadable)?;
+        }
+    }
+    let key = crate::net::identity::load_or_create(&key_path).map_err(unreadable)?;
+    chain::run(&store, key.verifying_key().to_bytes(), args, &mut stdout)
 }
 
 fn readable(cap: &Capability) -> Result<crate::object::ReadCap, Failure> {

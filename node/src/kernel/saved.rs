@@ -1,6 +1,7 @@
 //! What the actors keep in the store's metadata so that a restart that loses memory (a
 //! process killed, a simulated reboot) can rebuild them at `Start`: what this peer published
-//! (each root with its tree's chunks) and its contracts (the negotiator's), and the peers it
+//! (each root with its tree's chunks), its contracts and the trees it fetched and kept (the
+//! negotiator's), and the peers it
 //! knew with their addresses (the transport's, to dial again). The keys, the little-endian
 //! encodings and their strict decoders; an entry that does not decode is skipped, never
 //! half-read.
@@ -16,6 +17,9 @@ const CONTRACTS: &[u8] = b"saved/contracts";
 /// Peer id, bytes for me, bytes for them, term, time left in the term.
 const CONTRACT_LEN: usize = 32 + 8 * 4;
 
+/// `saved/kept/<root>` → nothing: a tree fetched whole and kept (announced again at a start
+/// if it is still whole).
+const KEPT: &[u8] = b"saved/kept/";
 /// `saved/contacts` → (peer id, address length `u8`, address as text) each.
 const CONTACTS: &[u8] = b"saved/contacts";
 /// Contacts kept to dial at a restart.
@@ -56,6 +60,22 @@ pub fn published(store: &Store) -> Result<Vec<(ChunkId, Vec<ChunkId>)>, StoreErr
                 .collect();
             Some((root, chunks))
         })
+        .collect())
+}
+
+/// Saves that the tree at `root` was fetched whole and kept here.
+pub fn save_kept(store: &Store, root: &ChunkId) -> Result<(), StoreError> {
+    let mut key = KEPT.to_vec();
+    key.extend_from_slice(&root.0);
+    Ok(store.backend().meta_put(&key, &[])?)
+}
+
+/// Every tree saved as fetched whole and kept, by root.
+pub fn kept(store: &Store) -> Result<Vec<ChunkId>, StoreError> {
+    let entries = store.backend().meta_scan(KEPT)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(key, _)| Some(ChunkId(key.get(KEPT.len()..)?.try_into().ok()?)))
         .collect())
 }
 
@@ -175,6 +195,9 @@ mod tests {
             (PeerId([1; 32]), "127.0.0.1:7420".parse().unwrap()),
             (PeerId([2; 32]), "[::1]:9".parse().unwrap()),
         ];
+        assert!(kept(&store).unwrap().is_empty());
+        save_kept(&store, &ChunkId([8; 32])).unwrap();
+        assert_eq!(kept(&store).unwrap(), vec![ChunkId([8; 32])]);
         save_contacts(&store, &known).unwrap();
         assert_eq!(contacts(&store).unwrap(), known);
         let mut cut = store.backend().meta_get(CONTACTS).unwrap().unwrap();

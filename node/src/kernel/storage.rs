@@ -99,6 +99,22 @@ impl StoreActor {
         self.restore_pending
             || self.strategy.defect_at_us.is_some()
             || !self.pinned_roots().is_empty()
+            || !self.kept_roots().is_empty()
+    }
+
+    /// Trees fetched whole and kept ([`super::saved::kept`]), if their chunks are all still
+    /// here (our own chunks are written without the log, so a crash may have taken some).
+    fn kept_whole(&self) -> Vec<ChunkId> {
+        self.kept_roots()
+            .into_iter()
+            .filter(|root| {
+                crate::store::gc::tree(&self.store, *root).is_ok_and(|(_, missing)| !missing)
+            })
+            .collect()
+    }
+
+    fn kept_roots(&self) -> Vec<ChunkId> {
+        super::saved::kept(&self.store).unwrap_or_default()
     }
 
     /// The disk, for a host that restarts this peer with its memory lost and its disk kept:
@@ -519,7 +535,8 @@ impl StoreActor {
 
     pub fn handle(&mut self, ctx: &mut Context<'_>, input: Input) {
         match input {
-            // At a (re)start: every root we hold whole is announced again.
+            // At a (re)start: every root we hold whole (pinned, or fetched and kept) is
+            // announced again.
             Input::Start { .. } => {
                 if self.restore_pending {
                     self.restore_pending = false;
@@ -527,6 +544,11 @@ impl StoreActor {
                 }
                 let roots = self.pinned_roots();
                 self.announce(ctx, &roots);
+                for root in self.kept_whole() {
+                    if !roots.contains(&root) {
+                        ctx.local(ActorKind::Transport, Local::Provide { key: root });
+                    }
+                }
                 // A traitor drops what it holds for others when it defects.
                 if let Some(at) = self.strategy.defect_at_us {
                     ctx.timer(at.saturating_sub(ctx.now().micros()), DEFECT_TOKEN);
@@ -712,5 +734,36 @@ mod tests {
         assert!(!actor.wants_start());
         step(&mut actor, start());
         assert_eq!(actor.bytes_for_others(), kept.len() as u64);
+    }
+
+    /// A tree fetched whole and kept is announced again at a start while every chunk of it
+    /// is still here, and not once one is gone.
+    #[test]
+    fn kept_trees_are_announced_at_start_while_whole() {
+        let store = Store::memory();
+        let built =
+            crate::kernel::content::build(&crate::kernel::content::Content::Bytes(vec![
+                7u8;
+                300_000
+            ]))
+            .unwrap();
+        for (chunk, payload) in &built.chunks {
+            store
+                .put_trusted(*chunk, payload.bytes().unwrap().to_vec())
+                .unwrap();
+        }
+        crate::kernel::saved::save_kept(&store, &built.root).unwrap();
+        let start = || Input::Start {
+            peers: Directory::from(Vec::new()),
+        };
+        let mut actor = StoreActor::new(store.clone(), &KernelConfig::default());
+        assert!(actor.wants_start());
+        assert_eq!(provided(&step(&mut actor, start())), vec![built.root]);
+        let data = built.chunks.last().unwrap().0;
+        assert_ne!(data, built.root);
+        store.backend().delete(&[data]).unwrap();
+        let mut again = StoreActor::new(store.clone(), &KernelConfig::default());
+        assert!(again.wants_start());
+        assert!(provided(&step(&mut again, start())).is_empty());
     }
 }

@@ -27,6 +27,24 @@ pub fn load(path: &Path) -> Result<SigningKey, NodeError> {
     from_seed(path, &bytes)
 }
 
+/// Writes a new key file at `path` holding `seed` (never over an existing one), synced.
+pub fn create(path: &Path, seed: &[u8; 32]) -> Result<SigningKey, NodeError> {
+    let error = |reason: String| NodeError::Identity {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| error(e.to_string()))?;
+    file.write_all(seed)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| error(e.to_string()))?;
+    Ok(SigningKey::from_bytes(seed))
+}
+
 pub fn load_or_create(path: &Path) -> Result<SigningKey, NodeError> {
     let error = |reason: String| NodeError::Identity {
         path: path.to_path_buf(),
@@ -37,16 +55,7 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, NodeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| error(e.to_string()))?;
-            file.write_all(&seed)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| error(e.to_string()))?;
-            Ok(SigningKey::from_bytes(&seed))
+            create(path, &seed)
         }
         Err(e) => Err(error(e.to_string())),
     }

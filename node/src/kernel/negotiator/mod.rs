@@ -1049,7 +1049,9 @@ impl Negotiator {
             }
             self.fetch_retries.remove(&fetch.root);
             if self.config.keep_fetched {
-                // The whole tree is kept here now: a provider of it, as its holders are.
+                // The whole tree is kept here now: a provider of it, as its holders are (and
+                // again after a restart, if it is still whole then).
+                let _ = saved::save_kept(&self.store, &fetch.root);
                 ctx.local(ActorKind::Transport, Local::Provide { key: fetch.root });
             }
             ctx.event(Event::FetchDone {
