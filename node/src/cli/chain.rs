@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 /// First bytes of a chain file; the format version follows, then whole records.
 pub const CHAIN_FILE_MAGIC: [u8; 4] = *b"CSCH";
 pub const CHAIN_FILE_VERSION: u8 = 1;
-const IDENTITY_KEY: &[u8] = b"identity_seed";
+pub(crate) const IDENTITY_KEY: &[u8] = b"identity_seed";
 /// Records read per page when walking a chain.
 const PAGE_RECORDS: usize = 4096;
 

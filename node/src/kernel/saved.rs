@@ -1,7 +1,8 @@
 //! What the actors keep in the store's metadata so that a restart that loses memory (a
 //! process killed, a simulated reboot) can rebuild them at `Start`: what this peer published
 //! (each root with its tree's chunks), its contracts and the trees it fetched and kept (the
-//! negotiator's), and the peers it
+//! negotiator's), the roots it holds for others and announces (the store actor's), and the
+//! peers it
 //! knew with their addresses (the transport's, to dial again). The keys, the little-endian
 //! encodings and their strict decoders; an entry that does not decode is skipped, never
 //! half-read.
@@ -20,6 +21,9 @@ const CONTRACT_LEN: usize = 32 + 8 * 4;
 /// `saved/kept/<root>` → nothing: a tree fetched whole and kept (announced again at a start
 /// if it is still whole).
 const KEPT: &[u8] = b"saved/kept/";
+/// `saved/provided/<root>` → nothing: a tree root held for another peer that asked us to
+/// announce it (announced again at a start while we still hold it).
+const PROVIDED: &[u8] = b"saved/provided/";
 /// `saved/contacts` → (peer id, address length `u8`, address as text) each.
 const CONTACTS: &[u8] = b"saved/contacts";
 /// Contacts kept to dial at a restart.
@@ -65,17 +69,42 @@ pub fn published(store: &Store) -> Result<Vec<(ChunkId, Vec<ChunkId>)>, StoreErr
 
 /// Saves that the tree at `root` was fetched whole and kept here.
 pub fn save_kept(store: &Store, root: &ChunkId) -> Result<(), StoreError> {
-    let mut key = KEPT.to_vec();
-    key.extend_from_slice(&root.0);
-    Ok(store.backend().meta_put(&key, &[])?)
+    mark_root(store, KEPT, root, true)
 }
 
 /// Every tree saved as fetched whole and kept, by root.
 pub fn kept(store: &Store) -> Result<Vec<ChunkId>, StoreError> {
-    let entries = store.backend().meta_scan(KEPT)?;
+    roots_under(store, KEPT)
+}
+
+/// Saves (`true`) or forgets that we announce the root `root` held for another peer.
+pub fn save_provided(store: &Store, root: &ChunkId, provided: bool) -> Result<(), StoreError> {
+    mark_root(store, PROVIDED, root, provided)
+}
+
+/// Every root held for another peer that we announce.
+pub fn provided(store: &Store) -> Result<Vec<ChunkId>, StoreError> {
+    roots_under(store, PROVIDED)
+}
+
+/// Puts (`on`) or deletes the empty entry `prefix ‖ root`.
+fn mark_root(store: &Store, prefix: &[u8], root: &ChunkId, on: bool) -> Result<(), StoreError> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&root.0);
+    if on {
+        Ok(store.backend().meta_put(&key, &[])?)
+    } else {
+        Ok(store.backend().meta_delete(&key)?)
+    }
+}
+
+/// The roots of the entries under `prefix` (an entry whose key is not `prefix ‖ 32 bytes`
+/// is skipped).
+fn roots_under(store: &Store, prefix: &[u8]) -> Result<Vec<ChunkId>, StoreError> {
+    let entries = store.backend().meta_scan(prefix)?;
     Ok(entries
         .into_iter()
-        .filter_map(|(key, _)| Some(ChunkId(key.get(KEPT.len()..)?.try_into().ok()?)))
+        .filter_map(|(key, _)| Some(ChunkId(key.get(prefix.len()..)?.try_into().ok()?)))
         .collect())
 }
 
@@ -196,6 +225,10 @@ mod tests {
             (PeerId([2; 32]), "[::1]:9".parse().unwrap()),
         ];
         assert!(kept(&store).unwrap().is_empty());
+        save_provided(&store, &ChunkId([6; 32]), true).unwrap();
+        save_provided(&store, &ChunkId([5; 32]), true).unwrap();
+        save_provided(&store, &ChunkId([6; 32]), false).unwrap();
+        assert_eq!(provided(&store).unwrap(), vec![ChunkId([5; 32])]);
         save_kept(&store, &ChunkId([8; 32])).unwrap();
         assert_eq!(kept(&store).unwrap(), vec![ChunkId([8; 32])]);
         save_contacts(&store, &known).unwrap();

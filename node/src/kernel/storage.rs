@@ -67,6 +67,8 @@ pub struct StoreActor {
     /// told ([`TradeRequest::Lost`]): tried at the start, and again when the owner next
     /// asks us anything.
     lost: BTreeMap<PeerId, Vec<ChunkId>>,
+    /// Owners being told now (one telling in flight each).
+    telling: std::collections::BTreeSet<PeerId>,
 }
 
 impl StoreActor {
@@ -86,6 +88,7 @@ impl StoreActor {
             restored: false,
             restore_pending: false,
             lost: BTreeMap::new(),
+            telling: std::collections::BTreeSet::new(),
         }
     }
 
@@ -193,6 +196,9 @@ impl StoreActor {
         let Some(chunks) = self.lost.get(&owner) else {
             return;
         };
+        if !self.telling.insert(owner) {
+            return;
+        }
         for (index, part) in chunks.chunks(self.check_chunks_max.max(1)).enumerate() {
             let send = Local::Send {
                 to: owner,
@@ -296,6 +302,7 @@ impl StoreActor {
             return;
         }
         ctx.event(Event::Holding { chunk, held: false });
+        let _ = super::saved::save_provided(&self.store, &chunk, false);
         ctx.local(ActorKind::Transport, Local::Unprovide { key: chunk });
     }
 
@@ -347,8 +354,11 @@ impl StoreActor {
         from: PeerId,
         (chunk, payload, announce): (ChunkId, Payload, bool),
     ) -> Result<StoreResponse, Refusal> {
-        let announce_it = |ctx: &mut Context<'_>| {
+        let announce_it = |store: &Store, ctx: &mut Context<'_>| {
             if announce {
+                // Saved, so that a restart announces it again; a store that cannot save
+                // it costs only that.
+                let _ = super::saved::save_provided(store, &chunk, true);
                 ctx.local(ActorKind::Transport, Local::Provide { key: chunk });
             }
         };
@@ -366,7 +376,7 @@ impl StoreActor {
             return Err(Refusal::BadChunk);
         }
         if self.holds(&chunk) {
-            announce_it(ctx);
+            announce_it(&self.store, ctx);
             return Ok(StoreResponse::Stored);
         }
         if self.strategy.freeloads_storage(ctx.now()) || !self.strategy.deals_with(&from) {
@@ -399,7 +409,7 @@ impl StoreActor {
             account.held_bytes += len;
         }
         self.usage(ctx, from);
-        announce_it(ctx);
+        announce_it(&self.store, ctx);
         Ok(StoreResponse::Stored)
     }
 
@@ -544,7 +554,12 @@ impl StoreActor {
                 }
                 let roots = self.pinned_roots();
                 self.announce(ctx, &roots);
-                for root in self.kept_whole() {
+                let held_roots: Vec<ChunkId> = super::saved::provided(&self.store)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|root| self.for_others.contains_key(root))
+                    .collect();
+                for root in self.kept_whole().into_iter().chain(held_roots) {
                     if !roots.contains(&root) {
                         ctx.local(ActorKind::Transport, Local::Provide { key: root });
                     }
@@ -559,8 +574,11 @@ impl StoreActor {
             } => self.defect(ctx),
             Input::Command(super::Command::Announce { root }) => self.announce(ctx, &[root]),
             // An owner that heard of its lost chunks is not told again.
+            // Any answer (a refusal included) means it heard: it is not told again. A
+            // telling that failed is tried again when the owner next asks us something.
             Input::Local(Local::Done { from, outcome, .. }) => {
-                if matches!(outcome, super::Outcome::Answered(Response::Trade(_))) {
+                self.telling.remove(&from);
+                if matches!(outcome, super::Outcome::Answered(_)) {
                     self.lost.remove(&from);
                 }
             }
@@ -741,12 +759,11 @@ mod tests {
     #[test]
     fn kept_trees_are_announced_at_start_while_whole() {
         let store = Store::memory();
-        let built =
-            crate::kernel::content::build(&crate::kernel::content::Content::Bytes(vec![
+        let built = crate::kernel::content::build(&crate::kernel::content::Content::Bytes(vec![
                 7u8;
                 300_000
             ]))
-            .unwrap();
+        .unwrap();
         for (chunk, payload) in &built.chunks {
             store
                 .put_trusted(*chunk, payload.bytes().unwrap().to_vec())

@@ -103,6 +103,8 @@ pub struct Transport {
     restored: bool,
     /// When the contacts were last saved, and how many addresses were known then.
     contacts_saved_at: Option<(Time, usize)>,
+    /// An address was learned or replaced since the contacts were last saved.
+    contacts_dirty: bool,
 }
 
 impl Transport {
@@ -111,6 +113,7 @@ impl Transport {
             store,
             restored: false,
             contacts_saved_at: None,
+            contacts_dirty: false,
             table: RoutingTable::new(me),
             lookups: BTreeMap::new(),
             next_lookup: 1,
@@ -134,16 +137,18 @@ impl Transport {
         }
     }
 
-    /// At each gossip round where addresses were learned since, and once a minute anyway:
+    /// At each gossip round where an address was learned or replaced since, and once a
+    /// minute anyway:
     /// saves the peers heard from most recently that said where they listen (none are
     /// known without real addresses, as in the simulator).
     fn save_contacts(&mut self, now: Time) {
-        let unchanged = |(at, count): (Time, usize)| {
-            count == self.addrs.len() && now.since(at) < CONTACTS_SAVE_EVERY_US
-        };
-        if self.addrs.is_empty() || self.contacts_saved_at.is_some_and(unchanged) {
+        let recent = |(at, _): (Time, usize)| now.since(at) < CONTACTS_SAVE_EVERY_US;
+        if self.addrs.is_empty()
+            || (!self.contacts_dirty && self.contacts_saved_at.is_some_and(recent))
+        {
             return;
         }
+        self.contacts_dirty = false;
         self.contacts_saved_at = Some((now, self.addrs.len()));
         let mut heard: Vec<(Time, PeerId, SocketAddr)> = self
             .addrs
@@ -217,6 +222,7 @@ impl Transport {
             if replace {
                 self.addrs.insert(peer, addr);
                 ctx.address(peer, addr);
+                self.contacts_dirty = true;
                 // Until as many as are kept are saved, each new address is saved at once
                 // (a node killed a second after it met its peers still knows them).
                 if self.contacts_saved_at.map_or(0, |(_, count)| count) < super::saved::CONTACTS_MAX

@@ -198,8 +198,18 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(%e, "could not raise the open-file limit");
     }
-    let key = identity::load_or_create(&crate::datadir::identity_file(&options.data_dir))?;
     let store = Store::open_rocks(&crate::datadir::store_dir(&options.data_dir))?;
+    let key_path = crate::datadir::identity_file(&options.data_dir);
+    // A seed an earlier version's chain commands kept in the store is this directory's
+    // identity: its chain stays the node's.
+    if !key_path.exists() {
+        if let Ok(Some(seed)) = store.backend().meta_get(crate::cli::chain::IDENTITY_KEY) {
+            if let Ok(seed) = <[u8; 32]>::try_from(seed.as_slice()) {
+                identity::create(&key_path, &seed)?;
+            }
+        }
+    }
+    let key = identity::load_or_create(&key_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

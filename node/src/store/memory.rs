@@ -131,6 +131,11 @@ impl StoreBackend for MemoryBackend {
         Ok(())
     }
 
+    fn meta_delete(&self, key: &[u8]) -> Result<(), BackendError> {
+        self.lock().meta.remove(key);
+        Ok(())
+    }
+
     fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<super::MetaEntry>, BackendError> {
         let inner = self.lock();
         let found = inner

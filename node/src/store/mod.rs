@@ -103,6 +103,8 @@ pub trait StoreBackend: Send + Sync + fmt::Debug {
     /// A small value of the store's own (identity, settings).
     fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     fn meta_put(&self, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
+    /// Deletes a metadata entry (nothing if there is none).
+    fn meta_delete(&self, key: &[u8]) -> Result<(), BackendError>;
     /// Every metadata entry whose key starts with `prefix`, in key order.
     fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<MetaEntry>, BackendError>;
     /// The record of `owner`'s chain with the highest sequence number.

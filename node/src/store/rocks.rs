@@ -473,6 +473,14 @@ impl StoreBackend for RocksBackend {
             .map_err(|e| self.note(rocks("write store metadata")(e)))
     }
 
+    fn meta_delete(&self, key: &[u8]) -> Result<(), BackendError> {
+        let db = self.write_db()?;
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        db.delete_cf_opt(family(&db, CF_META), key, &options)
+            .map_err(|e| self.note(rocks("delete store metadata")(e)))
+    }
+
     fn meta_scan(&self, prefix: &[u8]) -> Result<Vec<super::MetaEntry>, BackendError> {
         let db = self.read()?;
         let mode = IteratorMode::From(prefix, Direction::Forward);

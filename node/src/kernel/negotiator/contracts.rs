@@ -27,7 +27,7 @@ pub struct Contract {
 }
 
 /// Longest term we agree to.
-const TERM_US_MAX: u64 = 7 * Time::DAY;
+pub(super) const TERM_US_MAX: u64 = 7 * Time::DAY;
 
 impl Negotiator {
     pub fn contracts(&self) -> impl Iterator<Item = (&PeerId, &Contract)> {
@@ -637,7 +637,6 @@ impl Negotiator {
             .filter(|(_, c)| c.ends <= now)
             .map(|(peer, _)| *peer)
             .collect();
-        let mut renewed = false;
         for peer in ended {
             let Some(ledger) = self.ledgers.get_mut(&peer) else {
                 self.end_contract(ctx, peer, true, false);
@@ -667,11 +666,12 @@ impl Negotiator {
                 ledger.contracts_kept += 1;
                 if let Some(contract) = self.contracts.get_mut(&peer) {
                     contract.ends = contract.ends.plus(contract.term_us.max(Time::SECOND));
-                    renewed = true;
                 }
             }
         }
-        if renewed {
+        // Saved every round (with the time left in each term), so that a restart ends each
+        // term at most one round late.
+        if !self.contracts.is_empty() {
             self.save_contracts(now);
         }
         // Strangers whose free term is over: their quota falls to nothing.

@@ -206,6 +206,8 @@ pub struct Negotiator {
     store: Store,
     /// Whether this actor has read back what was saved (at its first start).
     restored: bool,
+    /// Trees read back before any peer was known, to be placed when the first are.
+    place_restored: bool,
 }
 
 fn ring_point(chunk: &ChunkId) -> PeerId {
@@ -243,6 +245,7 @@ impl Negotiator {
             strangers: strangers::Strangers::default(),
             store,
             restored: false,
+            place_restored: false,
         }
     }
 
@@ -337,7 +340,9 @@ impl Negotiator {
                 // served have failed.
                 self.waiting.clear();
                 self.looking = 0;
+                let mut ended = BTreeSet::new();
                 for fetch in std::mem::take(&mut self.fetches).into_values() {
+                    ended.insert(fetch.root);
                     ctx.event(Event::FetchDone {
                         root: fetch.root,
                         ok: false,
@@ -345,9 +350,10 @@ impl Negotiator {
                         bytes: fetch.bytes,
                     });
                 }
-                // Nor will the timers of fetches waiting to be tried again.
+                // Nor will the timers of fetches waiting to be tried again, nor the lookups
+                // of those being tried.
                 for (root, retry) in std::mem::take(&mut self.fetch_retries) {
-                    if retry.due.is_some() {
+                    if !ended.contains(&root) {
                         ctx.event(Event::FetchDone {
                             root,
                             ok: false,
@@ -386,6 +392,12 @@ impl Negotiator {
             Input::Command(Command::Fetch { root }) => self.start_fetch(ctx, root, ctx.now()),
             Input::Local(Local::PeersKnown { peers }) => {
                 self.ring.extend(peers);
+                if std::mem::take(&mut self.place_restored) {
+                    let chunks: Vec<ChunkId> = self.owned.keys().copied().collect();
+                    for chunk in chunks {
+                        self.place(ctx, chunk, false);
+                    }
+                }
             }
             Input::Local(Local::Directory { peers }) => {
                 self.ring.retain(|peer| peers.binary_search(peer).is_err());
@@ -495,7 +507,16 @@ impl Negotiator {
     /// Takes the tree at `root` (made of `chunks`) as ours, and places it: the root first,
     /// since the rest of the tree follows it to its holders.
     fn own(&mut self, ctx: &mut Context<'_>, root: ChunkId, chunks: &[ChunkId]) {
-        let point = ring_point(&root);
+        self.take_owned(&root, chunks);
+        self.place(ctx, root, false);
+        for &chunk in chunks.iter().filter(|c| **c != root) {
+            self.place(ctx, chunk, false);
+        }
+    }
+
+    /// Enters the chunks of the tree at `root` in the table of ours.
+    fn take_owned(&mut self, root: &ChunkId, chunks: &[ChunkId]) {
+        let point = ring_point(root);
         for &chunk in chunks {
             self.owned.entry(chunk).or_insert_with(|| Owned {
                 point,
@@ -506,25 +527,27 @@ impl Negotiator {
                 attempts: 0,
             });
         }
-        self.place(ctx, root, false);
-        for &chunk in chunks.iter().filter(|c| **c != root) {
-            self.place(ctx, chunk, false);
-        }
     }
 
     /// At the first start: what a run before this one published is ours again (its holders
     /// are found anew: a holder that has a chunk answers `Stored` at once), and its
     /// contracts stand for the rest of their terms.
     fn restore(&mut self, ctx: &mut Context<'_>) {
+        // Creds are counted from now on, not over the time before the restart.
+        self.last_term_round = ctx.now();
         for saved in saved::contracts(&self.store).unwrap_or_default() {
             if self.contracts.len() >= self.config.economy.contracts_max {
                 break;
             }
+            // What was saved is bounded as what a peer proposes is.
+            let term_us = saved.term_us.clamp(Time::SECOND, contracts::TERM_US_MAX);
             let contract = Contract {
                 for_me_bytes: saved.for_me_bytes,
-                for_them_bytes: saved.for_them_bytes,
-                term_us: saved.term_us,
-                ends: ctx.now().plus(saved.left_us),
+                for_them_bytes: saved
+                    .for_them_bytes
+                    .min(self.config.storage_for_others_bytes),
+                term_us,
+                ends: ctx.now().plus(saved.left_us.min(term_us)),
             };
             self.contracts.insert(saved.peer, contract);
             let contracts = &self.contracts;
@@ -537,7 +560,18 @@ impl Negotiator {
                 });
             self.grant(ctx, saved.peer);
         }
-        for (root, chunks) in saved::published(&self.store).unwrap_or_default() {
+        self.save_contracts(ctx.now());
+        let published = saved::published(&self.store).unwrap_or_default();
+        if self.directory.is_empty() && self.ring.is_empty() {
+            // No peer is known yet (a node starts from addresses): the trees are placed
+            // once the first peers are.
+            for (root, chunks) in &published {
+                self.take_owned(root, chunks);
+            }
+            self.place_restored = !published.is_empty();
+            return;
+        }
+        for (root, chunks) in published {
             self.own(ctx, root, &chunks);
         }
     }
