@@ -527,3 +527,83 @@ fn a_node_that_keeps_nothing_fetched_announces_nothing() {
     });
     assert!(!announced);
 }
+
+/// A publisher restarted with its memory lost still owns its tree and keeps it replicated
+/// (a holder that lost its disk meanwhile gets its replicas again), and a holder restarted
+/// so counts what it holds for others as before.
+#[test]
+fn a_rebooted_peer_keeps_what_it_published_and_what_it_holds() {
+    let mut h = Harness::new(8, config(), LATENCY_US);
+    h.start_all();
+    let built = build(&synthetic(8)).unwrap();
+    h.command(
+        0,
+        Command::Publish {
+            content: synthetic(8),
+        },
+    );
+    h.run_for(Time::SECOND * 30);
+    let holder = (1..8)
+        .find(|i| h.peer(*i).store.holds(&built.root))
+        .unwrap();
+    let held = h.peer(holder).store.bytes_for_others();
+    assert!(held > 0);
+    h.reboot(holder, config());
+    assert_eq!(h.peer(holder).store.bytes_for_others(), held);
+
+    h.reboot(0, config());
+    let other = (1..8)
+        .find(|i| *i != holder && h.peer(*i).store.holds(&built.root))
+        .unwrap();
+    h.crash_with_disk_loss(other, config());
+    h.run_for(Time::SECOND * 30);
+    assert_eq!(
+        h.peer(0).negotiator.replica_counts().count(),
+        built.chunks.len(),
+        "the rebooted publisher forgot its chunks"
+    );
+    for (chunk, _) in &built.chunks {
+        assert_eq!(h.holders(0, chunk), 3, "replicas of {chunk}");
+    }
+}
+
+/// With a deadline, a fetch that finds no source tries again (1, 2, 4 … s later) and
+/// succeeds once a holder is back; without one coming back it fails once, within the
+/// deadline.
+#[test]
+fn a_fetch_retries_within_its_deadline() {
+    let patient = KernelConfig {
+        extra_candidates: 0,
+        fetch_deadline_us: 20 * Time::SECOND,
+        ..config()
+    };
+    for comes_back in [true, false] {
+        let mut h = Harness::new(6, patient.clone(), LATENCY_US);
+        h.start_all();
+        let built = build(&synthetic(9)).unwrap();
+        h.command(
+            0,
+            Command::Publish {
+                content: synthetic(9),
+            },
+        );
+        h.run_for(Time::SECOND * 30);
+        let holders: Vec<usize> = (0..6)
+            .filter(|i| h.peer(*i).store.holds(&built.root))
+            .collect();
+        for &i in &holders {
+            h.set_online(i, false);
+        }
+        let fetcher = (1..6).find(|i| !holders.contains(i)).unwrap();
+        h.command(fetcher, Command::Fetch { root: built.root });
+        h.run_for(Time::SECOND * 5);
+        assert!(fetch_results(&h, fetcher).is_empty(), "it gave up at once");
+        if comes_back {
+            h.set_online(holders[0], true);
+        }
+        h.run_for(Time::SECOND * 40);
+        let results = fetch_results(&h, fetcher);
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_eq!(results[0].0, comes_back, "{results:?}");
+    }
+}

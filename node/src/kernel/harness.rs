@@ -136,6 +136,14 @@ impl Harness {
         self.set_online(index, true);
     }
 
+    /// Restarts peer `index` with its memory lost and its disk kept (a process killed and
+    /// started again; [`Peer::reboot`]).
+    pub fn reboot(&mut self, index: usize, config: KernelConfig) {
+        self.peers[index].reboot(peer_key(index), config);
+        self.offline.insert(index);
+        self.set_online(index, true);
+    }
+
     /// Delivers a frame to peer `to` as if `from` had sent it.
     pub fn inject(&mut self, to: usize, from: PeerId, frame: Frame) {
         self.input(to, ActorKind::Transport, Input::Wire { from, frame });

@@ -1075,6 +1075,20 @@ impl Negotiator {
         self.fetches.insert(id, fetch);
     }
 
+    /// A fetch that no retry could mend (a tree larger than we fetch, an object that does
+    /// not parse though its bytes match its id): it fails now, deadline or not.
+    fn give_up_fetch(&mut self, ctx: &mut Context<'_>, id: u64) {
+        if let Some(fetch) = self.fetches.remove(&id) {
+            self.fetch_retries.remove(&fetch.root);
+            ctx.event(Event::FetchDone {
+                root: fetch.root,
+                ok: false,
+                started: fetch.started,
+                bytes: fetch.bytes,
+            });
+        }
+    }
+
     fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
         if let Some(fetch) = self.fetches.remove(&id) {
             if !ok {
@@ -1140,7 +1154,7 @@ impl Negotiator {
             return;
         }
         let Some(children) = Self::children(&payload) else {
-            return self.finish_fetch(ctx, id, false);
+            return self.give_up_fetch(ctx, id);
         };
         let root = fetch.root;
         self.take_in(ctx, id, from, (root, payload), children);
@@ -1178,7 +1192,7 @@ impl Negotiator {
         fetch.bytes += bytes;
         fetch.chunks += children.len();
         if fetch.chunks > limit {
-            return self.finish_fetch(ctx, id, false);
+            return self.give_up_fetch(ctx, id);
         }
         fetch.queue.extend(children.into_iter().rev());
         self.pump(ctx, id);
@@ -1264,7 +1278,7 @@ impl Negotiator {
             LinkKind::Data => Vec::new(),
             LinkKind::Object => match Self::children(&payload) {
                 Some(children) => children,
-                None => return self.finish_fetch(ctx, id, false),
+                None => return self.give_up_fetch(ctx, id),
             },
         };
         let Some(fetch) = self.fetches.get_mut(&id) else {
