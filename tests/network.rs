@@ -36,6 +36,27 @@ fn five_nodes() -> Vec<Node> {
 fn five_nodes_survive_the_publisher_being_killed() {
     let mut nodes = five_nodes();
     put_kill_get(&mut nodes, 64 << 20, Duration::from_secs(120));
+    // Each of the four actors has its own mailbox: every one of them took inputs (frames,
+    // chunks to keep, commands, observations), and once the node is idle none waits.
+    for node in &nodes[1..] {
+        wait_until("the mailboxes to empty", Duration::from_secs(30), || {
+            let status = node.status();
+            let boxes = status["mailboxes"].as_object().unwrap().clone();
+            assert_eq!(boxes.len(), 4, "{status}");
+            for actor in ["transport", "store", "negotiator", "reputation"] {
+                let depth_max = boxes[actor]["depth_max"].as_u64().unwrap();
+                assert!(depth_max >= 1, "{actor}: {status}");
+            }
+            boxes.values().all(|b| b["depth"].as_u64() == Some(0))
+        });
+        let metrics = node.metrics();
+        for actor in ["transport", "store", "negotiator", "reputation"] {
+            for name in ["mailbox_depth", "mailbox_depth_max"] {
+                let line = format!("\ncryptosphere_{name}{{actor=\"{actor}\"}} ");
+                assert!(metrics.contains(&line), "{line}: {metrics}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -23,16 +23,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{client_handshake, random_file, wait_until, Launch, Node};
+use common::{client_handshake, env_or, random_file, wait_until, Launch, Node};
 
 const CONNECTIONS: usize = 1_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Single-core SHA-256 speed in bytes/s, from openssl with 1 MiB blocks.
 fn sha256_speed() -> f64 {

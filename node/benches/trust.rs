@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use cryptosphere::chain::{Outcome, Record, Role, Service, Transaction};
-use cryptosphere::kernel::trust::{Trust, TrustConfig};
+use cryptosphere::chain::Record;
+use cryptosphere::kernel::trust::{synthetic, Trust, TrustConfig};
 use cryptosphere::kernel::{PeerId, Time};
 use rand::{Rng, SeedableRng};
 
@@ -13,38 +13,11 @@ const NODES: u32 = 10_000;
 const EDGES: usize = 100_000;
 
 fn id(n: u32) -> [u8; 32] {
-    let mut id = [0u8; 32];
-    id[..4].copy_from_slice(&n.to_be_bytes());
-    id
+    synthetic::peer(n)
 }
 
-/// A provider's half of one service between two random peers (signatures are not looked at:
-/// the graph takes verified chains).
 fn service(rng: &mut impl Rng, at: u64) -> Record {
-    let provider = rng.gen_range(0..NODES);
-    let mut requester = rng.gen_range(0..NODES - 1);
-    if requester >= provider {
-        requester += 1;
-    }
-    Record {
-        owner: id(provider),
-        seq: 1,
-        prev: [0; 32],
-        counterparty: id(requester),
-        counterparty_seq: 1,
-        role: Role::Provider,
-        tx: Transaction {
-            service: Service::ChunkStored,
-            bytes: 1 << 20,
-            creds: rng.gen_range(1..16u64) << 20,
-            seconds: 86_400,
-            time: at,
-            outcome: Outcome::Delivered,
-            commitment: [0; 32],
-        },
-        owner_sig: [0; 64],
-        counterparty_sig: [0; 64],
-    }
+    synthetic::service(rng, NODES, at, None)
 }
 
 fn graph(rng: &mut impl Rng) -> Trust {

@@ -337,6 +337,14 @@ pub fn put_kill_get(nodes: &mut [Node], len: usize, limit: Duration) {
     assert_eq!(status["chunks_held"].as_u64().unwrap(), owned, "{status}");
 }
 
+/// A count from the environment (a benchmark's size or runs), or `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     use rand::{RngCore, SeedableRng};
     let mut bytes = vec![0u8; len];

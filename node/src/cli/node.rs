@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// 8 … s) before it answers 502, seconds (0: one attempt).
     #[arg(long, value_name = "SECS", default_value_t = crate::net::FETCH_DEADLINE_US / Time::SECOND, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub fetch_deadline_secs: u64,
+    /// Benchmarks only: keep the reputation filter recomputing over a synthetic graph of
+    /// 10,000 peers and 100,000 services.
+    #[arg(long, hide = true)]
+    pub bench_filter_load: bool,
 }
 
 impl RunArgs {
@@ -235,6 +239,7 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
         offer_bytes: (run.offer_gib * (1u64 << 30) as f64) as u64,
         chain_record_interval: std::time::Duration::from_secs(run.chain_record_every_secs),
         fetch_deadline: std::time::Duration::from_secs(run.fetch_deadline_secs),
+        bench_filter_load: run.bench_filter_load,
     };
     crate::net::run(options).map_err(|e| {
         let code = match &e {

@@ -131,6 +131,19 @@ impl Peer {
         self.id
     }
 
+    /// The four actors, for a host that runs each on its own (the node). It must start them
+    /// as [`Peer::start`] does: the negotiator, the transport, the reputation filter, then
+    /// the store if it [wants to start](StoreActor::wants_start).
+    pub fn into_parts(self) -> (PeerId, Transport, StoreActor, Negotiator, Reputation) {
+        (
+            self.id,
+            self.transport,
+            self.store,
+            self.negotiator,
+            self.reputation,
+        )
+    }
+
     /// (Re)starts every actor, telling the transport of the peers it may contact.
     pub fn start(&mut self, now: Time, peers: Directory, rng: &mut ChaCha8Rng, out: &mut Outbox) {
         self.step(

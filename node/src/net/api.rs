@@ -27,13 +27,18 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::client;
-use super::host::{
-    Announce, FetchTree, GetChain, GetContracts, GetStatus, PeerHost, Publish, Status,
-};
+use super::mailbox::Inspect;
+use super::status::Status;
+use super::trade::TradeConfig;
 use super::Shared;
 use crate::host::import::PutOptions;
 use crate::host::tarball;
 use crate::ids::ChunkId;
+use crate::kernel::content::Content;
+use crate::kernel::negotiator::Negotiator;
+use crate::kernel::reputation::Reputation;
+use crate::kernel::storage::StoreActor;
+use crate::kernel::{ActorKind, Command, Input, PeerId};
 use crate::object::format::{EntryKind, NodeKind};
 use crate::object::WriteError;
 use crate::object::{Capability, ReadCap, Reader, WriteConfig, Writer};
@@ -62,9 +67,19 @@ const STREAM_WAIT_MAX: Duration = Duration::from_secs(10 * 60);
 /// Chain records answered by one `GET /v1/chain`.
 pub const CHAIN_PAGE_RECORDS_MAX: usize = 4096;
 
+/// What the API says of the node itself.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub me: PeerId,
+    pub listen: Option<std::net::SocketAddr>,
+    pub replication: usize,
+    /// The strategy and economy the node was configured with, for `/v1/contracts`.
+    pub trade: TradeConfig,
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub host: actix::Addr<PeerHost>,
+    pub view: Arc<NodeView>,
     pub store: Store,
     pub shared: Arc<Shared>,
     /// Requests in progress.
@@ -74,9 +89,9 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(host: actix::Addr<PeerHost>, store: Store, shared: Arc<Shared>) -> ApiState {
+    pub fn new(view: NodeView, store: Store, shared: Arc<Shared>) -> ApiState {
         ApiState {
-            host,
+            view: Arc::new(view),
             store,
             shared,
             requests: Arc::new(tokio::sync::Semaphore::new(API_REQUESTS_MAX)),
@@ -337,12 +352,16 @@ async fn put_object(
         }
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let publish = Publish {
+    let content = Content::Stored {
         root: cap.id,
         chunks,
         bytes: size,
     };
-    if state.host.send(publish).await.is_err() {
+    let routes = &state.shared.routes;
+    let publish = Input::Command(Command::Publish { content });
+    let announce = Input::Command(Command::Announce { root: cap.id });
+    let published = routes.send(ActorKind::Negotiator, publish).await;
+    if published.is_err() || routes.send(ActorKind::Store, announce).await.is_err() {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     }
     (StatusCode::CREATED, format!("{}\n", Capability::Read(cap))).into_response()
@@ -361,14 +380,33 @@ async fn fetch_missing(state: &ApiState, root: ChunkId) -> Result<(), Response> 
     if !missing {
         return Ok(());
     }
-    let Ok(done) = state.host.send(FetchTree { root }).await else {
-        return Err(fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node is shutting down",
-        ));
-    };
+    let (first, done) = state.shared.node.wait_for_fetch(root);
+    if first {
+        let fetch = Input::Command(Command::Fetch { root });
+        if state
+            .shared
+            .routes
+            .send(ActorKind::Negotiator, fetch)
+            .await
+            .is_err()
+        {
+            return Err(fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is shutting down",
+            ));
+        }
+    }
     match tokio::time::timeout(FETCH_TIMEOUT, done).await {
-        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(true)) => {
+            // The negotiator sent the store every chunk before it said the fetch was done;
+            // once the store has taken what is in its mailbox now, they are all on disk.
+            let boxes = state.shared.routes.mailboxes();
+            let taken = match boxes {
+                Some(boxes) => boxes.store.send(Inspect::new(|_: &StoreActor| ())).await,
+                None => Err(actix::MailboxError::Closed),
+            };
+            taken.map_err(|_| fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))
+        }
         _ => Err(fail(
             StatusCode::BAD_GATEWAY,
             format!("no peer served every chunk of {root}"),
@@ -388,7 +426,8 @@ async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
     match tokio::task::spawn_blocking(move || store.pin(root)).await {
         Ok(Ok(())) => {
             // Whole and pinned here: we provide it now.
-            state.host.do_send(Announce { root });
+            let announce = Input::Command(Command::Announce { root });
+            let _ = state.shared.routes.send(ActorKind::Store, announce).await;
             (StatusCode::OK, format!("pinned {root}\n")).into_response()
         }
         Ok(Err(e)) => fail(store_status(&e), format!("cannot pin {root}: {e}")),
@@ -676,7 +715,9 @@ async fn get_object(
 }
 
 async fn current_status(state: &ApiState) -> Option<Status> {
-    state.host.send(GetStatus).await.ok()
+    let view = &state.view;
+    let peer = crate::ids::encode_base32(&view.me.0);
+    super::status::gather(&state.shared, peer, view.listen, view.replication).await
 }
 
 async fn status(State(state): State<ApiState>) -> Response {
@@ -696,17 +737,43 @@ async fn status(State(state): State<ApiState>) -> Response {
 }
 
 async fn contracts(State(state): State<ApiState>) -> Response {
-    match state.host.send(GetContracts).await {
+    let Some(boxes) = state.shared.routes.mailboxes() else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    let (view, now) = (state.view.clone(), state.shared.now());
+    let read =
+        Inspect::new(move |n: &Negotiator| super::trade::economics(view.me, n, &view.trade, now));
+    match boxes.negotiator.send(read).await {
         Ok(economics) => axum::Json(economics).into_response(),
         Err(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }
 
 async fn peers(State(state): State<ApiState>) -> Response {
-    match state.host.send(super::host::GetPeers).await {
-        Ok(peers) => axum::Json(peers).into_response(),
-        Err(_) => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+    match gather_peers(&state).await {
+        Some(peers) => axum::Json(peers).into_response(),
+        None => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
+}
+
+/// The negotiator's ledgers, the filter's scores of those and the peers it ranks, then the
+/// negotiator's refusals of all of them.
+async fn gather_peers(state: &ApiState) -> Option<super::peers::PeersView> {
+    use super::peers;
+    let boxes = state.shared.routes.mailboxes()?;
+    let ledgers = boxes
+        .negotiator
+        .send(Inspect::new(peers::ledger_peers))
+        .await
+        .ok()?;
+    let read = Inspect::new(move |r: &Reputation| peers::filter_view(r, &ledgers));
+    let filter = boxes.reputation.send(read).await.ok()?;
+    let known = filter.peer_ids();
+    let (view, now) = (state.view.clone(), state.shared.now());
+    let read =
+        Inspect::new(move |n: &Negotiator| peers::trade_view(view.me, n, &view.trade, now, &known));
+    let trade = boxes.negotiator.send(read).await.ok()?;
+    Some(peers::peers(state.view.me, filter, trade))
 }
 
 /// `from` (the first position wanted, default 1) and `limit` (default and most
@@ -743,17 +810,23 @@ async fn chain(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Resp
         Ok(page) => page,
         Err(problem) => return fail(StatusCode::BAD_REQUEST, problem),
     };
-    let Ok(page) = state.host.send(GetChain { from, limit }).await else {
+    let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
+    let read = Inspect::new(move |r: &Reputation| {
+        let own = r.chains.as_ref().map_or(&[][..], |chains| chains.own());
+        let page: Vec<crate::chain::Record> = own.iter().skip(start).take(limit).cloned().collect();
+        (own.len() as u64, page)
+    });
+    let Some(boxes) = state.shared.routes.mailboxes() else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     };
-    let records: Vec<serde_json::Value> = page
-        .records
-        .iter()
-        .map(crate::chain::json::record_json)
-        .collect();
+    let Ok((length, page)) = boxes.reputation.send(read).await else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    let records: Vec<serde_json::Value> =
+        page.iter().map(crate::chain::json::record_json).collect();
     axum::Json(serde_json::json!({
-        "owner": page.owner,
-        "length": page.length,
+        "owner": crate::ids::encode_base32(&state.view.me.0),
+        "length": length,
         "records": records,
     }))
     .into_response()
@@ -805,6 +878,28 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         text.push_str(&format!(
             "# HELP cryptosphere_{name} {help}\n# TYPE cryptosphere_{name} {kind}\ncryptosphere_{name} {value}\n"
         ));
+    }
+    let mailboxes = [
+        ("mailbox_depth", "Inputs waiting in each actor's mailbox."),
+        (
+            "mailbox_depth_max",
+            "The most inputs that waited in each actor's mailbox.",
+        ),
+    ];
+    for (name, help) in mailboxes {
+        text.push_str(&format!(
+            "# HELP cryptosphere_{name} {help}\n# TYPE cryptosphere_{name} gauge\n"
+        ));
+        for (actor, depth) in &s.mailboxes {
+            let value = if name == "mailbox_depth" {
+                depth.depth
+            } else {
+                depth.depth_max
+            };
+            text.push_str(&format!(
+                "cryptosphere_{name}{{actor=\"{actor}\"}} {value}\n"
+            ));
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::host::{Arrived, DialEnded, LinkEnded, LinkUp, PeerHost};
+use super::host::{Arrived, DialEnded, LinkEnded, LinkUp, TransportHost};
 use super::Shared;
 use crate::kernel::{Frame, PeerId, Request, Response, StoreRequest, StoreResponse};
 use crate::wire::noise::{Handshake, Opener, Sealer, LENGTH_BYTES};
@@ -27,7 +27,7 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A link the host lets go has this long to write what is queued.
 const WRITER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames of one connection waiting for the peer host at once.
-const FRAMES_IN_HOST_MAX: usize = 32;
+pub const FRAMES_IN_HOST_MAX: usize = 32;
 
 /// What the host keeps of a live connection: dropping it closes the connection (after the
 /// frames already queued are written).
@@ -39,6 +39,17 @@ pub struct LinkHandle {
     /// Bytes queued and not yet written; the host sends no more past its budget.
     pub queued: Arc<std::sync::atomic::AtomicU64>,
     pub _kill: oneshot::Sender<()>,
+}
+
+/// Puts a connection's event or frame in the transport's mailbox, counted in its depth.
+fn tell<M>(shared: &Shared, host: &Addr<TransportHost>, message: M)
+where
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+    TransportHost: actix::Handler<M>,
+{
+    shared.routes.entered(crate::kernel::ActorKind::Transport);
+    host.do_send(message);
 }
 
 async fn read_handshake_message(stream: &mut TcpStream) -> Result<Vec<u8>, WireError> {
@@ -168,7 +179,7 @@ pub async fn run(
     dialed: Option<SocketAddr>,
     expect: Option<DialFor>,
     shared: Arc<Shared>,
-    host: Addr<PeerHost>,
+    host: Addr<TransportHost>,
 ) {
     let _ = stream.set_nodelay(true);
     let outcome = tokio::time::timeout(
@@ -192,11 +203,15 @@ pub async fn run(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if let Some(addr) = dialed {
-                host.do_send(DialEnded {
-                    addr,
-                    expect,
-                    wrong_peer: false,
-                });
+                tell(
+                    &shared,
+                    &host,
+                    DialEnded {
+                        addr,
+                        expect,
+                        wrong_peer: false,
+                    },
+                );
             }
             return;
         }
@@ -205,11 +220,15 @@ pub async fn run(
         // Whoever listens there now is not who we were told: hang up, and let the host
         // forget that address for the peer we wanted.
         tracing::info!(%remote, ?peer, "dialed the wrong peer; connection dropped");
-        host.do_send(DialEnded {
-            addr: remote,
-            expect,
-            wrong_peer: true,
-        });
+        tell(
+            &shared,
+            &host,
+            DialEnded {
+                addr: remote,
+                expect,
+                wrong_peer: true,
+            },
+        );
         return;
     }
     let conn = NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -218,16 +237,20 @@ pub async fn run(
     let (kill, mut killed) = oneshot::channel::<()>();
     let (writer_failed, mut write_failure) = oneshot::channel::<()>();
     let (mut reader, mut writer) = stream.into_split();
-    host.do_send(LinkUp {
-        peer,
-        dialed,
-        handle: LinkHandle {
-            conn,
-            frames,
-            queued: queued.clone(),
-            _kill: kill,
+    tell(
+        &shared,
+        &host,
+        LinkUp {
+            peer,
+            dialed,
+            handle: LinkHandle {
+                conn,
+                frames,
+                queued: queued.clone(),
+                _kill: kill,
+            },
         },
-    });
+    );
     // When a frame last went out or came in (microseconds since the node started).
     let last_activity = Arc::new(std::sync::atomic::AtomicU64::new(shared.now().micros()));
     let stats = shared.clone();
@@ -285,11 +308,15 @@ pub async fn run(
                 let Ok(permit) = in_host.clone().acquire_owned().await else {
                     break (None, false);
                 };
-                host.do_send(Arrived {
-                    from: peer,
-                    frame,
-                    _permit: permit,
-                });
+                tell(
+                    &shared,
+                    &host,
+                    Arrived {
+                        from: peer,
+                        frame,
+                        _permit: permit,
+                    },
+                );
             }
             Ok(None) => break (None, false),
             Err(e) => {
@@ -306,7 +333,7 @@ pub async fn run(
     } else {
         writing.abort();
     }
-    host.do_send(LinkEnded { peer, conn, fault });
+    tell(&shared, &host, LinkEnded { peer, conn, fault });
 }
 
 /// Dials `addr` (for `expect`, if known) and runs the connection.
@@ -314,17 +341,21 @@ pub async fn dial(
     addr: SocketAddr,
     expect: Option<DialFor>,
     shared: Arc<Shared>,
-    host: Addr<PeerHost>,
+    host: Addr<TransportHost>,
 ) {
     match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => run(stream, addr, Some(addr), expect, shared, host).await,
         _ => {
             tracing::debug!(%addr, "dial failed");
-            host.do_send(DialEnded {
-                addr,
-                expect,
-                wrong_peer: false,
-            });
+            tell(
+                &shared,
+                &host,
+                DialEnded {
+                    addr,
+                    expect,
+                    wrong_peer: false,
+                },
+            );
         }
     }
 }

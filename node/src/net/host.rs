@@ -1,28 +1,19 @@
-//! The peer host: an actix actor that owns one [`Peer`] and is its only driver. It turns
-//! connection events, frames, timer firings and user commands into kernel inputs, and the
-//! outbox into frames on connections, dials, timers and answers to waiting API calls. It
+//! The transport's actix actor, on the node's main arbiter: it owns the transport and the
+//! live connections. It turns connection events and frames into the transport's inputs, and
+//! what the transport asks for into frames on connections, dials and disconnects. It
 //! decides nothing about storage or trading: that is the actors' business.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
-use rand_chacha::ChaCha8Rng;
-use tokio::sync::oneshot;
 
 use super::conn::{self, LinkHandle};
-use super::trade::{self, Economics, TradeConfig, TradeCounts};
+use super::mailbox::{Core, Deliver, Inspect, MAILBOX_CAPACITY};
 use super::Shared;
-use crate::ids::ChunkId;
-use crate::kernel::content::Content;
-use crate::kernel::peer::Peer;
-use crate::kernel::{
-    ActorKind, Command, Directory, Effects, Event, Frame, Input, KernelConfig, Link, Outbox,
-    PeerId, WireFault,
-};
-use crate::store::Store;
+use crate::kernel::transport::Transport;
+use crate::kernel::{ActorKind, Effects, Frame, Input, Link, PeerId, WireFault};
 
 /// Frames kept for a peer while a connection to it is being dialed.
 const FRAMES_WAITING_FOR_DIAL_MAX: usize = 4_096;
@@ -69,112 +60,10 @@ pub struct DialEnded {
     pub wrong_peer: bool,
 }
 
-/// Replicate a tree already in our store.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Publish {
-    pub root: ChunkId,
-    pub chunks: Vec<ChunkId>,
-    pub bytes: u64,
-}
-
-/// A tree is now whole (and pinned) in our store: the store actor has it announced.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Announce {
-    pub root: ChunkId,
-}
-
-/// Fetch a tree into our store; the receiver says whether it worked.
-#[derive(Debug, Message)]
-#[rtype(result = "oneshot::Receiver<bool>")]
-pub struct FetchTree {
-    pub root: ChunkId,
-}
-
-/// What `/v1/status` and `/metrics` show.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Status {
-    pub peer: String,
-    pub listen: Option<SocketAddr>,
-    pub connected_peers: usize,
-    pub known_peers: usize,
-    /// Contacts in the Kademlia routing table.
-    pub routing_table_contacts: usize,
-    /// Provider records kept for others.
-    pub provider_records: usize,
-    pub bytes_held_for_others: u64,
-    pub chunks_owned: usize,
-    /// Our chunks with at least `replication` holders.
-    pub chunks_replicated: usize,
-    pub replication: usize,
-    pub replicas_placed: u64,
-    /// Chunks held for others that were missing from the disk at this run's start (their
-    /// owners were told).
-    pub chunks_lost_at_start: u64,
-    pub fetches_ok: u64,
-    pub fetches_failed: u64,
-    pub protocol_faults: u64,
-    /// Frames dropped because a connection's send queue was full.
-    pub frames_dropped: u64,
-    /// Peers the reputation filter has seen misbehaving.
-    pub peers_marked: usize,
-    pub requests_in_flight: usize,
-    /// Contracts, ledgers, disqualified peers and audit results (`/v1/contracts` has them
-    /// per peer).
-    #[serde(flatten)]
-    pub trade: TradeCounts,
-    /// Records on this node's own chain.
-    pub chain_records: u64,
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "Status")]
-pub struct GetStatus;
-
-/// What `/v1/peers` shows.
-#[derive(Debug, Message)]
-#[rtype(result = "super::peers::PeersView")]
-pub struct GetPeers;
-
-/// What `/v1/contracts` shows.
-#[derive(Debug, Message)]
-#[rtype(result = "Economics")]
-pub struct GetContracts;
-
-/// Up to `limit` records of this node's own chain from position `from` (1 is the first).
-#[derive(Debug, Message)]
-#[rtype(result = "ChainPage")]
-pub struct GetChain {
-    pub from: u64,
-    pub limit: usize,
-}
-
-/// A page of this node's own chain.
-#[derive(Debug, Clone)]
-pub struct ChainPage {
-    /// This node's peer id.
-    pub owner: String,
-    /// Records on the chain in all.
-    pub length: u64,
-    pub records: Vec<crate::chain::Record>,
-}
-
-/// Flush the store and stop.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
-
 #[derive(Debug)]
-pub struct PeerHost {
-    peer: Peer,
-    store: Store,
-    rng: ChaCha8Rng,
-    out: Outbox,
-    shared: Arc<Shared>,
+pub struct TransportHost {
+    core: Core<Transport>,
     runtime: tokio::runtime::Handle,
-    replication: usize,
-    listen: Option<SocketAddr>,
     /// Live connections per peer; frames go out on the newest.
     links: BTreeMap<PeerId, Vec<LinkHandle>>,
     /// Where peers listen, as the transport told us.
@@ -182,126 +71,61 @@ pub struct PeerHost {
     /// Peers being dialed: the attempt, and the frames waiting for the connection.
     dialing: BTreeMap<PeerId, (u64, Vec<Frame>)>,
     next_attempt: u64,
-    /// Frames dropped because a connection's queue was full.
-    frames_dropped: u64,
-    fetch_waiters: BTreeMap<ChunkId, Vec<oneshot::Sender<bool>>>,
-    status: Status,
-    /// Our own address, for the connection tasks we start.
-    address: Option<actix::Addr<PeerHost>>,
-    /// The peers the transport starts with (none: a node bootstraps from addresses).
-    directory: Directory,
-    /// The strategy and economy the peer was configured with, for `/v1/contracts`.
-    trade: TradeConfig,
 }
 
-impl PeerHost {
-    pub fn new(
-        peer: Peer,
-        store: Store,
-        rng: ChaCha8Rng,
-        shared: Arc<Shared>,
-        runtime: tokio::runtime::Handle,
-        config: &KernelConfig,
-    ) -> PeerHost {
-        let (replication, listen) = (config.replication, config.listen);
-        let status = Status {
-            peer: crate::ids::encode_base32(&peer.id().0),
-            listen,
-            connected_peers: 0,
-            known_peers: 0,
-            routing_table_contacts: 0,
-            provider_records: 0,
-            bytes_held_for_others: 0,
-            chunks_owned: 0,
-            chunks_replicated: 0,
-            replication,
-            replicas_placed: 0,
-            chunks_lost_at_start: 0,
-            fetches_ok: 0,
-            fetches_failed: 0,
-            protocol_faults: 0,
-            frames_dropped: 0,
-            peers_marked: 0,
-            requests_in_flight: 0,
-            trade: TradeCounts::default(),
-            chain_records: 0,
-        };
-        PeerHost {
-            peer,
-            store,
-            rng,
-            out: Outbox::default(),
-            shared,
+impl TransportHost {
+    pub fn new(core: Core<Transport>, runtime: tokio::runtime::Handle) -> TransportHost {
+        TransportHost {
+            core,
             runtime,
-            replication,
-            listen,
             links: BTreeMap::new(),
             addrs: BTreeMap::new(),
             dialing: BTreeMap::new(),
             next_attempt: 0,
-            frames_dropped: 0,
-            fetch_waiters: BTreeMap::new(),
-            status,
-            address: None,
-            directory: Directory::from(Vec::new()),
-            trade: TradeConfig::of(config),
         }
     }
 
-    fn own_chain(&self) -> &[crate::chain::Record] {
-        self.peer
-            .reputation
-            .chains
-            .as_ref()
-            .map_or(&[], |chains| chains.own())
+    fn shared(&self) -> &Arc<Shared> {
+        &self.core.shared
     }
 
-    /// Delivers one input to one actor, then carries out everything the step asked for.
-    fn step(&mut self, ctx: &mut Context<Self>, actor: ActorKind, input: Input) {
-        let now = self.shared.now();
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        self.peer.step(actor, input, now, &mut self.rng, &mut out);
-        self.carry_out(ctx, &mut out);
-        self.out = out;
+    /// One connection event or frame was taken from the mailbox.
+    fn taken(&self) {
+        self.shared().routes.taken(ActorKind::Transport);
     }
 
-    fn carry_out(&mut self, ctx: &mut Context<Self>, out: &mut Outbox) {
-        let now = self.shared.now();
+    /// The transport handles one input; then its frames go out, and its dials start.
+    fn step(&mut self, ctx: &mut Context<Self>, input: Input) {
         let Effects {
             wire,
-            timers,
-            events,
-            trace,
             dials,
             addresses,
             disconnects,
-        } = out.effects();
-        // The node keeps no trace digest: that is the simulator's.
-        trace.clear();
-        for (peer, addr) in addresses.drain(..) {
+            ..
+        } = self.core.step(input);
+        let (wire, dials) = (std::mem::take(wire), std::mem::take(dials));
+        let (addresses, disconnects) = (std::mem::take(addresses), std::mem::take(disconnects));
+        for (peer, addr) in addresses {
             self.addrs.insert(peer, addr);
         }
-        for peer in disconnects.drain(..) {
+        for peer in disconnects {
             tracing::info!(?peer, "dropping the connection to a misbehaving peer");
             self.links.remove(&peer);
         }
-        for (peer, frame) in wire.drain(..) {
+        self.count_links();
+        for (peer, frame) in wire {
             self.send(ctx, peer, frame);
         }
-        for addr in dials.drain(..) {
-            let (shared, host) = (self.shared.clone(), ctx.address());
+        for addr in dials {
+            let (shared, host) = (self.shared().clone(), ctx.address());
             self.runtime.spawn(conn::dial(addr, None, shared, host));
         }
-        for (actor, at, token) in timers.drain(..) {
-            let after = Duration::from_micros(at.since(now));
-            ctx.run_later(after, move |host, ctx| {
-                host.step(ctx, actor, Input::Timer { token })
-            });
-        }
-        for event in events.drain(..) {
-            self.event(event);
-        }
+    }
+
+    fn count_links(&self) {
+        let node = &self.shared().node;
+        node.connected_peers
+            .store(self.links.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, peer: PeerId, frame: Frame) {
@@ -309,7 +133,9 @@ impl PeerHost {
             let charged = frame.encoded_len();
             let queued = link.queued.load(std::sync::atomic::Ordering::Relaxed);
             if queued + charged > LINK_QUEUE_BYTES_MAX {
-                self.frames_dropped += 1;
+                let node = &self.core.shared.node;
+                node.frames_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(?peer, queued, "connection queue full; frame dropped");
                 return;
             }
@@ -327,88 +153,65 @@ impl PeerHost {
             return;
         }
         let Some(addr) = self.addrs.get(&peer).copied() else {
-            // Nowhere to send it: the transport fails what waits on it.
+            // Nowhere to send it: the transport fails what waits on it, after this step.
             tracing::debug!(?peer, "no address for peer; frame dropped");
             let input = Input::Link(Link::Unreachable { peer });
-            ctx.notify(Unreachable(input));
+            self.shared().routes.deliver(ActorKind::Transport, input);
             return;
         };
         self.next_attempt += 1;
         let attempt = self.next_attempt;
         self.dialing.insert(peer, (attempt, vec![frame]));
-        let host = self.address.clone();
-        if let Some(host) = host {
-            let shared = self.shared.clone();
-            let expect = conn::DialFor { peer, attempt };
-            self.runtime
-                .spawn(conn::dial(addr, Some(expect), shared, host));
-        }
-    }
-
-    fn event(&mut self, event: Event) {
-        match event {
-            Event::FetchDone { root, ok, .. } => {
-                if ok {
-                    self.status.fetches_ok += 1;
-                } else {
-                    self.status.fetches_failed += 1;
-                }
-                for waiter in self.fetch_waiters.remove(&root).unwrap_or_default() {
-                    let _ = waiter.send(ok);
-                }
-                tracing::info!(root = %root, ok, "fetch finished");
-            }
-            Event::ReplicaPlaced { chunk, holder, .. } => {
-                self.status.replicas_placed += 1;
-                tracing::debug!(%chunk, ?holder, "replica placed");
-            }
-            Event::LostAtStart { chunks } => {
-                self.status.chunks_lost_at_start += chunks;
-                tracing::warn!(
-                    chunks,
-                    "chunks held for other peers were missing from the disk at start; their owners are told"
-                );
-            }
-            Event::Published { root, bytes, .. } => {
-                tracing::info!(%root, bytes, "published; placing replicas");
-            }
-            _ => {}
-        }
+        let shared = self.shared().clone();
+        let expect = conn::DialFor { peer, attempt };
+        self.runtime
+            .spawn(conn::dial(addr, Some(expect), shared, ctx.address()));
     }
 }
 
-impl Actor for PeerHost {
+impl Actor for TransportHost {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.address = Some(ctx.address());
-        let now = self.shared.now();
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        self.peer
-            .start(now, self.directory.clone(), &mut self.rng, &mut out);
-        self.carry_out(ctx, &mut out);
-        self.out = out;
-        tracing::info!(peer = %self.status.peer, listen = ?self.listen, "peer started");
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
 }
 
-impl Handler<Arrived> for PeerHost {
+impl Handler<Deliver> for TransportHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, ctx: &mut Context<Self>) {
+        self.taken();
+        self.step(ctx, message.0);
+    }
+}
+
+impl<R: Send + 'static> Handler<Inspect<Transport, R>> for TransportHost {
+    type Result = MessageResult<Inspect<Transport, R>>;
+
+    fn handle(&mut self, message: Inspect<Transport, R>, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(message.run(&self.core.actor))
+    }
+}
+
+impl Handler<Arrived> for TransportHost {
     type Result = ();
 
     fn handle(&mut self, message: Arrived, ctx: &mut Context<Self>) {
+        self.taken();
         let input = Input::Wire {
             from: message.from,
             frame: message.frame,
         };
-        self.step(ctx, ActorKind::Transport, input);
+        self.step(ctx, input);
     }
 }
 
-impl Handler<LinkUp> for PeerHost {
+impl Handler<LinkUp> for TransportHost {
     type Result = ();
 
     fn handle(&mut self, message: LinkUp, ctx: &mut Context<Self>) {
+        self.taken();
         let LinkUp {
             peer,
             dialed,
@@ -432,40 +235,39 @@ impl Handler<LinkUp> for PeerHost {
             links.remove(0);
         }
         links.push(handle);
-        self.status.connected_peers = self.links.len();
-        self.step(
-            ctx,
-            ActorKind::Transport,
-            Input::Link(Link::Up { peer, dialed }),
-        );
+        self.count_links();
+        self.step(ctx, Input::Link(Link::Up { peer, dialed }));
     }
 }
 
-impl Handler<LinkEnded> for PeerHost {
+impl Handler<LinkEnded> for TransportHost {
     type Result = ();
 
     fn handle(&mut self, message: LinkEnded, ctx: &mut Context<Self>) {
+        self.taken();
         let LinkEnded { peer, conn, fault } = message;
         if let Some(links) = self.links.get_mut(&peer) {
             links.retain(|link| link.conn != conn);
             if links.is_empty() {
                 self.links.remove(&peer);
-                self.step(ctx, ActorKind::Transport, Input::Link(Link::Down { peer }));
+                self.step(ctx, Input::Link(Link::Down { peer }));
             }
         }
-        self.status.connected_peers = self.links.len();
+        self.count_links();
         if let Some(fault) = fault {
-            self.status.protocol_faults += 1;
-            let input = Input::Link(Link::Broken { peer, fault });
-            self.step(ctx, ActorKind::Transport, input);
+            let node = &self.shared().node;
+            node.protocol_faults
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.step(ctx, Input::Link(Link::Broken { peer, fault }));
         }
     }
 }
 
-impl Handler<DialEnded> for PeerHost {
+impl Handler<DialEnded> for TransportHost {
     type Result = ();
 
     fn handle(&mut self, message: DialEnded, ctx: &mut Context<Self>) {
+        self.taken();
         let Some(conn::DialFor { peer, attempt }) = message.expect else {
             return;
         };
@@ -480,163 +282,7 @@ impl Handler<DialEnded> for PeerHost {
         self.dialing.remove(&peer);
         if !self.links.contains_key(&peer) {
             // The frames are lost; the transport fails their requests.
-            let input = Input::Link(Link::Unreachable { peer });
-            self.step(ctx, ActorKind::Transport, input);
+            self.step(ctx, Input::Link(Link::Unreachable { peer }));
         }
-    }
-}
-
-/// Delivered to ourselves after the current step, so a step never nests in another.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct Unreachable(Input);
-
-impl Handler<Unreachable> for PeerHost {
-    type Result = ();
-
-    fn handle(&mut self, message: Unreachable, ctx: &mut Context<Self>) {
-        self.step(ctx, ActorKind::Transport, message.0);
-    }
-}
-
-impl Handler<Publish> for PeerHost {
-    type Result = ();
-
-    fn handle(&mut self, message: Publish, ctx: &mut Context<Self>) {
-        let content = Content::Stored {
-            root: message.root,
-            chunks: message.chunks,
-            bytes: message.bytes,
-        };
-        let command = Input::Command(Command::Publish { content });
-        self.step(ctx, ActorKind::Negotiator, command);
-        let announce = Input::Command(Command::Announce { root: message.root });
-        self.step(ctx, ActorKind::Store, announce);
-    }
-}
-
-impl Handler<Announce> for PeerHost {
-    type Result = ();
-
-    fn handle(&mut self, message: Announce, ctx: &mut Context<Self>) {
-        let announce = Input::Command(Command::Announce { root: message.root });
-        self.step(ctx, ActorKind::Store, announce);
-    }
-}
-
-impl Handler<FetchTree> for PeerHost {
-    type Result = MessageResult<FetchTree>;
-
-    fn handle(&mut self, message: FetchTree, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, receiver) = oneshot::channel();
-        let first = !self.fetch_waiters.contains_key(&message.root);
-        self.fetch_waiters
-            .entry(message.root)
-            .or_default()
-            .push(done);
-        if first {
-            let command = Input::Command(Command::Fetch { root: message.root });
-            self.step(ctx, ActorKind::Negotiator, command);
-        }
-        MessageResult(receiver)
-    }
-}
-
-impl Handler<GetStatus> for PeerHost {
-    type Result = MessageResult<GetStatus>;
-
-    fn handle(&mut self, _: GetStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut status = self.status.clone();
-        status.known_peers = self.peer.transport.known_peers();
-        status.routing_table_contacts = self.peer.transport.routing_table_len();
-        status.provider_records = self.peer.transport.provider_records();
-        status.requests_in_flight = self.peer.transport.in_flight();
-        status.peers_marked = self.peer.reputation.marked();
-        status.frames_dropped = self.frames_dropped;
-        status.bytes_held_for_others = self.peer.store.bytes_for_others();
-        let (mut owned, mut replicated) = (0, 0);
-        for (_, holders) in self.peer.negotiator.replica_counts() {
-            owned += 1;
-            if holders >= self.replication {
-                replicated += 1;
-            }
-        }
-        status.chunks_owned = owned;
-        status.chunks_replicated = replicated;
-        status.trade = trade::counts(&self.peer.negotiator);
-        status.chain_records = self.own_chain().len() as u64;
-        MessageResult(status)
-    }
-}
-
-impl Handler<GetContracts> for PeerHost {
-    type Result = MessageResult<GetContracts>;
-
-    fn handle(&mut self, _: GetContracts, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.shared.now();
-        let me = self.peer.id();
-        MessageResult(trade::economics(
-            me,
-            &self.peer.negotiator,
-            &self.trade,
-            now,
-        ))
-    }
-}
-
-impl Handler<GetPeers> for PeerHost {
-    type Result = MessageResult<GetPeers>;
-
-    fn handle(&mut self, _: GetPeers, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.shared.now();
-        let me = self.peer.id();
-        MessageResult(super::peers::peers(
-            me,
-            &self.peer.reputation,
-            &self.peer.negotiator,
-            &self.trade,
-            now,
-        ))
-    }
-}
-
-impl Handler<GetChain> for PeerHost {
-    type Result = MessageResult<GetChain>;
-
-    fn handle(&mut self, message: GetChain, _ctx: &mut Context<Self>) -> Self::Result {
-        let own = self.own_chain();
-        let start = usize::try_from(message.from.saturating_sub(1)).unwrap_or(usize::MAX);
-        let records = own
-            .iter()
-            .skip(start)
-            .take(message.limit)
-            .cloned()
-            .collect();
-        MessageResult(ChainPage {
-            owner: self.status.peer.clone(),
-            length: own.len() as u64,
-            records,
-        })
-    }
-}
-
-impl Handler<Shutdown> for PeerHost {
-    type Result = ();
-
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
-        match self.store.flush() {
-            Ok(()) => tracing::info!("store flushed; stopping"),
-            Err(e) => {
-                tracing::error!(%e, "the store could not be flushed");
-                *self
-                    .shared
-                    .flush_failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-            }
-        }
-        self.links.clear();
-        actix::ActorContext::stop(ctx);
-        actix::System::current().stop();
     }
 }

@@ -1,5 +1,7 @@
-//! The real host: the node. One actix actor ([`host::PeerHost`]) drives the peer's four
-//! actors; TCP connections with Noise ([`conn`]) run on a tokio runtime beside it; a local
+//! The real host: the node. Each of the peer's four actors runs as its own actix actor
+//! ([`host`] for the transport, [`actors`] for the store, negotiator and reputation filter),
+//! and they send each other the kernel's messages through their mailboxes ([`mailbox`]);
+//! TCP connections with Noise ([`conn`]) run on a tokio runtime beside them; a local
 //! HTTP API ([`api`]) takes puts and gets and shows the node's state, its economy
 //! ([`trade`]) and its chain. The store is RocksDB in the data directory.
 //!
@@ -7,12 +9,15 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod actors;
 pub mod api;
 pub mod client;
 pub mod conn;
 pub mod host;
 pub mod identity;
+pub mod mailbox;
 pub mod peers;
+pub mod status;
 pub mod trade;
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +32,7 @@ use tokio::net::TcpListener;
 
 use crate::kernel::peer::Peer;
 use crate::kernel::strategy::{Economy, Strategy};
-use crate::kernel::{KernelConfig, Time};
+use crate::kernel::{ActorKind, Directory, Input, KernelConfig, Time};
 use crate::store::Store;
 use crate::wire::gate::{Gate, GateLimits};
 use crate::wire::noise::NoiseIdentity;
@@ -56,7 +61,16 @@ pub struct NodeOptions {
     /// How long a fetch goes on looking for sources before it fails (default
     /// [`FETCH_DEADLINE_US`]).
     pub fetch_deadline: std::time::Duration,
+    /// Benchmarks only: keep the reputation filter recomputing over a synthetic graph of
+    /// [`BENCH_FILTER_PEERS`] peers and [`BENCH_FILTER_SERVICES`] services, with
+    /// [`BENCH_FILTER_BATCH`] more before each pass.
+    pub bench_filter_load: bool,
 }
+
+/// The synthetic graph of `--bench-filter-load`: the size the filter's benchmark uses.
+pub const BENCH_FILTER_PEERS: u32 = 10_000;
+pub const BENCH_FILTER_SERVICES: usize = 100_000;
+pub const BENCH_FILTER_BATCH: usize = 1_000;
 
 /// Why the node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +131,10 @@ pub struct Shared {
     gate: Mutex<Gate>,
     /// Why the store could not be flushed at shutdown (the process then exits non-zero).
     pub flush_failed: Mutex<Option<String>>,
+    /// The actors' mailboxes.
+    pub routes: mailbox::Routes,
+    /// What the actors' events and the connections count, and fetches waited on.
+    pub node: status::NodeState,
 }
 
 impl Shared {
@@ -245,29 +263,18 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         epoch: Instant::now(),
         gate: Mutex::new(Gate::new(options.gate)),
         flush_failed: Mutex::new(None),
+        routes: mailbox::Routes::default(),
+        node: status::NodeState::default(),
     });
     let peer = Peer::new(key, config.clone(), store.clone());
-    let peer_id = crate::ids::encode_base32(&peer.id().0);
-    let rng = ChaCha8Rng::from_entropy();
-
-    // The peer host runs on its own actix system thread.
-    let (started, addr) = std::sync::mpsc::channel();
+    let me = peer.id();
+    let peer_id = crate::ids::encode_base32(&me.0);
     let handle = runtime.handle().clone();
-    let host_store = store.clone();
-    let host_shared = shared.clone();
-    let host_config = config;
-    let actix_thread = std::thread::spawn(move || {
-        let system = actix_rt::System::new();
-        system.block_on(async move {
-            let host =
-                host::PeerHost::new(peer, host_store, rng, host_shared, handle, &host_config);
-            let _ = started.send(actix::Actor::start(host));
-        });
-        system.run()
-    });
-    let host = addr
-        .recv()
-        .map_err(|_| NodeError::Runtime("the peer host did not start".into()))?;
+    let Started {
+        boxes,
+        thread: actix_thread,
+        gone,
+    } = start_actors(peer, store.clone(), shared.clone(), handle)?;
 
     // Ready: one line on stdout that scripts and tests read.
     println!(
@@ -281,17 +288,38 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         tracing::warn!(%e, "could not write {}", api_file.display());
     }
 
+    if options.bench_filter_load {
+        runtime.spawn(bench_filter_load(
+            shared.clone(),
+            boxes.reputation.clone(),
+            me,
+        ));
+    }
     runtime.block_on(async {
-        let accepting = tokio::spawn(accept(listener, shared.clone(), host.clone()));
-        let state = api::ApiState::new(host.clone(), store.clone(), shared.clone());
+        let accepting = tokio::spawn(accept(listener, shared.clone(), boxes.transport.clone()));
+        let view = api::NodeView {
+            me,
+            listen: Some(listen),
+            replication: config.replication,
+            trade: trade::TradeConfig::of(&config),
+        };
+        let state = api::ApiState::new(view, store.clone(), shared.clone());
         let serving = tokio::spawn(api::serve(api_listener, state));
         shutdown_signal().await;
         tracing::info!("shutting down");
         accepting.abort();
         serving.abort();
-        let _ = host.send(host::Shutdown).await;
+        // The store flushes after what is already in its mailbox, and stops the actors.
+        let _ = boxes.store.send(actors::Shutdown).await;
     });
     let _ = actix_thread.join();
+    // The store, negotiator and filter stop on their own threads: none may still hold the
+    // store (RocksDB) when the process ends.
+    if let Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        gone.recv_timeout(std::time::Duration::from_secs(10))
+    {
+        tracing::warn!("an actor did not stop within 10 s");
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(&api_file);
     let flush_failed = shared
@@ -302,6 +330,140 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     match flush_failed {
         Some(reason) => Err(NodeError::Flush(reason)),
         None => Ok(()),
+    }
+}
+
+/// Starts the peer's four actors on an actix system thread: the transport on the system's
+/// arbiter, the negotiator and the reputation filter each on an arbiter of its own, the
+/// store on a `SyncArbiter` thread; then starts them in the kernel's order.
+fn start_actors(
+    peer: Peer,
+    store: Store,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+) -> Result<Started, NodeError> {
+    use actix::Actor;
+    use mailbox::Core;
+
+    let (me, transport, mut store_actor, negotiator, reputation) = peer.into_parts();
+    let store_starts = store_actor.wants_start();
+    let mut seeds = ChaCha8Rng::from_entropy();
+    let mut rng =
+        move || ChaCha8Rng::from_rng(&mut seeds).unwrap_or_else(|_| ChaCha8Rng::from_entropy());
+    let (alive, gone) = std::sync::mpsc::channel();
+    let core = |rng| (rng, shared.clone(), runtime.clone(), alive.clone());
+    let (r, s, h, a) = core(rng());
+    let transport = Core::new(transport, me, r, s, h, a);
+    let (r, s, h, a) = core(rng());
+    let store_core = Core::new(store_actor, me, r, s, h, a);
+    let (r, s, h, a) = core(rng());
+    let negotiator = Core::new(negotiator, me, r, s, h, a);
+    let (r, s, h, a) = core(rng());
+    let reputation = Core::new(reputation, me, r, s, h, a);
+    drop(alive);
+    let (started, addresses) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("actors".into())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                // The factory runs once, on the store's thread.
+                let store_host = Mutex::new(Some(actors::StoreHost::new(store_core, store)));
+                let store = actix::SyncArbiter::start(1, move || {
+                    let host = store_host.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    host.unwrap_or_else(|| unreachable!("the store's actor is made once"))
+                });
+                let negotiator_thread = actix::Arbiter::new();
+                let negotiator =
+                    actors::KernelHost::start_in_arbiter(&negotiator_thread.handle(), move |_| {
+                        actors::KernelHost::new(negotiator)
+                    });
+                let reputation_thread = actix::Arbiter::new();
+                let reputation =
+                    actors::KernelHost::start_in_arbiter(&reputation_thread.handle(), move |_| {
+                        actors::KernelHost::new(reputation)
+                    });
+                let transport = host::TransportHost::new(transport, runtime).start();
+                let _ = started.send(mailbox::Mailboxes {
+                    transport,
+                    store,
+                    negotiator,
+                    reputation,
+                });
+            });
+            system.run()
+        })
+        .map_err(|e| NodeError::Runtime(e.to_string()))?;
+    let boxes = addresses
+        .recv()
+        .map_err(|_| NodeError::Runtime("the actors did not start".into()))?;
+    shared.routes.connect(boxes.clone());
+    // As `Peer::start`: the negotiator, the transport (a node bootstraps from addresses, not
+    // from a directory of peers), the reputation filter, then the store if it has to.
+    let start = || Input::Start {
+        peers: Directory::from(Vec::new()),
+    };
+    let routes = &shared.routes;
+    routes.deliver(ActorKind::Negotiator, start());
+    routes.deliver(ActorKind::Transport, start());
+    routes.deliver(ActorKind::Reputation, start());
+    if store_starts {
+        routes.deliver(ActorKind::Store, start());
+    }
+    Ok(Started {
+        boxes,
+        thread,
+        gone,
+    })
+}
+
+/// The running actors.
+struct Started {
+    boxes: mailbox::Mailboxes,
+    /// The actix system's thread (the transport's), ended once the system stops.
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    /// Disconnected once every actor is dropped (the others live on threads of their own).
+    gone: std::sync::mpsc::Receiver<()>,
+}
+
+/// `--bench-filter-load`: keeps the reputation filter's thread recomputing, pass after pass,
+/// over a synthetic graph that grows by a batch of services before each (a tenth of them
+/// with this node, so that it is in the graph), and logs how busy it was every 10 passes.
+async fn bench_filter_load(
+    shared: Arc<Shared>,
+    reputation: actix::Addr<actors::KernelHost<crate::kernel::reputation::Reputation>>,
+    me: crate::kernel::PeerId,
+) {
+    use crate::kernel::trust::synthetic;
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let batch = |rng: &mut ChaCha8Rng, count: usize| {
+        let at = shared.now().micros();
+        (0..count)
+            .map(|_| {
+                let with = rng.gen_bool(0.1).then_some(me.0);
+                synthetic::service(rng, BENCH_FILTER_PEERS, at, with)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut records = batch(&mut rng, BENCH_FILTER_SERVICES);
+    let (mut passes, mut busy) = (0u64, std::time::Duration::ZERO);
+    let started = Instant::now();
+    loop {
+        let Ok(took) = reputation.send(actors::FilterLoad { records }).await else {
+            return;
+        };
+        passes += 1;
+        busy += took;
+        if passes % 10 == 0 {
+            tracing::info!(
+                passes,
+                busy_ms = busy.as_millis() as u64,
+                wall_ms = started.elapsed().as_millis() as u64,
+                "benchmark filter load"
+            );
+        }
+        records = batch(&mut rng, BENCH_FILTER_BATCH);
     }
 }
 
@@ -324,7 +486,11 @@ async fn shutdown_signal() {
 }
 
 /// Accepts connections through the gate and runs each.
-async fn accept(listener: TcpListener, shared: Arc<Shared>, host: actix::Addr<host::PeerHost>) {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    host: actix::Addr<host::TransportHost>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -1,14 +1,15 @@
 //! The reputation filter as the API shows it (`GET /v1/peers`, `cryptosphere peers`):
 //! every peer this node knows of, its score and the parts it is made of, its ledger and
-//! contract, and why the node refuses it, if it does. Read from the reputation actor and the
-//! negotiator; it decides nothing.
+//! contract, and why the node refuses it, if it does. Read from the reputation actor, then
+//! the negotiator, each in its turn; it decides nothing.
 
 use serde::Serialize;
 
 use super::trade::{economics, ContractView, LedgerView, TradeConfig};
 use crate::ids::encode_base32;
 use crate::kernel::negotiator::Negotiator;
-use crate::kernel::reputation::Reputation;
+use crate::kernel::reputation::{Record, Reputation};
+use crate::kernel::trust::Parts;
 use crate::kernel::{PeerId, Time};
 
 /// One known peer.
@@ -54,31 +55,102 @@ pub struct PeersView {
     pub peers: Vec<PeerView>,
 }
 
-pub fn peers(
-    me: PeerId,
-    reputation: &Reputation,
-    negotiator: &Negotiator,
-    config: &TradeConfig,
-    now: Time,
-) -> PeersView {
-    let economics = economics(me, negotiator, config, now);
+/// What the reputation filter says of each peer it was asked about, and of itself.
+#[derive(Debug)]
+pub struct FilterView {
+    /// Peers it ranks, then those asked about, each once.
+    peers: Vec<(PeerId, Parts, Record, bool)>,
+    filter: bool,
+    serve_line: Option<f64>,
+    graph_nodes: usize,
+    graph_edges: usize,
+}
+
+impl FilterView {
+    /// The peers it speaks of (the negotiator is asked why it refuses each).
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.peers.iter().map(|(peer, ..)| *peer).collect()
+    }
+}
+
+/// The reputation filter's part of the view: the peers it ranks and `also` (the peers the
+/// negotiator keeps ledgers for).
+pub fn filter_view(reputation: &Reputation, also: &[PeerId]) -> FilterView {
     let mut known: Vec<PeerId> = reputation.ranking().into_iter().map(|(p, _)| p).collect();
-    for (peer, _) in negotiator.ledgers().iter() {
+    for peer in also {
         if !known.contains(peer) {
             known.push(*peer);
         }
     }
-    let mut peers: Vec<PeerView> = known
+    let trust = reputation.trust.as_ref();
+    FilterView {
+        peers: known
+            .into_iter()
+            .map(|peer| {
+                let parts = reputation.parts(&peer);
+                (
+                    peer,
+                    parts,
+                    reputation.record(&peer),
+                    reputation.disqualified(&peer),
+                )
+            })
+            .collect(),
+        filter: trust.is_some(),
+        serve_line: trust.map(|t| t.config.serve_line()),
+        graph_nodes: trust.map_or(0, |t| t.graph().nodes()),
+        graph_edges: trust.map_or(0, |t| t.graph().edges()),
+    }
+}
+
+/// The negotiator's part of the view.
+#[derive(Debug)]
+pub struct TradeView {
+    economics: super::trade::Economics,
+    /// Why it refuses each peer asked about, if it does.
+    refusals: Vec<(PeerId, Option<&'static str>)>,
+    stranger_share: f64,
+}
+
+/// The peers the negotiator keeps ledgers for (asked of the filter).
+pub fn ledger_peers(negotiator: &Negotiator) -> Vec<PeerId> {
+    negotiator.ledgers().iter().map(|(peer, _)| *peer).collect()
+}
+
+pub fn trade_view(
+    me: PeerId,
+    negotiator: &Negotiator,
+    config: &TradeConfig,
+    now: Time,
+    peers: &[PeerId],
+) -> TradeView {
+    TradeView {
+        economics: economics(me, negotiator, config, now),
+        refusals: peers
+            .iter()
+            .map(|peer| (*peer, negotiator.refusal(peer, now)))
+            .collect(),
+        stranger_share: negotiator.stranger_share(),
+    }
+}
+
+/// The filter's and the negotiator's parts, put together.
+pub fn peers(me: PeerId, filter: FilterView, trade: TradeView) -> PeersView {
+    let economics = &trade.economics;
+    let mut peers: Vec<PeerView> = filter
+        .peers
         .into_iter()
-        .filter(|peer| *peer != me)
-        .map(|peer| {
+        .filter(|(peer, ..)| *peer != me)
+        .map(|(peer, parts, record, disqualified)| {
             let id = encode_base32(&peer.0);
-            let parts = reputation.parts(&peer);
-            let record = reputation.record(&peer);
-            let refused = if reputation.disqualified(&peer) {
+            let refused = if disqualified {
                 Some("proven to have forked its chain")
             } else {
-                negotiator.refusal(&peer, now)
+                trade
+                    .refusals
+                    .iter()
+                    .find(|(p, _)| *p == peer)
+                    .and_then(|(_, refused)| *refused)
             };
             PeerView {
                 score: parts.score,
@@ -98,14 +170,13 @@ pub fn peers(
         })
         .collect();
     peers.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.peer.cmp(&b.peer)));
-    let trust = reputation.trust.as_ref();
     PeersView {
         peer: encode_base32(&me.0),
-        filter: trust.is_some(),
-        serve_line: trust.map(|t| t.config.serve_line()),
-        stranger_share: negotiator.stranger_share(),
-        graph_nodes: trust.map_or(0, |t| t.graph().nodes()),
-        graph_edges: trust.map_or(0, |t| t.graph().edges()),
+        filter: filter.filter,
+        serve_line: filter.serve_line,
+        stranger_share: trade.stranger_share,
+        graph_nodes: filter.graph_nodes,
+        graph_edges: filter.graph_edges,
         peers,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod graph;
 pub mod score;
+pub mod synthetic;
 
 use crate::chain::Record;
 use crate::kernel::{PeerId, Time};

@@ -1,0 +1,143 @@
+//! The actix actors of the negotiator and the reputation filter (each on its own arbiter
+//! thread, so that neither placement work nor graph work delays frames) and of the store (on
+//! a `SyncArbiter` thread, for its blocking RocksDB I/O; its timers are set on the runtime,
+//! as every actor's are). Each owns one kernel actor and steps it on every input from its
+//! mailbox; none decides anything.
+
+use actix::{Actor, Handler, MessageResult, SyncContext};
+
+use super::mailbox::{Core, Deliver, Inspect, KernelActor, MAILBOX_CAPACITY};
+use crate::kernel::reputation::Reputation;
+use crate::kernel::storage::StoreActor;
+use crate::kernel::ActorKind;
+use crate::store::Store;
+
+/// The negotiator's or the reputation filter's actor.
+#[derive(Debug)]
+pub struct KernelHost<A> {
+    core: Core<A>,
+}
+
+impl<A: KernelActor> KernelHost<A> {
+    pub fn new(core: Core<A>) -> KernelHost<A> {
+        KernelHost { core }
+    }
+}
+
+impl<A: KernelActor> Actor for KernelHost<A> {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl<A: KernelActor> Handler<Deliver> for KernelHost<A> {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, _ctx: &mut Self::Context) {
+        self.core.shared.routes.taken(A::KIND);
+        let effects = self.core.step(message.0);
+        debug_assert!(
+            effects.wire.is_empty() && effects.dials.is_empty(),
+            "only the transport talks to peers"
+        );
+    }
+}
+
+impl<A: KernelActor, R: Send + 'static> Handler<Inspect<A, R>> for KernelHost<A> {
+    type Result = MessageResult<Inspect<A, R>>;
+
+    fn handle(&mut self, message: Inspect<A, R>, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(message.run(&self.core.actor))
+    }
+}
+
+/// Benchmarks only (`node run --bench-filter-load`): the filter takes these services into
+/// its graph and recomputes every score, as it does when chains arrive; answers the time
+/// it took.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "std::time::Duration")]
+pub struct FilterLoad {
+    pub records: Vec<crate::chain::Record>,
+}
+
+impl Handler<FilterLoad> for KernelHost<Reputation> {
+    type Result = MessageResult<FilterLoad>;
+
+    fn handle(&mut self, message: FilterLoad, _ctx: &mut Self::Context) -> Self::Result {
+        let started = std::time::Instant::now();
+        let (me, now) = (self.core.me(), self.core.shared.now());
+        if let Some(trust) = self.core.actor.trust.as_mut() {
+            for record in &message.records {
+                trust.add(record);
+            }
+            trust.recompute(me, now, &|_| 0.5);
+        }
+        MessageResult(started.elapsed())
+    }
+}
+
+/// The store's actor, on its own thread.
+#[derive(Debug)]
+pub struct StoreHost {
+    core: Core<StoreActor>,
+    /// Flushed at shutdown.
+    store: Store,
+}
+
+impl StoreHost {
+    pub fn new(core: Core<StoreActor>, store: Store) -> StoreHost {
+        StoreHost { core, store }
+    }
+}
+
+impl Actor for StoreHost {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Deliver> for StoreHost {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, _ctx: &mut Self::Context) {
+        self.core.shared.routes.taken(ActorKind::Store);
+        self.core.step(message.0);
+    }
+}
+
+impl<R: Send + 'static> Handler<Inspect<StoreActor, R>> for StoreHost {
+    type Result = MessageResult<Inspect<StoreActor, R>>;
+
+    fn handle(
+        &mut self,
+        message: Inspect<StoreActor, R>,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        MessageResult(message.run(&self.core.actor))
+    }
+}
+
+/// Flush the store and stop the node (after every input already in the store's mailbox).
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for StoreHost {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) {
+        match self.store.flush() {
+            Ok(()) => tracing::info!("store flushed; stopping"),
+            Err(e) => {
+                tracing::error!(%e, "the store could not be flushed");
+                *self
+                    .core
+                    .shared
+                    .flush_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            }
+        }
+        actix::System::current().stop();
+    }
+}
