@@ -638,6 +638,11 @@ pub struct KernelConfig {
     pub keep_fetched: bool,
     /// Store requests in flight over all our chunks; more wait their turn (bounds memory).
     pub placements_in_flight_max: usize,
+    /// A refusal from a partner this soon after a contract with it was made is not held
+    /// against it: in a node the partner's store and negotiator are separate actors, and its
+    /// store may take our first requests before it hears of the contract. 0 in the
+    /// simulator, whose peers deliver their actors' messages to each other at once.
+    pub contract_grace_us: u64,
     /// Kademlia: holders announce tree roots in provider records, and fetches look the
     /// providers up before asking anyone.
     pub lookups: bool,
@@ -685,6 +690,7 @@ impl Default for KernelConfig {
             bootstrap: Vec::new(),
             keep_fetched: false,
             placements_in_flight_max: 1 << 11,
+            contract_grace_us: 0,
             lookups: false,
             provider_ttl_us: 24 * Time::HOUR,
             provider_republish_us: 12 * Time::HOUR,

@@ -9,6 +9,7 @@ use actix::{Actor, Handler, MessageResult, SyncContext};
 use super::mailbox::{Core, Deliver, Inspect, KernelActor, MAILBOX_CAPACITY};
 use crate::kernel::reputation::Reputation;
 use crate::kernel::storage::StoreActor;
+use crate::kernel::trust::Trust;
 use crate::kernel::ActorKind;
 use crate::store::Store;
 
@@ -53,12 +54,14 @@ impl<A: KernelActor, R: Send + 'static> Handler<Inspect<A, R>> for KernelHost<A>
     }
 }
 
-/// Benchmarks only (`node run --bench-filter-load`): the filter takes these services into
-/// its graph and recomputes every score, as it does when chains arrive; answers the time
-/// it took.
+/// Benchmarks only (`node run --bench-filter-load`): on the filter's thread, a graph of its
+/// own (never the filter's: no score of a real peer moves) takes these services and
+/// recomputes every score from this node's position, as the filter does when chains arrive.
+/// Answers the graph and the time the pass took.
 #[derive(Debug, actix::Message)]
-#[rtype(result = "std::time::Duration")]
+#[rtype(result = "(Box<Trust>, std::time::Duration)")]
 pub struct FilterLoad {
+    pub graph: Box<Trust>,
     pub records: Vec<crate::chain::Record>,
 }
 
@@ -67,14 +70,12 @@ impl Handler<FilterLoad> for KernelHost<Reputation> {
 
     fn handle(&mut self, message: FilterLoad, _ctx: &mut Self::Context) -> Self::Result {
         let started = std::time::Instant::now();
-        let (me, now) = (self.core.me(), self.core.shared.now());
-        if let Some(trust) = self.core.actor.trust.as_mut() {
-            for record in &message.records {
-                trust.add(record);
-            }
-            trust.recompute(me, now, &|_| 0.5);
+        let FilterLoad { mut graph, records } = message;
+        for record in &records {
+            graph.add(record);
         }
-        MessageResult(started.elapsed())
+        graph.recompute(self.core.me(), self.core.shared.now(), &|_| 0.5);
+        MessageResult((graph, started.elapsed()))
     }
 }
 

@@ -358,10 +358,25 @@ async fn put_object(
         bytes: size,
     };
     let routes = &state.shared.routes;
-    let publish = Input::Command(Command::Publish { content });
-    let announce = Input::Command(Command::Announce { root: cap.id });
-    let published = routes.send(ActorKind::Negotiator, publish).await;
-    if published.is_err() || routes.send(ActorKind::Store, announce).await.is_err() {
+    routes.deliver(
+        ActorKind::Negotiator,
+        Input::Command(Command::Publish { content }),
+    );
+    routes.deliver(
+        ActorKind::Store,
+        Input::Command(Command::Announce { root: cap.id }),
+    );
+    // Answered once the negotiator has taken the publication (a status asked for next
+    // counts its chunks); the commands stand even if this request goes away.
+    let Some(boxes) = routes.mailboxes() else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    };
+    if boxes
+        .negotiator
+        .send(Inspect::new(|_: &Negotiator| ()))
+        .await
+        .is_err()
+    {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     }
     (StatusCode::CREATED, format!("{}\n", Capability::Read(cap))).into_response()
@@ -380,21 +395,12 @@ async fn fetch_missing(state: &ApiState, root: ChunkId) -> Result<(), Response> 
     if !missing {
         return Ok(());
     }
+    // Registering and asking are one step that nothing cancels: a later get of the same
+    // root waits on the same fetch.
     let (first, done) = state.shared.node.wait_for_fetch(root);
     if first {
         let fetch = Input::Command(Command::Fetch { root });
-        if state
-            .shared
-            .routes
-            .send(ActorKind::Negotiator, fetch)
-            .await
-            .is_err()
-        {
-            return Err(fail(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node is shutting down",
-            ));
-        }
+        state.shared.routes.deliver(ActorKind::Negotiator, fetch);
     }
     match tokio::time::timeout(FETCH_TIMEOUT, done).await {
         Ok(Ok(true)) => {
@@ -427,7 +433,7 @@ async fn pin_object(State(state): State<ApiState>, Path(text): Path<String>) -> 
         Ok(Ok(())) => {
             // Whole and pinned here: we provide it now.
             let announce = Input::Command(Command::Announce { root });
-            let _ = state.shared.routes.send(ActorKind::Store, announce).await;
+            state.shared.routes.deliver(ActorKind::Store, announce);
             (StatusCode::OK, format!("pinned {root}\n")).into_response()
         }
         Ok(Err(e)) => fail(store_status(&e), format!("cannot pin {root}: {e}")),

@@ -3,16 +3,19 @@
 //! input; the local messages it sends go to their actors' mailboxes, its timers are
 //! scheduled on the runtime, its events are counted).
 //!
-//! Bounds: work enters the node at its edges, and waits there. A connection has at most
+//! Bounds: work enters the node at its edges, and is bounded there. A connection has at most
 //! [`super::conn::FRAMES_IN_HOST_MAX`] frames in the transport's mailbox, connections are
-//! capped by the gate, and the API's commands wait for room in a mailbox of
-//! [`MAILBOX_CAPACITY`] (`Addr::send`). Messages from one actor to another are never refused
-//! nor waited on: a refused `KeepOwn` would lose data, and a cycle of actors each waiting for
-//! room in the next would deadlock. Each input causes a bounded number of them (the kernel's
-//! fan-out limits), so no mailbox grows past the edges' bounds times that fan-out; `/metrics`
-//! shows each depth and the deepest seen.
+//! capped by the gate, API requests by `API_REQUESTS_MAX` (each gives at most two
+//! commands), and the API's reads of an actor's state wait for room in a mailbox of
+//! [`MAILBOX_CAPACITY`] (`Addr::send`; the store's `SyncArbiter` queue has no capacity of
+//! its own). Messages from one actor to another, and commands, are never refused, cancelled
+//! nor waited on: a refused `KeepOwn` would lose data, a cancelled `Fetch` would leave its
+//! waiters waiting, and a cycle of actors each waiting for room in the next would deadlock.
+//! Each input causes a bounded number of them (the kernel's fan-out limits), so no mailbox
+//! grows past the edges' bounds times that fan-out; `/metrics` shows each depth and the
+//! deepest seen.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use std::time::Duration;
@@ -29,8 +32,8 @@ use crate::kernel::storage::StoreActor;
 use crate::kernel::transport::Transport;
 use crate::kernel::{ActorKind, Context, Effects, Input, Outbox, PeerId};
 
-/// Inputs an API command waits behind in an actor's mailbox (actix's bounded mailbox;
-/// messages between actors do not wait, see the module's note).
+/// Inputs an API read of an actor's state waits behind in its mailbox (actix's bounded
+/// mailbox; messages between actors and commands do not wait, see the module's note).
 pub const MAILBOX_CAPACITY: usize = 1_024;
 
 /// The four actors, in the order their depths are listed.
@@ -123,6 +126,7 @@ pub struct Routes {
     boxes: OnceLock<Mailboxes>,
     depth: [AtomicUsize; 4],
     depth_max: [AtomicUsize; 4],
+    stopping: AtomicBool,
 }
 
 impl Routes {
@@ -149,8 +153,22 @@ impl Routes {
         });
     }
 
-    /// Puts `input` in `to`'s mailbox without waiting (between actors, and timers).
+    /// The node is stopping: from now on no input is delivered, and every actor ignores
+    /// what is already in its mailbox.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Puts `input` in `to`'s mailbox without waiting (between actors, timers, and the API's
+    /// commands: never cancelled, never refused).
     pub fn deliver(&self, to: ActorKind, input: Input) {
+        if self.stopping() {
+            return;
+        }
         let Some(boxes) = self.boxes.get() else {
             tracing::error!(
                 actor = actor_name(to),
@@ -166,24 +184,6 @@ impl Routes {
             ActorKind::Negotiator => boxes.negotiator.do_send(deliver),
             ActorKind::Reputation => boxes.reputation.do_send(deliver),
         }
-    }
-
-    /// Puts `input` in `to`'s mailbox once it has room, and waits until `to` handled it
-    /// (the API's commands). `Err`: the node is stopping.
-    pub async fn send(&self, to: ActorKind, input: Input) -> Result<(), actix::MailboxError> {
-        let boxes = self.boxes.get().ok_or(actix::MailboxError::Closed)?;
-        self.entered(to);
-        let deliver = Deliver(input);
-        let sent = match to {
-            ActorKind::Transport => boxes.transport.send(deliver).await,
-            ActorKind::Store => boxes.store.send(deliver).await,
-            ActorKind::Negotiator => boxes.negotiator.send(deliver).await,
-            ActorKind::Reputation => boxes.reputation.send(deliver).await,
-        };
-        if sent.is_err() {
-            self.taken(to);
-        }
-        sent
     }
 
     /// Every mailbox's depth, in [`ACTORS`] order.
@@ -243,6 +243,10 @@ impl<A: KernelActor> Core<A> {
     pub fn step(&mut self, input: Input) -> &mut Effects {
         let now = self.shared.now();
         self.out.clear();
+        if self.shared.routes.stopping() {
+            // The store is being flushed: nothing more is done.
+            return self.out.effects();
+        }
         let mut ctx = Context::new(now, self.me, A::KIND, &mut self.rng, &mut self.out);
         self.actor.handle(&mut ctx, input);
         for (to, message) in self.out.local.drain(..) {

@@ -96,6 +96,8 @@ pub enum NodeError {
     Wire(#[from] crate::wire::WireError),
     #[error("the store could not be flushed at shutdown: {0}")]
     Flush(String),
+    #[error("the node did not stop cleanly: {0}")]
+    Stop(&'static str),
 }
 
 /// Byte counters the connections share with the API.
@@ -185,6 +187,9 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         // seconds later, for a minute, before it answers 502.
         fetch_deadline_us: options.fetch_deadline.as_micros() as u64,
         placements_in_flight_max: 96,
+        // The actors run on threads of their own: a partner's store may refuse our first
+        // requests before its negotiator's word of the contract reaches it.
+        contract_grace_us: 10 * Time::SECOND,
         lookups: true,
         provider_ttl_us: 4 * Time::HOUR,
         provider_republish_us: Time::HOUR,
@@ -309,17 +314,15 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         tracing::info!("shutting down");
         accepting.abort();
         serving.abort();
-        // The store flushes after what is already in its mailbox, and stops the actors.
-        let _ = boxes.store.send(actors::Shutdown).await;
+        stop_actors(&shared, &boxes).await;
     });
     let _ = actix_thread.join();
     // The store, negotiator and filter stop on their own threads: none may still hold the
     // store (RocksDB) when the process ends.
-    if let Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        gone.recv_timeout(std::time::Duration::from_secs(10))
-    {
-        tracing::warn!("an actor did not stop within 10 s");
-    }
+    let stuck = matches!(
+        gone.recv_timeout(std::time::Duration::from_secs(10)),
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    );
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(&api_file);
     let flush_failed = shared
@@ -329,6 +332,9 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         .take();
     match flush_failed {
         Some(reason) => Err(NodeError::Flush(reason)),
+        None if stuck => Err(NodeError::Stop(
+            "an actor still held the store 10 s after it",
+        )),
         None => Ok(()),
     }
 }
@@ -426,8 +432,27 @@ struct Started {
     gone: std::sync::mpsc::Receiver<()>,
 }
 
+/// Stops the actors, then flushes the store: no input is delivered any more, the transport,
+/// negotiator and filter finish the input in hand (they write to the store themselves:
+/// contacts, contracts, chains) and ignore the rest, then the store flushes and stops the
+/// actix system.
+async fn stop_actors(shared: &Shared, boxes: &mailbox::Mailboxes) {
+    use mailbox::Inspect;
+    shared.routes.stop();
+    let wait = std::time::Duration::from_secs(10);
+    let idle = tokio::join!(
+        tokio::time::timeout(wait, boxes.transport.send(Inspect::new(|_: &_| ()))),
+        tokio::time::timeout(wait, boxes.negotiator.send(Inspect::new(|_: &_| ()))),
+        tokio::time::timeout(wait, boxes.reputation.send(Inspect::new(|_: &_| ()))),
+    );
+    if !matches!(idle, (Ok(Ok(())), Ok(Ok(())), Ok(Ok(())))) {
+        tracing::warn!("an actor did not finish its input within 10 s");
+    }
+    let _ = boxes.store.send(actors::Shutdown).await;
+}
+
 /// `--bench-filter-load`: keeps the reputation filter's thread recomputing, pass after pass,
-/// over a synthetic graph that grows by a batch of services before each (a tenth of them
+/// over a synthetic graph of its own (the filter's scores are left alone) that grows by a batch of services before each (a tenth of them
 /// with this node, so that it is in the graph), and logs how busy it was every 10 passes.
 async fn bench_filter_load(
     shared: Arc<Shared>,
@@ -447,12 +472,15 @@ async fn bench_filter_load(
             .collect::<Vec<_>>()
     };
     let mut records = batch(&mut rng, BENCH_FILTER_SERVICES);
+    let mut graph = Box::new(crate::kernel::trust::Trust::new(Default::default()));
     let (mut passes, mut busy) = (0u64, std::time::Duration::ZERO);
     let started = Instant::now();
     loop {
-        let Ok(took) = reputation.send(actors::FilterLoad { records }).await else {
+        let load = actors::FilterLoad { graph, records };
+        let Ok((back, took)) = reputation.send(load).await else {
             return;
         };
+        graph = back;
         passes += 1;
         busy += took;
         if passes % 10 == 0 {

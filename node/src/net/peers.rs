@@ -3,6 +3,8 @@
 //! contract, and why the node refuses it, if it does. Read from the reputation actor, then
 //! the negotiator, each in its turn; it decides nothing.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::trade::{economics, ContractView, LedgerView, TradeConfig};
@@ -108,7 +110,7 @@ pub fn filter_view(reputation: &Reputation, also: &[PeerId]) -> FilterView {
 pub struct TradeView {
     economics: super::trade::Economics,
     /// Why it refuses each peer asked about, if it does.
-    refusals: Vec<(PeerId, Option<&'static str>)>,
+    refusals: BTreeMap<PeerId, &'static str>,
     stranger_share: f64,
 }
 
@@ -128,7 +130,7 @@ pub fn trade_view(
         economics: economics(me, negotiator, config, now),
         refusals: peers
             .iter()
-            .map(|peer| (*peer, negotiator.refusal(peer, now)))
+            .filter_map(|peer| Some((*peer, negotiator.refusal(peer, now)?)))
             .collect(),
         stranger_share: negotiator.stranger_share(),
     }
@@ -146,11 +148,7 @@ pub fn peers(me: PeerId, filter: FilterView, trade: TradeView) -> PeersView {
             let refused = if disqualified {
                 Some("proven to have forked its chain")
             } else {
-                trade
-                    .refusals
-                    .iter()
-                    .find(|(p, _)| *p == peer)
-                    .and_then(|(_, refused)| *refused)
+                trade.refusals.get(&peer).copied()
             };
             PeerView {
                 score: parts.score,

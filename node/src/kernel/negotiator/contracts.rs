@@ -24,6 +24,8 @@ pub struct Contract {
     pub term_us: u64,
     /// When the current term ends (and the contract is judged).
     pub ends: Time,
+    /// When it was made (or restored at a restart).
+    pub made: Time,
 }
 
 /// Longest term we agree to.
@@ -179,8 +181,15 @@ impl Negotiator {
             Outcome::Answered(Response::Refused(Refusal::QuotaFull)) => {
                 let used = ledger.held_by_them_bytes;
                 match contracted {
-                    // Within its promise, it fell short.
-                    Some(c) if used + bytes <= c.for_me_bytes => ledger.term_failed += 1,
+                    // Within its promise, it fell short; unless the contract was only just
+                    // made: a node's store and negotiator are separate actors, and its
+                    // store may take our first requests before it hears of the contract
+                    // its negotiator just made (the chunk goes elsewhere all the same).
+                    Some(c) if used + bytes <= c.for_me_bytes => {
+                        if ctx.now().since(c.made) >= self.config.contract_grace_us {
+                            ledger.term_failed += 1;
+                        }
+                    }
                     Some(_) => self.want_contract(ctx, from, bytes),
                     None => {
                         ledger.refused_at = Some(ctx.now());
@@ -269,6 +278,7 @@ impl Negotiator {
                     for_them_bytes: terms.reciprocal_bytes,
                     term_us: u64::from(terms.term_s) * Time::SECOND,
                     ends: ctx.now().plus(u64::from(terms.term_s) * Time::SECOND),
+                    made: ctx.now(),
                 };
                 self.contract_made(ctx, peer, contract);
             }
@@ -448,6 +458,7 @@ impl Negotiator {
             for_them_bytes: terms.bytes,
             term_us,
             ends: ctx.now().plus(term_us),
+            made: ctx.now(),
         };
         self.contract_made(ctx, from, contract);
         Ok(TradeResponse::Accepted(terms))
@@ -696,5 +707,46 @@ impl Negotiator {
             let body = Request::Trade(TradeRequest::End);
             self.send(ctx, peer, body, Purpose::End);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{KernelConfig, Outbox};
+    use crate::store::Store;
+    use rand::SeedableRng;
+
+    /// In a node, a partner's store may refuse our first requests before its negotiator's
+    /// word of the contract reaches it: that is not held against the partner; a refusal
+    /// later is.
+    #[test]
+    fn a_refusal_as_a_contract_is_made_is_not_held_against_the_partner() {
+        let config = KernelConfig {
+            contract_grace_us: 10 * Time::SECOND,
+            ..KernelConfig::default()
+        };
+        let mut negotiator = Negotiator::new(config.clone(), Store::memory());
+        let (me, partner) = (PeerId([1; 32]), PeerId([9; 32]));
+        let begun = Time(10 * Time::HOUR);
+        let contract = Contract {
+            for_me_bytes: 1 << 20,
+            for_them_bytes: 1 << 20,
+            term_us: Time::DAY,
+            ends: begun.plus(Time::DAY),
+            made: begun,
+        };
+        negotiator.contracts.insert(partner, contract);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Outbox::default();
+        let refused = Outcome::Answered(Response::Refused(Refusal::QuotaFull));
+        let mut answer = |negotiator: &mut Negotiator, now: Time| {
+            let mut ctx = Context::new(now, me, ActorKind::Negotiator, &mut rng, &mut out);
+            negotiator.placement_answered(&mut ctx, partner, 1000, &refused);
+            negotiator.ledgers().get(&partner).map(|l| l.term_failed)
+        };
+        assert_eq!(answer(&mut negotiator, begun.plus(1)), Some(0));
+        let later = begun.plus(config.contract_grace_us);
+        assert_eq!(answer(&mut negotiator, later), Some(1));
     }
 }

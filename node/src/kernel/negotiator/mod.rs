@@ -548,6 +548,7 @@ impl Negotiator {
                     .min(self.config.storage_for_others_bytes),
                 term_us,
                 ends: ctx.now().plus(saved.left_us.min(term_us)),
+                made: ctx.now(),
             };
             self.contracts.insert(saved.peer, contract);
             let contracts = &self.contracts;
