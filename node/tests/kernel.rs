@@ -607,3 +607,68 @@ fn a_fetch_retries_within_its_deadline() {
         assert_eq!(results[0].0, comes_back, "{results:?}");
     }
 }
+
+/// A peer whose store fails to take a record of its own chain signs nothing more (no new
+/// record, no countersignature) until the store has it: the chain in memory is never more
+/// than that one record ahead of the disk, so a restart cannot make it sign a position
+/// twice. Once the store works again, the disk catches up and recording goes on.
+#[test]
+fn a_failed_chain_append_stops_signing_until_the_store_takes_it() {
+    use cryptosphere::chain::log;
+    use cryptosphere::store::{MemoryBackend, Store};
+    let config = KernelConfig {
+        chain_record_interval_us: Some(60 * Time::SECOND),
+        ..node_like()
+    };
+    let mut h = Harness::new(3, config.clone(), LATENCY_US);
+    let backend = MemoryBackend::default();
+    let disk = Store::new(backend.clone());
+    h.replace_store(1, config, disk.clone());
+    h.start_all();
+    let mut seed = 60;
+    let mut publish = |h: &mut Harness, publisher: usize| {
+        seed += 1;
+        let content = Content::Synthetic {
+            size: 2 << 20,
+            seed,
+            chunk_bytes: 262_144,
+        };
+        h.command(publisher, Command::Publish { content });
+    };
+    let in_memory = |h: &Harness| h.peer(1).reputation.chains.as_ref().unwrap().own().len();
+    let on_disk = || {
+        let records = log::read(&disk, &peer_id(1).0, 1, usize::MAX).unwrap();
+        cryptosphere::chain::verify_chain(&records).unwrap();
+        records.len()
+    };
+    for publisher in [0, 1, 2] {
+        publish(&mut h, publisher);
+    }
+    h.run_for(20 * 60 * Time::SECOND);
+    let before = in_memory(&h);
+    assert!(before >= 1, "peer 1 recorded nothing");
+    assert_eq!(on_disk(), before);
+
+    backend.set_chain_writes_failing(true);
+    for round in 0..6 {
+        publish(&mut h, round % 3);
+        h.run_for(10 * 60 * Time::SECOND);
+        assert!(
+            in_memory(&h) <= on_disk() + 1,
+            "signed on past a record the disk lacks"
+        );
+    }
+    assert_eq!(
+        in_memory(&h),
+        before + 1,
+        "one record was agreed and not stored, and nothing after it"
+    );
+
+    backend.set_chain_writes_failing(false);
+    for round in 0..3 {
+        publish(&mut h, round % 3);
+        h.run_for(10 * 60 * Time::SECOND);
+    }
+    assert!(in_memory(&h) > before + 1, "recording did not go on");
+    assert_eq!(on_disk(), in_memory(&h));
+}

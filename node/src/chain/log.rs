@@ -70,6 +70,15 @@ pub fn append(store: &Store, record: &Record) -> Result<(), LogError> {
     Ok(())
 }
 
+/// [`append`], then makes it durable (an empty synced write, which syncs the log the record
+/// went through): a peer's own records are on its disk before its countersignature of them
+/// leaves (`docs/chain-format.md` §11).
+pub fn append_durable(store: &Store, record: &Record) -> Result<(), LogError> {
+    append(store, record)?;
+    store.flush()?;
+    Ok(())
+}
+
 /// Up to `limit` records of `owner`'s chain from `from_seq` on.
 pub fn read(
     store: &Store,

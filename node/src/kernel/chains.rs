@@ -88,6 +88,8 @@ pub struct Chains {
     waiting: BTreeMap<u64, Waiting>,
     /// Countersignatures not yet taken in by their providers, resent every record round.
     pending_countersigns: Vec<(PeerId, [u8; 64])>,
+    /// The last record agreed, if the store failed to take it: no signing until it has.
+    unsaved: Option<Record>,
     next_tag: u64,
 }
 
@@ -131,6 +133,7 @@ impl Chains {
             providing: None,
             waiting: BTreeMap::new(),
             pending_countersigns: Vec::new(),
+            unsaved: None,
             next_tag: 1,
         }
     }
@@ -162,15 +165,32 @@ impl Chains {
         );
     }
 
-    fn append(&mut self, ctx: &mut Context<'_>, record: Record) {
+    /// Appends an agreed record; `false`: the store did not take it (it is kept in memory,
+    /// and nothing is signed until the store has it, see [`Chains::save_unsaved`]).
+    fn append(&mut self, ctx: &mut Context<'_>, record: Record) -> bool {
         let fits = record.seq == self.own.len() as u64 + 1
             && record.prev == self.own.last().map_or([0; 32], Record::hash);
         assert!(fits, "the agreement was built on this chain's head");
-        // A store that fails to take the record leaves the chain in memory ahead of the disk;
-        // the next start reads back the valid prefix.
-        let _ = log::append(&self.store, &record);
+        let saved = log::append_durable(&self.store, &record).is_ok();
+        if !saved {
+            self.unsaved = Some(record.clone());
+        }
         ctx.event(Event::ChainAppended { seq: record.seq });
         self.own.push(record);
+        saved
+    }
+
+    /// Tries again to store the record the store failed to take; `true` once the chain on
+    /// the disk is the chain in memory again. Until then this peer signs nothing: neither a
+    /// new record (it would be built on a head the disk lacks, and after a restart the
+    /// position would be signed again, a fork) nor a countersignature of the unsaved one.
+    fn save_unsaved(&mut self) -> bool {
+        if let Some(record) = self.unsaved.take() {
+            if log::append_durable(&self.store, &record).is_err() {
+                self.unsaved = Some(record);
+            }
+        }
+        self.unsaved.is_none()
     }
 
     fn countersign(&mut self, ctx: &mut Context<'_>, peer: PeerId, on_provider_half: [u8; 64]) {
@@ -187,7 +207,7 @@ impl Chains {
     }
 
     fn busy(&self) -> bool {
-        self.proposing || self.providing.is_some()
+        self.proposing || self.providing.is_some() || self.unsaved.is_some()
     }
 
     /// A key proven to have forked is disqualified here and named to the negotiator.
@@ -247,8 +267,10 @@ impl Chains {
             Input::Timer {
                 token: RECORD_TOKEN,
             } => {
-                for (peer, signature) in std::mem::take(&mut self.pending_countersigns) {
-                    self.countersign(ctx, peer, signature);
+                if self.save_unsaved() {
+                    for (peer, signature) in std::mem::take(&mut self.pending_countersigns) {
+                        self.countersign(ctx, peer, signature);
+                    }
                 }
                 if self.praise_bytes > 0 && !self.accomplices.is_empty() {
                     // The adversary's praise: a record that an accomplice served us, which
@@ -477,8 +499,13 @@ impl Chains {
                     // Our head may have moved while we waited (we never provide while
                     // proposing, so it has not): append, then countersign their half.
                     Some((record, completion)) => {
-                        self.append(ctx, record);
-                        self.countersign(ctx, peer, completion.on_provider_half);
+                        if self.append(ctx, record) {
+                            self.countersign(ctx, peer, completion.on_provider_half);
+                        } else {
+                            // Sent once the record is on the disk.
+                            let half = completion.on_provider_half;
+                            self.pending_countersigns.push((peer, half));
+                        }
                     }
                     // Busy, refused or silent: owe it still, and try later.
                     None => self.owed.entry((peer, service)).or_default().add(owed),

@@ -128,6 +128,12 @@ impl Harness {
         self.peers[index] = Peer::new(peer_key(index), config, Store::memory());
     }
 
+    /// Replaces peer `index`, before it starts, by one on `store` (a backend a test can make
+    /// fail).
+    pub fn replace_store(&mut self, index: usize, config: KernelConfig, store: Store) {
+        self.peers[index] = Peer::new(peer_key(index), config, store);
+    }
+
     /// Replaces peer `index` by a fresh one with the same identity and an empty disk, and
     /// starts it.
     pub fn crash_with_disk_loss(&mut self, index: usize, config: KernelConfig) {

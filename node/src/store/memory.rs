@@ -14,6 +14,8 @@ struct Inner {
     chains: BTreeMap<([u8; 32], u64), Vec<u8>>,
     meta: BTreeMap<Vec<u8>, Vec<u8>>,
     held: BTreeMap<ChunkId, [u8; 32]>,
+    /// Test aid: chain appends fail, as on a full disk.
+    chain_writes_fail: bool,
 }
 
 /// Chunks and pins held in memory; clones share the same maps.
@@ -46,6 +48,11 @@ impl MemoryBackend {
     /// Test aid: replaces a chunk's stored bytes with anything.
     pub fn set_raw(&self, id: ChunkId, bytes: Vec<u8>) {
         self.lock().chunks.insert(id, bytes);
+    }
+
+    /// Test aid: makes every chain append fail (or work again), as a full disk would.
+    pub fn set_chain_writes_failing(&self, failing: bool) {
+        self.lock().chain_writes_fail = failing;
     }
 
     /// Test aid: drops a chunk, as a lost disk sector would.
@@ -148,7 +155,14 @@ impl StoreBackend for MemoryBackend {
     }
 
     fn chain_put(&self, owner: &[u8; 32], seq: u64, record: &[u8]) -> Result<(), BackendError> {
-        self.lock().chains.insert((*owner, seq), record.to_vec());
+        let mut inner = self.lock();
+        if inner.chain_writes_fail {
+            return Err(BackendError::NoSpace {
+                operation: "append to a chain",
+                message: "made to fail (test aid)".into(),
+            });
+        }
+        inner.chains.insert((*owner, seq), record.to_vec());
         Ok(())
     }
 
