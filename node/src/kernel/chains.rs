@@ -171,7 +171,12 @@ impl Chains {
         let fits = record.seq == self.own.len() as u64 + 1
             && record.prev == self.own.last().map_or([0; 32], Record::hash);
         assert!(fits, "the agreement was built on this chain's head");
-        let saved = log::append_durable(&self.store, &record).is_ok();
+        // Only a store that failed (a full disk, say) halts signing; a chain the store holds
+        // otherwise than memory (the forker's deliberate rewrite) is not the store's failure.
+        let saved = !matches!(
+            log::append_durable(&self.store, &record),
+            Err(log::LogError::Store(_))
+        );
         if !saved {
             self.unsaved = Some(record.clone());
         }
@@ -186,7 +191,7 @@ impl Chains {
     /// position would be signed again, a fork) nor a countersignature of the unsaved one.
     fn save_unsaved(&mut self) -> bool {
         if let Some(record) = self.unsaved.take() {
-            if log::append_durable(&self.store, &record).is_err() {
+            if let Err(log::LogError::Store(_)) = log::append_durable(&self.store, &record) {
                 self.unsaved = Some(record);
             }
         }
