@@ -280,7 +280,12 @@ pub enum Local {
         payload: Option<Payload>,
     },
     /// To the transport: look up the providers of `key`; answer with [`Local::Found`].
-    FindProviders { key: ChunkId, tag: u64 },
+    /// Providers in `skip` (tried in vain already) do not end the lookup.
+    FindProviders {
+        key: ChunkId,
+        tag: u64,
+        skip: Vec<PeerId>,
+    },
     /// From the transport: the providers a lookup found (none: it failed).
     Found { tag: u64, providers: Vec<Contact> },
     /// From the store to the transport: we hold `key`; announce it (and keep announcing).

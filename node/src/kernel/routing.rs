@@ -196,6 +196,10 @@ pub struct Lookup {
     candidates: BTreeMap<[u8; 32], Candidate>,
     in_flight: usize,
     pub providers: Vec<Contact>,
+    /// Providers the asker already tried in vain: named, they do not end the lookup.
+    skip: Vec<PeerId>,
+    /// Providers named that are in `skip`, given only if no other is found.
+    skipped: Vec<Contact>,
     /// The round whose answer first named a provider.
     pub hops: Option<u32>,
 }
@@ -218,10 +222,28 @@ impl Lookup {
             candidates: BTreeMap::new(),
             in_flight: 0,
             providers: Vec::new(),
+            skip: Vec::new(),
+            skipped: Vec::new(),
             hops: None,
         };
         lookup.add(seeds, 1);
         lookup
+    }
+
+    /// Providers in `skip` (at most [`K`]) do not end this provider lookup: it goes on
+    /// looking for others, and names them only if it finds none.
+    pub fn skipping(mut self, skip: Vec<PeerId>) -> Lookup {
+        self.skip = skip.into_iter().take(K).collect();
+        self
+    }
+
+    /// The providers found: those not skipped, or else the skipped ones named.
+    pub fn into_providers(self) -> Vec<Contact> {
+        if self.providers.is_empty() {
+            self.skipped
+        } else {
+            self.providers
+        }
     }
 
     fn add(&mut self, contacts: Vec<Contact>, hop: u32) {
@@ -285,13 +307,18 @@ impl Lookup {
         candidate.state = State::Answered;
         let hop = candidate.hop;
         self.in_flight -= 1;
-        if !providers.is_empty() && self.hops.is_none() {
-            self.hops = Some(hop);
-        }
         for provider in providers.into_iter().take(K) {
-            if !self.providers.iter().any(|p| p.id == provider.id) {
-                self.providers.push(provider);
+            let list = if self.skip.contains(&provider.id) {
+                &mut self.skipped
+            } else {
+                &mut self.providers
+            };
+            if !list.iter().any(|p| p.id == provider.id) {
+                list.push(provider);
             }
+        }
+        if !self.providers.is_empty() && self.hops.is_none() {
+            self.hops = Some(hop);
         }
         self.add(closer, hop + 1);
     }
@@ -480,6 +507,37 @@ mod tests {
         assert!(lookup.is_done());
         assert_eq!(lookup.providers, vec![provider]);
         assert_eq!(lookup.hops, Some(2));
+    }
+
+    #[test]
+    fn a_provider_tried_in_vain_does_not_end_the_lookup() {
+        let me = id(0, 0);
+        let target = id(0xf0, 0).0;
+        let dead = contact(id(0x44, 4));
+        let (a, b, c) = (
+            contact(id(0x10, 0)),
+            contact(id(0x20, 0)),
+            contact(id(0x30, 0)),
+        );
+        let mut lookup = Lookup::new(target, LookupKind::Providers, me, vec![a, b, c], K)
+            .skipping(vec![dead.id]);
+        assert_eq!(lookup.next_queries().len(), 3);
+        lookup.answered(a.id, Vec::new(), vec![dead]);
+        assert!(!lookup.is_done(), "a skipped provider does not end it");
+        let live = contact(id(0x55, 5));
+        lookup.answered(b.id, Vec::new(), vec![dead, live]);
+        assert!(lookup.is_done());
+        assert_eq!(lookup.hops, Some(1));
+        assert_eq!(lookup.into_providers(), vec![live]);
+
+        // Nobody else found: the skipped providers are given back.
+        let mut lookup =
+            Lookup::new(target, LookupKind::Providers, me, vec![a], K).skipping(vec![dead.id]);
+        assert_eq!(lookup.next_queries(), vec![a]);
+        lookup.answered(a.id, Vec::new(), vec![dead]);
+        assert!(lookup.is_done(), "no one is left to ask");
+        assert_eq!(lookup.hops, None);
+        assert_eq!(lookup.into_providers(), vec![dead]);
     }
 
     #[test]

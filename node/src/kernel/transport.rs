@@ -391,7 +391,7 @@ impl Transport {
                 if dialed.is_some_and(|addr| self.bootstrapping.remove(&addr)) {
                     self.send(ctx, peer, self.hello(), ActorKind::Transport, 0);
                     if self.config.lookups {
-                        self.start_lookup(ctx, ctx.me().0, LookupKind::Nodes, LookupFor::Join);
+                        self.join(ctx);
                     }
                 }
             }
@@ -480,7 +480,7 @@ impl Transport {
                         }
                     }
                     if !self.table.is_empty() {
-                        self.start_lookup(ctx, ctx.me().0, LookupKind::Nodes, LookupFor::Join);
+                        self.join(ctx);
                     }
                     let first = ctx
                         .rng()
@@ -557,9 +557,9 @@ impl Transport {
             Input::Timer { token: SWEEP_TOKEN } => self.sweep(ctx),
             // A request's own timer (before sweeps; none is armed now).
             Input::Timer { .. } => {}
-            Input::Local(Local::FindProviders { key, tag }) => {
+            Input::Local(Local::FindProviders { key, tag, skip }) => {
                 let purpose = LookupFor::Negotiator { tag, key };
-                self.start_lookup(ctx, key.0, LookupKind::Providers, purpose);
+                self.start_lookup(ctx, key.0, LookupKind::Providers, purpose, skip);
             }
             Input::Local(Local::Provide { key }) => {
                 if self.config.lookups
@@ -595,10 +595,21 @@ impl Transport {
             RouteRequest::FindNode { target } => RouteResponse::Nodes {
                 peers: self.table.closest(&target.0, K),
             },
-            RouteRequest::GetProviders { key } => RouteResponse::Providers {
-                providers: self.records.get(&key, ctx.now()),
-                closer: self.table.closest(&key.0, K),
-            },
+            RouteRequest::GetProviders { key } => {
+                // A peer that provides the key names itself first: its own announcement
+                // may not outlive the restarts of the peers keeping its record.
+                let mut providers = Vec::new();
+                if self.provided.contains(&key) {
+                    let addr = self.config.listen;
+                    providers.push(Contact { id: ctx.me(), addr });
+                }
+                providers.extend(self.records.get(&key, ctx.now()));
+                providers.truncate(K);
+                RouteResponse::Providers {
+                    providers,
+                    closer: self.table.closest(&key.0, K),
+                }
+            }
             RouteRequest::AddProvider { key, addr } => {
                 let expires = ctx.now().plus(self.config.provider_ttl_us);
                 let provider = Contact { id: from, addr };
@@ -792,8 +803,20 @@ impl Transport {
                 continue;
             }
             self.announcing += 1;
-            self.start_lookup(ctx, key.0, LookupKind::Nodes, LookupFor::Provide { key });
+            self.start_lookup(
+                ctx,
+                key.0,
+                LookupKind::Nodes,
+                LookupFor::Provide { key },
+                Vec::new(),
+            );
         }
+    }
+
+    /// Looks ourselves up: our neighbourhood learns us, and we it.
+    fn join(&mut self, ctx: &mut Context<'_>) {
+        let me = ctx.me().0;
+        self.start_lookup(ctx, me, LookupKind::Nodes, LookupFor::Join, Vec::new());
     }
 
     fn start_lookup(
@@ -802,6 +825,7 @@ impl Transport {
         target: [u8; 32],
         kind: LookupKind,
         purpose: LookupFor,
+        skip: Vec<PeerId>,
     ) {
         let seeds = self.table.closest(&target, K);
         // Joining fills the table from the K closest; records live on the closest few.
@@ -811,7 +835,7 @@ impl Transport {
                 self.config.provider_replicas
             }
         };
-        let lookup = Lookup::new(target, kind, ctx.me(), seeds, want);
+        let lookup = Lookup::new(target, kind, ctx.me(), seeds, want).skipping(skip);
         let id = self.next_lookup;
         self.next_lookup += 1;
         self.lookups.insert(id, (lookup, purpose));
@@ -893,12 +917,13 @@ impl Transport {
     fn finish_lookup(&mut self, ctx: &mut Context<'_>, lookup: Lookup, purpose: LookupFor) {
         match purpose {
             LookupFor::Negotiator { tag, key } => {
+                let hops = lookup.hops.unwrap_or(0);
+                let providers = lookup.into_providers();
                 ctx.event(Event::LookupDone {
                     key,
-                    found: !lookup.providers.is_empty(),
-                    hops: lookup.hops.unwrap_or(0),
+                    found: !providers.is_empty(),
+                    hops,
                 });
-                let providers = lookup.providers;
                 ctx.local(ActorKind::Negotiator, Local::Found { tag, providers });
             }
             LookupFor::Provide { key } => {
@@ -945,9 +970,13 @@ mod tests {
         }
 
         fn wire(&mut self, from: PeerId, frame: Frame) -> Outbox {
+            self.input(Input::Wire { from, frame })
+        }
+
+        fn input(&mut self, input: Input) -> Outbox {
             let mut out = Outbox::default();
             let mut ctx = Context::new(Time(0), ME, ActorKind::Transport, &mut self.rng, &mut out);
-            self.transport.handle(&mut ctx, Input::Wire { from, frame });
+            self.transport.handle(&mut ctx, input);
             out
         }
     }
@@ -1024,5 +1053,52 @@ mod tests {
             .any(|m| matches!(m, (ActorKind::Store, Local::Incoming { .. }))));
         let mut out = one.wire(peer(1), store(max as usize - 40));
         assert_eq!(out.effects().disconnects, [peer(1)]);
+    }
+
+    #[test]
+    fn a_provider_names_itself_first_then_the_records_it_keeps() {
+        let config = KernelConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 1))),
+            lookups: true,
+            ..KernelConfig::default()
+        };
+        let mut one = One {
+            transport: Transport::new(config, ME, crate::store::Store::memory()),
+            rng: ChaCha8Rng::seed_from_u64(3),
+        };
+        let key = ChunkId([9; 32]);
+        let ask = |id| Frame::Request {
+            id,
+            body: Request::Route(RouteRequest::GetProviders { key }),
+        };
+        let providers = |out: &mut Outbox| -> Vec<Contact> {
+            let wire = out.effects().wire.clone();
+            let [(_, Frame::Response { body, .. })] = &wire[..] else {
+                panic!("no single answer: {wire:?}");
+            };
+            let Response::Route(RouteResponse::Providers { providers, .. }) = body else {
+                panic!("not Providers: {body:?}");
+            };
+            providers.clone()
+        };
+        let add = Frame::Request {
+            id: 1,
+            body: Request::Route(RouteRequest::AddProvider {
+                key,
+                addr: Some(SocketAddr::from(([127, 0, 0, 1], 1005))),
+            }),
+        };
+        one.wire(peer(5), add);
+        let named: Vec<PeerId> = providers(&mut one.wire(peer(2), ask(2)))
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(named, [peer(5)], "not a provider yet: only the record");
+        one.input(Input::Local(Local::Provide { key }));
+        let named = providers(&mut one.wire(peer(2), ask(3)));
+        assert_eq!(named[0].id, ME);
+        assert_eq!(named[0].addr, Some(SocketAddr::from(([127, 0, 0, 1], 1))));
+        assert_eq!(named[1].id, peer(5));
+        assert_eq!(named.len(), 2);
     }
 }

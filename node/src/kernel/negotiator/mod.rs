@@ -142,6 +142,8 @@ struct Fetch {
     sources: Vec<PeerId>,
     answered: usize,
     root_queries: usize,
+    /// Sources asked for the root that did not give it.
+    failed: Vec<PeerId>,
     queue: Vec<(ChunkId, LinkKind)>,
     in_flight: usize,
     chunks: usize,
@@ -150,13 +152,19 @@ struct Fetch {
 }
 
 /// A failed fetch waiting to be tried again (`KernelConfig::fetch_deadline_us`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct FetchRetry {
     started: Time,
     /// When it is tried next; `None` while that attempt runs.
     due: Option<Time>,
     wait_us: u64,
+    /// Sources that did not give the root in earlier attempts (at most
+    /// [`FETCH_SKIP_MAX`]): their provider records do not end the next lookup.
+    skip: Vec<PeerId>,
 }
+
+/// Sources a fetch's retries remember as tried in vain.
+const FETCH_SKIP_MAX: usize = 64;
 
 /// The negotiator actor.
 #[derive(Debug)]
@@ -965,44 +973,63 @@ impl Negotiator {
 
     fn start_fetch(&mut self, ctx: &mut Context<'_>, root: ChunkId, started: Time) {
         if self.fetches.len() + self.looking >= self.config.fetches_max {
-            self.fetch_failed(ctx, root, started, 0);
+            self.fetch_failed(ctx, (root, started, 0), Vec::new());
             return;
         }
         if self.config.lookups {
             // Ask the network who provides the root first; the ring is the fallback.
             let tag = self.tag(Purpose::Lookup { root, started });
             self.looking += 1;
+            let skip = self
+                .fetch_retries
+                .get(&root)
+                .map_or_else(Vec::new, |retry| retry.skip.clone());
             ctx.local(
                 ActorKind::Transport,
-                Local::FindProviders { key: root, tag },
+                Local::FindProviders {
+                    key: root,
+                    tag,
+                    skip,
+                },
             );
             return;
         }
         self.fetch_from(ctx, root, started, Vec::new());
     }
 
-    /// A fetch failed: it is tried again after a wait (doubling) while that stays within
-    /// `fetch_deadline_us` of its start; otherwise it is over.
-    fn fetch_failed(&mut self, ctx: &mut Context<'_>, root: ChunkId, started: Time, bytes: u64) {
-        let wait_us = self
+    /// A fetch failed (`failed`: the sources that did not give its root): it is tried
+    /// again after a wait (doubling) while that stays within `fetch_deadline_us` of its
+    /// start; otherwise it is over.
+    fn fetch_failed(
+        &mut self,
+        ctx: &mut Context<'_>,
+        (root, started, bytes): (ChunkId, Time, u64),
+        failed: Vec<PeerId>,
+    ) {
+        let (wait_us, mut skip) = self
             .fetch_retries
-            .get(&root)
-            .map_or(FETCH_RETRY_FIRST_US, |retry| {
-                (retry.wait_us * 2).min(FETCH_RETRY_MAX_US)
+            .remove(&root)
+            .map_or((FETCH_RETRY_FIRST_US, Vec::new()), |retry| {
+                ((retry.wait_us * 2).min(FETCH_RETRY_MAX_US), retry.skip)
             });
         let within = ctx.now().since(started).saturating_add(wait_us);
         if within <= self.config.fetch_deadline_us {
             let due = Some(ctx.now().plus(wait_us));
+            for peer in failed {
+                if skip.len() < FETCH_SKIP_MAX && !skip.contains(&peer) {
+                    skip.push(peer);
+                }
+            }
             let retry = FetchRetry {
                 started,
                 due,
                 wait_us,
+                skip,
             };
             self.fetch_retries.insert(root, retry);
             ctx.timer(wait_us, FETCH_RETRY_TOKEN);
             return;
         }
-        self.fetch_retries.remove(&root);
         ctx.event(Event::FetchDone {
             root,
             ok: false,
@@ -1047,7 +1074,7 @@ impl Negotiator {
             }
         }
         if self.fetches.len() >= self.config.fetches_max || sources.is_empty() {
-            self.fetch_failed(ctx, root, started, 0);
+            self.fetch_failed(ctx, (root, started, 0), Vec::new());
             return;
         }
         let id = self.next_tag;
@@ -1065,6 +1092,7 @@ impl Negotiator {
             root,
             started,
             root_queries: sources.len(),
+            failed: Vec::new(),
             sources,
             answered: 0,
             queue: Vec::new(),
@@ -1093,7 +1121,8 @@ impl Negotiator {
     fn finish_fetch(&mut self, ctx: &mut Context<'_>, id: u64, ok: bool) {
         if let Some(fetch) = self.fetches.remove(&id) {
             if !ok {
-                self.fetch_failed(ctx, fetch.root, fetch.started, fetch.bytes);
+                let attempt = (fetch.root, fetch.started, fetch.bytes);
+                self.fetch_failed(ctx, attempt, fetch.failed);
                 return;
             }
             self.fetch_retries.remove(&fetch.root);
@@ -1138,6 +1167,7 @@ impl Negotiator {
             _ => None,
         };
         let Some(payload) = valid else {
+            fetch.failed.push(from);
             if fetch.root_queries == 0 && fetch.answered == 0 {
                 self.finish_fetch(ctx, id, false);
             }
