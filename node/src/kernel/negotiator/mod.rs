@@ -1319,3 +1319,84 @@ impl Negotiator {
         self.take_in(ctx, id, from, (chunk, payload), children);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::kernel::{Contact, KernelConfig, Outbox};
+
+    /// A fetch whose provider failed it looks the providers up again without letting that
+    /// provider's record end the lookup (`Local::FindProviders::skip`).
+    #[test]
+    fn a_retried_fetch_looks_past_the_providers_that_failed_it() {
+        let config = KernelConfig {
+            lookups: true,
+            fetch_deadline_us: 60 * Time::SECOND,
+            ..KernelConfig::default()
+        };
+        let mut negotiator = Negotiator::new(config, Store::memory());
+        let (me, dead) = (PeerId([1; 32]), PeerId([7; 32]));
+        let root = ChunkId([5; 32]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut step = |negotiator: &mut Negotiator, now: Time, input: Input| {
+            let mut out = Outbox::default();
+            let mut ctx = Context::new(now, me, ActorKind::Negotiator, &mut rng, &mut out);
+            negotiator.handle(&mut ctx, input);
+            out.local.into_iter().collect::<Vec<_>>()
+        };
+        let lookup = |sent: &[(ActorKind, Local)]| {
+            sent.iter().find_map(|(to, local)| match local {
+                Local::FindProviders { key, tag, skip } if *to == ActorKind::Transport => {
+                    assert_eq!(*key, root);
+                    Some((*tag, skip.clone()))
+                }
+                _ => None,
+            })
+        };
+        let begun = Time(Time::HOUR);
+        let sent = step(
+            &mut negotiator,
+            begun,
+            Input::Command(Command::Fetch { root }),
+        );
+        let (tag, skip) = lookup(&sent).expect("a lookup");
+        assert!(skip.is_empty(), "nothing to skip at first");
+        let providers = vec![Contact {
+            id: dead,
+            addr: None,
+        }];
+        let sent = step(
+            &mut negotiator,
+            begun,
+            Input::Local(Local::Found { tag, providers }),
+        );
+        let asked: Vec<(PeerId, u64)> = sent
+            .iter()
+            .filter_map(|(_, local)| match local {
+                Local::Send {
+                    to,
+                    tag,
+                    body: Request::Store(StoreRequest::Fetch { chunk }),
+                    ..
+                } if *chunk == root => Some((*to, *tag)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked.len(), 1, "the root is asked of the provider found");
+        let (to, tag) = asked[0];
+        assert_eq!(to, dead);
+        let failed = Local::Done {
+            tag,
+            from: dead,
+            outcome: Outcome::TimedOut,
+        };
+        step(&mut negotiator, begun, Input::Local(failed));
+        let retry = begun.plus(FETCH_RETRY_FIRST_US);
+        let token = FETCH_RETRY_TOKEN;
+        let sent = step(&mut negotiator, retry, Input::Timer { token });
+        let (_, skip) = lookup(&sent).expect("the retry looks the providers up again");
+        assert_eq!(skip, [dead]);
+    }
+}
