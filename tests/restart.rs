@@ -28,16 +28,7 @@ fn a_get_retries_until_a_provider_comes() {
     let getter = Node::start("getter", &Launch::default());
     let url = format!("{}/v1/objects/{cap}", getter.url());
     let started = Instant::now();
-    let get = std::thread::spawn(move || {
-        let response = ureq::get(&url)
-            .timeout(Duration::from_secs(120))
-            .call()
-            .map_err(|e| e.to_string())?;
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
-            .map_err(|e| e.to_string())?;
-        Ok::<Vec<u8>, String>(body)
-    });
+    let get = std::thread::spawn(move || common::get_body(&url, Duration::from_secs(120)));
     std::thread::sleep(Duration::from_secs(5));
     holder.restart(&Launch {
         bootstrap: vec![getter.listen],

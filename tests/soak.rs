@@ -129,7 +129,7 @@ fn files_survive_churn_and_come_back_through_every_live_node() {
                         let name = node.name.clone();
                         scope.spawn(move || {
                             let begun = Instant::now();
-                            let got = get(&url);
+                            let got = common::get_body(&url, Duration::from_secs(180));
                             (name, begun.elapsed(), got)
                         })
                     })
@@ -205,16 +205,4 @@ fn files_survive_churn_and_come_back_through_every_live_node() {
         max.as_secs_f64(),
         unheld.len(),
     );
-}
-
-/// The body of a GET of `url`, or why there is none.
-fn get(url: &str) -> Result<Vec<u8>, String> {
-    let response = ureq::get(url)
-        .timeout(Duration::from_secs(180))
-        .call()
-        .map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
-        .map_err(|e| e.to_string())?;
-    Ok(body)
 }

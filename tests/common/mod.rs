@@ -385,3 +385,15 @@ pub fn client_handshake(
     let (sealer, opener, _) = handshake.finish(2 << 20).unwrap();
     (sealer, opener)
 }
+
+/// The body of a GET of `url` within `timeout`, or why there is none.
+pub fn get_body(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    let response = ureq::get(url)
+        .timeout(timeout)
+        .call()
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
+        .map_err(|e| e.to_string())?;
+    Ok(body)
+}
