@@ -117,6 +117,16 @@ fn default_recompute_every_hours() -> f64 {
     4.0
 }
 
+/// A group's stranger policy (`Strategy::strangers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strangers {
+    #[default]
+    Adaptive,
+    Fixed,
+    Stingy,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fidelity {
@@ -226,10 +236,11 @@ pub struct Strategy {
     /// Adversary: answers audits without the data.
     #[serde(default)]
     pub liar: bool,
-    /// With the filter on: what strangers get follows how recent strangers behaved;
-    /// `false`: the fixed allowance of `altruism`.
-    #[serde(default = "default_true")]
-    pub strangers_adapt: bool,
+    /// What strangers get: `"adaptive"` (with the filter on, the allowance of `altruism`
+    /// scaled by how recent strangers behaved), `"fixed"` (that allowance whatever they do)
+    /// or `"stingy"` (nothing without a contract or service first).
+    #[serde(default)]
+    pub strangers: Strangers,
     /// Adversary: never proposes a contract; lives on strangers' allowances.
     #[serde(default)]
     pub stranger_only: bool,
@@ -244,6 +255,10 @@ pub struct Strategy {
     /// Adversary (colluders): holds for, serves and trades with fellow members only.
     #[serde(default)]
     pub serves_only_group: bool,
+    /// Adversary (liar about others): answers reads of other owners' chains leaving out
+    /// every record from the first that credits a provider other than itself.
+    #[serde(default)]
+    pub omits_others_records: bool,
 }
 
 impl Strategy {
@@ -251,10 +266,6 @@ impl Strategy {
     pub fn colludes(&self) -> bool {
         self.praise_bytes > 0 || self.serves_only_group
     }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_altruism() -> f64 {
@@ -295,11 +306,12 @@ impl Default for Strategy {
             bandwidth_freeloader: false,
             drop_fraction: 0.0,
             liar: false,
-            strangers_adapt: true,
+            strangers: Strangers::Adaptive,
             stranger_only: false,
             rekey_every_hours: None,
             praise_bytes: 0,
             serves_only_group: false,
+            omits_others_records: false,
         }
     }
 }
@@ -1080,6 +1092,10 @@ impl Scenario {
                         "colluders are the members present at time 0: not with rekey_every_hours or arrivals".into(),
                     ));
                 }
+            }
+            if group.strategy.omits_others_records && self.chains.is_none() {
+                let key = format!("group[{g}].strategy.omits_others_records");
+                return Err(invalid(&key, "needs a [chains] table".into()));
             }
             if let Some(at) = group.strategy.fork_at_hours {
                 let key = format!("group[{g}].strategy.fork_at_hours");

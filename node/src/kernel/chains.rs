@@ -74,6 +74,9 @@ pub struct Chains {
     /// (`Strategy::praise_bytes`), and the accomplices (without this peer).
     praise_bytes: u64,
     accomplices: Vec<PeerId>,
+    /// Adversary: reads of other owners' chains get the records that credit others left
+    /// out (`Strategy::omits_others_records`).
+    omits_others_records: bool,
     /// The reputation filter is on: reads favour the chains it scores by.
     filter: bool,
     own: Vec<Record>,
@@ -124,6 +127,7 @@ impl Chains {
                 .filter(|p| p.0 != owner)
                 .copied()
                 .collect(),
+            omits_others_records: config.strategy.omits_others_records,
             filter: config.trust.is_some(),
             own,
             book: ChainBook::with_records_max(config.chain_book_records_max),
@@ -462,7 +466,11 @@ impl Chains {
                 let records = if request.owner == self.me().0 {
                     ChainBook::serve(&self.own, &request)
                 } else {
-                    ChainBook::serve(self.book.chain(&request.owner), &request)
+                    let mut records = ChainBook::serve(self.book.chain(&request.owner), &request);
+                    if self.omits_others_records {
+                        leave_out_others_credit(&mut records, &self.me().0);
+                    }
+                    records
                 };
                 Ok(ChainResponse::Records(records))
             }
@@ -573,5 +581,67 @@ impl Chains {
         self.own.pop();
         self.own.push(forged);
         ctx.event(Event::Forked);
+    }
+}
+
+/// The liar about others' answer (`Strategy::omits_others_records`): `records` (a run of
+/// another owner's chain) only up to the first that credits a provider other than `me`.
+/// A run is linked record to record, so nothing can be left out of its middle.
+fn leave_out_others_credit(records: &mut Vec<Record>, me: &[u8; 32]) {
+    let credits_another = |r: &Record| match r.role {
+        Role::Provider => r.owner != *me,
+        Role::Requester => r.counterparty != *me,
+    };
+    let keep = records.iter().position(credits_another);
+    records.truncate(keep.unwrap_or(records.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(owner: u8, seq: u64, counterparty: u8, role: Role) -> Record {
+        Record {
+            owner: [owner; 32],
+            seq,
+            prev: [0; 32],
+            counterparty: [counterparty; 32],
+            counterparty_seq: 1,
+            role,
+            tx: Transaction {
+                service: Service::ChunkServed,
+                bytes: 1 << 20,
+                creds: 0,
+                seconds: 0,
+                time: seq,
+                outcome: ServiceOutcome::Delivered,
+                commitment: [0; 32],
+            },
+            owner_sig: [0; 64],
+            counterparty_sig: [0; 64],
+        }
+    }
+
+    #[test]
+    fn a_liar_about_others_cuts_the_run_at_the_first_record_crediting_another() {
+        let liar = [9u8; 32];
+        // Owner 1's chain: the liar served it, it served the liar, then it served peer 3,
+        // then the liar served it again.
+        let run = vec![
+            record(1, 1, 9, Role::Requester),
+            record(1, 2, 9, Role::Provider),
+            record(1, 3, 3, Role::Provider),
+            record(1, 4, 9, Role::Requester),
+        ];
+        let mut answer = run.clone();
+        leave_out_others_credit(&mut answer, &liar);
+        // Record 2 credits owner 1 (a provider other than the liar): the run stops before it.
+        assert_eq!(answer, run[..1].to_vec());
+        let mut credits_only_the_liar = vec![run[0].clone(), run[3].clone()];
+        leave_out_others_credit(&mut credits_only_the_liar, &liar);
+        assert_eq!(credits_only_the_liar.len(), 2);
+        let mut none: Vec<Record> = Vec::new();
+        leave_out_others_credit(&mut none, &liar);
+        assert!(none.is_empty());
     }
 }

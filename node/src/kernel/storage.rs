@@ -333,7 +333,7 @@ impl StoreActor {
     fn serve_until_bytes(&self, account: &Account) -> u64 {
         match (account.grant, self.strangers) {
             (Some(g), _) | (None, Some(g)) => g.serve_until_bytes,
-            (None, None) => self.strategy.bandwidth_allowance_bytes(&self.economy),
+            (None, None) => self.strategy.stranger_bandwidth_bytes(&self.economy),
         }
     }
 

@@ -28,9 +28,8 @@ pub struct Strategy {
     /// Adversary: never proposes a contract, so that it never shows it offers nothing; it
     /// lives on strangers' allowances (with `storage_freeloader`, a whitewasher's way).
     pub stranger_only: bool,
-    /// With the reputation filter on: strangers get the allowance scaled by how recent
-    /// strangers behaved (`negotiator/strangers.rs`); `false`: the fixed allowance.
-    pub strangers_adapt: bool,
+    /// What strangers (peers without a contract here that have served us nothing) get.
+    pub strangers: StrangerPolicy,
     /// Adversary (traitor): trades honestly until this time, microseconds; from then on it
     /// is a storage freeloader, and drops everything it held for others.
     pub defect_at_us: Option<u64>,
@@ -42,6 +41,10 @@ pub struct Strategy {
     pub praise_bytes: u64,
     /// Adversary (colluder): holds, serves and trades with its accomplices only.
     pub serves_only_accomplices: bool,
+    /// Adversary (liar about others): answers a read of another owner's chain with the
+    /// records only up to the first that credits a provider other than itself (a chain's
+    /// records are linked, so what it leaves out is the rest of the run).
+    pub omits_others_records: bool,
 }
 
 impl Default for Strategy {
@@ -54,13 +57,26 @@ impl Default for Strategy {
             liar: false,
             fork_at_us: None,
             stranger_only: false,
-            strangers_adapt: true,
+            strangers: StrangerPolicy::Adaptive,
             defect_at_us: None,
             accomplices: Arc::from(Vec::new()),
             praise_bytes: 0,
             serves_only_accomplices: false,
+            omits_others_records: false,
         }
     }
+}
+
+/// What a stranger gets (Feldman, Lai, Stoica and Chuang, EC'04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrangerPolicy {
+    /// With the reputation filter on, the allowance of `altruism` scaled by how recent
+    /// strangers behaved (`negotiator/strangers.rs`); without it, as `Fixed`.
+    Adaptive,
+    /// The allowance of `altruism`, whatever strangers do.
+    Fixed,
+    /// Nothing: no storage without a contract, no byte served before it served us.
+    Stingy,
 }
 
 /// The economy's limits (what a fully altruistic peer would give, where that is finite) and
@@ -171,7 +187,7 @@ impl Strategy {
 
     /// Storage a stranger may use here for one term.
     pub fn stranger_storage_bytes(&self, economy: &Economy) -> u64 {
-        if self.storage_freeloader {
+        if self.storage_freeloader || self.strangers == StrangerPolicy::Stingy {
             return 0;
         }
         (economy.stranger_storage_bytes as f64 * self.altruism.clamp(0.0, 1.0)) as u64
@@ -183,6 +199,14 @@ impl Strategy {
             return 0;
         }
         self.scaled(economy.stranger_bandwidth_bytes)
+    }
+
+    /// Bytes served to a stranger beyond what it has served us.
+    pub fn stranger_bandwidth_bytes(&self, economy: &Economy) -> u64 {
+        if self.strangers == StrangerPolicy::Stingy {
+            return 0;
+        }
+        self.bandwidth_allowance_bytes(economy)
     }
 
     /// Storage a partner may take beyond what it holds for us.

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use cryptosphere::ids::ChunkId;
 use cryptosphere::kernel::peer::Peer;
+use cryptosphere::kernel::strategy::StrangerPolicy;
 use cryptosphere::kernel::{
     ActorKind, Directory, Effects, Frame, Input, KernelConfig, Outbox, PeerId, Time,
 };
@@ -34,7 +35,7 @@ use cryptosphere::store::Store;
 use crate::metrics::{GroupCounters, HourRow, Summary};
 use crate::network::{Links, Network, Sent};
 use crate::queue::EventQueue;
-use crate::scenario::{Fault, Fidelity, Scenario};
+use crate::scenario::{Fault, Fidelity, Scenario, Strangers};
 
 #[derive(Debug)]
 enum SimEvent {
@@ -334,13 +335,18 @@ impl World {
                         drop_fraction: g.strategy.drop_fraction,
                         liar: g.strategy.liar,
                         fork_at_us: g.strategy.fork_at_hours.map(hours),
-                        strangers_adapt: g.strategy.strangers_adapt,
+                        strangers: match g.strategy.strangers {
+                            Strangers::Adaptive => StrangerPolicy::Adaptive,
+                            Strangers::Fixed => StrangerPolicy::Fixed,
+                            Strangers::Stingy => StrangerPolicy::Stingy,
+                        },
                         stranger_only: g.strategy.stranger_only,
                         defect_at_us: g.strategy.defect_at_hours.map(hours),
                         // Filled in by `populate` once the members' identities are known.
                         accomplices: std::sync::Arc::from(Vec::new()),
                         praise_bytes: g.strategy.praise_bytes,
                         serves_only_accomplices: g.strategy.serves_only_group,
+                        omits_others_records: g.strategy.omits_others_records,
                     },
                     synthetic_payloads: scenario.fidelity == Fidelity::Synthetic,
                     replication: g.strategy.replication as usize,

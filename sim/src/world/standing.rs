@@ -33,6 +33,7 @@ pub fn honest(strategy: &Strategy) -> bool {
         && !strategy.stranger_only
         && strategy.praise_bytes == 0
         && !strategy.serves_only_accomplices
+        && !strategy.omits_others_records
 }
 
 /// The AUC of `high` against `low`: P(h > l) + ½ P(h = l), by sorting. 0.5 if either is empty.

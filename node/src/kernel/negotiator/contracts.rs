@@ -411,14 +411,20 @@ impl Negotiator {
         }
         let partner = ledger.creds_received.0 > 0;
         let holds = ledger.held_for_them_bytes > 0;
+        let holds_for_us = ledger.held_by_them_bytes;
         let free = self
             .config
             .storage_for_others_bytes
             .saturating_sub(self.promised_bytes(&from));
-        // Credit is for partners that have given us storage; a stranger offers storage for
+        // Credit is for partners that have given us storage, and no more than they hold for
+        // us now: a peer that holds a little for us (a sybil's identity on a shared sliver
+        // of disk) cannot draw a whole credit line on it. A stranger offers storage for
         // storage, or gets nothing beyond a stranger's allowance.
         let credit = if partner {
-            self.config.strategy.credit_bytes(self.economy())
+            self.config
+                .strategy
+                .credit_bytes(self.economy())
+                .min(holds_for_us)
         } else {
             0
         };
@@ -439,9 +445,13 @@ impl Negotiator {
                     term_s: terms.term_s,
                 }));
             }
-            // A stranger that asks for storage and offers too little in return (we had the
-            // room) is no stranger on trial: unless we give freely, its trial is spent.
-            if !partner && room >= least && !self.config.strategy.gives_freely() {
+            // A peer without a contract here that asks for storage and offers too little in
+            // return (we had the room) is no stranger on trial, even one that has held a
+            // little for us: unless we give freely, its trial is spent.
+            if !self.contracts.contains_key(&from)
+                && room >= least
+                && !self.config.strategy.gives_freely()
+            {
                 if let Some(ledger) = self.ledgers.get_mut(&from) {
                     ledger.trial_spent = true;
                 }

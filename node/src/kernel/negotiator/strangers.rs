@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 
 use super::Negotiator;
+use crate::kernel::strategy::StrangerPolicy;
 use crate::kernel::{ActorKind, Context, Local, PeerId};
 
 /// The last strangers' outcomes.
@@ -37,10 +38,12 @@ impl Strangers {
 
 impl Negotiator {
     /// With the filter on and the strategy adaptive, the share that scales what strangers
-    /// get; otherwise 1 (the strategy's fixed allowance).
+    /// get; otherwise 1 (the strategy's fixed allowance, none at all for a stingy one).
     pub fn stranger_share(&self) -> f64 {
         match &self.config.trust {
-            Some(_) if self.config.strategy.strangers_adapt => self.strangers.share(),
+            Some(_) if self.config.strategy.strangers == StrangerPolicy::Adaptive => {
+                self.strangers.share()
+            }
             _ => 1.0,
         }
     }
@@ -109,7 +112,7 @@ impl Negotiator {
         let strategy = &self.config.strategy;
         let share = self.stranger_share();
         let storage = strategy.stranger_storage_bytes(&self.config.economy);
-        let bandwidth = strategy.bandwidth_allowance_bytes(&self.config.economy);
+        let bandwidth = strategy.stranger_bandwidth_bytes(&self.config.economy);
         let scale = |bytes: u64| {
             if share >= 1.0 {
                 bytes
