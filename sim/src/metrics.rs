@@ -274,6 +274,11 @@ group_metrics! {
     /// contracts they held at it remains (at an hourly row; the rest of the run if some
     /// does; 0 for a group that never defects).
     ContractsLostHours: contracts_lost_hours,
+    /// As `contracts_lost_hours`, counted in the hours the partner (the side that judges
+    /// the contract at its term's end) was online: over the contracts the members held at
+    /// their defection, the most hourly rows from it at which the contract still stood and
+    /// its partner was online.
+    ContractsLostOnlineHours: contracts_lost_online_hours,
 }
 
 impl fmt::Display for Metric {

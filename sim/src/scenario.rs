@@ -117,14 +117,40 @@ fn default_recompute_every_hours() -> f64 {
     4.0
 }
 
-/// A group's stranger policy (`Strategy::strangers`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A group's stranger policy (`Strategy::strangers`), written as one of three strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Strangers {
     #[default]
     Adaptive,
     Fixed,
     Stingy,
+}
+
+impl Strangers {
+    const WANTED: &'static str = r#"one of "adaptive", "fixed" or "stingy""#;
+}
+
+/// Only the string form: a derived enum would also take `{ stingy = {} }`, and would call a
+/// wrong type "string or table".
+impl<'de> Deserialize<'de> for Strangers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Policy;
+        impl serde::de::Visitor<'_> for Policy {
+            type Value = Strangers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(Strangers::WANTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Strangers, E> {
+                match v {
+                    "adaptive" => Ok(Strangers::Adaptive),
+                    "fixed" => Ok(Strangers::Fixed),
+                    "stingy" => Ok(Strangers::Stingy),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_str(Policy)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -635,12 +661,17 @@ fn plain_type_error(message: &str) -> String {
         "u64" | "usize" => "a whole number from 0 to 18446744073709551615",
         "f64" | "f32" => "a number",
         "a boolean" | "bool" => "true or false",
+        wanted if wanted.starts_with("one of ") => wanted,
         _ => return message.to_owned(),
     };
     // `integer `-40``, `floating point `40.5``, `string "high"`: the value itself.
     let value = match (found.find('`'), found.rfind('`')) {
         (Some(a), Some(b)) if b > a => &found[a + 1..b],
-        _ => found.split_once(' ').map_or(found, |(_, v)| v),
+        _ => match found {
+            "map" => "a table",
+            "sequence" => "an array",
+            _ => found.split_once(' ').map_or(found, |(_, v)| v),
+        },
     };
     format!("must be {wanted}, not {value}")
 }
@@ -654,6 +685,9 @@ fn strategy_hint(message: String, key: Option<&str>) -> String {
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| name.to_owned());
     match unknown {
+        Some(name) if name == "strangers_adapt" => format!(
+            "{message} (strangers_adapt was renamed: write strangers = \"adaptive\" for true, \"fixed\" for false)"
+        ),
         Some(name) if in_group => {
             // A strategy key is one a strategy table does not call unknown.
             let mut table = toml::Table::new();
@@ -1093,9 +1127,14 @@ impl Scenario {
                     ));
                 }
             }
-            if group.strategy.omits_others_records && self.chains.is_none() {
+            if group.strategy.omits_others_records
+                && !self.chains.as_ref().is_some_and(|c| c.filter)
+            {
                 let key = format!("group[{g}].strategy.omits_others_records");
-                return Err(invalid(&key, "needs a [chains] table".into()));
+                return Err(invalid(
+                    &key,
+                    "needs [chains] with filter = true: only the filter scores what other chains say, so without it the lie changes nothing".into(),
+                ));
             }
             if let Some(at) = group.strategy.fork_at_hours {
                 let key = format!("group[{g}].strategy.fork_at_hours");

@@ -295,3 +295,51 @@ fn colluders_need_chains_to_praise_and_fixed_members() {
         "{message}"
     );
 }
+
+#[test]
+fn a_stranger_policy_is_one_of_three_words_and_its_old_key_says_so() {
+    let with = |strategy: &str| {
+        two_groups().replace(
+            "mean_online_hours = 1000.0",
+            &format!("mean_online_hours = 1000.0\nstrategy = {{ {strategy} }}"),
+        )
+    };
+    assert!(Scenario::parse(&with("strangers = \"stingy\""), "ok.toml").is_ok());
+    for (bad, shown) in [
+        ("strangers = true", "true"),
+        ("strangers = \"stingey\"", "\"stingey\""),
+        ("strangers = { stingy = {} }", "a table"),
+    ] {
+        let message = error(&with(bad));
+        assert!(
+            message.contains(&format!(
+                "group[1].strategy.strangers: must be one of \"adaptive\", \"fixed\" or \"stingy\", not {shown}"
+            )),
+            "{bad}: {message}"
+        );
+    }
+    let message = error(&with("strangers_adapt = true"));
+    assert!(
+        message.contains("unknown field `strangers_adapt`")
+            && message.contains("strangers_adapt was renamed: write strangers = \"adaptive\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_liar_about_others_needs_the_filter_that_reads_them() {
+    let liar = two_groups().replace(
+        "mean_online_hours = 1000.0",
+        "mean_online_hours = 1000.0\nstrategy = { omits_others_records = true }",
+    );
+    let needs = "needs [chains] with filter = true";
+    assert!(error(&liar).contains(needs), "{}", error(&liar));
+    let chains = "[chains]\nrecord_every_minutes = 60.0\nexchange_every_minutes = 20.0\n";
+    let off = liar.replace("[workload]", &format!("{chains}\n[workload]"));
+    assert!(error(&off).contains(needs), "{}", error(&off));
+    let on = liar.replace(
+        "[workload]",
+        &format!("{chains}filter = true\n\n[workload]"),
+    );
+    assert!(Scenario::parse(&on, "ok.toml").is_ok());
+}

@@ -134,7 +134,7 @@ impl World {
                         .any(|(p, _)| p == partner)
                 };
             let state = &self.groups[g];
-            let left: std::collections::BTreeSet<(u32, cryptosphere::kernel::PeerId)> =
+            let mut left: std::collections::BTreeMap<(u32, cryptosphere::kernel::PeerId), u64> =
                 match &state.defection_contracts {
                     None => state
                         .members
@@ -144,17 +144,27 @@ impl World {
                                 .peer
                                 .negotiator
                                 .contracts()
-                                .map(|(p, _)| (*m, *p))
+                                .map(|(p, _)| ((*m, *p), 0))
                                 .collect::<Vec<_>>()
                         })
                         .collect(),
-                    Some(set) => set
-                        .iter()
-                        .filter(|(m, p)| held(&self.peers, *m, p))
-                        .copied()
-                        .collect(),
+                    Some(set) => set.clone(),
                 };
+            let mut gone_online_max = 0;
+            left.retain(|(m, p), online| {
+                if !held(&self.peers, *m, p) {
+                    gone_online_max = gone_online_max.max(*online);
+                    return false;
+                }
+                // The partner judges the contract only while it is online.
+                if self.index.get(p).is_some_and(|i| self.alive(*i)) {
+                    *online += 1;
+                }
+                true
+            });
             let state = &mut self.groups[g];
+            state.defection_online_hours_max =
+                state.defection_online_hours_max.max(gone_online_max);
             if left.is_empty() {
                 state.defection_contracts_gone = Some(hour);
             }
@@ -315,6 +325,23 @@ impl World {
             .defection_contracts_gone
             .map_or(end - from, |gone| gone as f64 - from)
             .max(0.0)
+    }
+
+    /// Over the contracts group `g` held at its defection, the most hourly rows at which
+    /// the partner was online while the contract stood (for one still standing at the end,
+    /// the rows until then); 0 for a group that never defects, and the "all" row.
+    fn contracts_lost_online_hours(&self, g: usize) -> f64 {
+        let Some(state) = self.groups.get(g) else {
+            return 0.0;
+        };
+        let standing = state
+            .defection_contracts
+            .iter()
+            .flat_map(|left| left.values())
+            .copied()
+            .max()
+            .unwrap_or(0);
+        standing.max(state.defection_online_hours_max) as f64
     }
 
     /// Objects published by `members` of which some chunk has no holder at all.
@@ -512,6 +539,7 @@ impl World {
                 reputation_auc_final: last.map_or(0.5, |r| r.reputation_auc),
                 refused_from_hours: self.refused_from_hours(&name),
                 contracts_lost_hours: self.contracts_lost_hours(g),
+                contracts_lost_online_hours: self.contracts_lost_online_hours(g),
             };
             let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);

@@ -126,9 +126,11 @@ struct GroupState {
     total: GroupCounters,
     hour: GroupCounters,
     /// A defecting group's contracts (member, partner) at the first hourly row from its
-    /// defection on, as long as they last; and the hour the last of them went.
-    defection_contracts: Option<std::collections::BTreeSet<(u32, PeerId)>>,
+    /// defection on, as long as they last, each with the hourly rows at which its partner
+    /// was online; the hour the last of them went; the most such rows of any that went.
+    defection_contracts: Option<std::collections::BTreeMap<(u32, PeerId), u64>>,
     defection_contracts_gone: Option<u64>,
+    defection_online_hours_max: u64,
 }
 
 /// What one dropper did to one owner's chunks.
@@ -373,6 +375,7 @@ impl World {
                 hour: GroupCounters::default(),
                 defection_contracts: None,
                 defection_contracts_gone: None,
+                defection_online_hours_max: 0,
             })
             .collect();
         let mut world = World {

@@ -249,27 +249,42 @@ impl Negotiator {
             reciprocal_bytes: offer,
             term_s: (self.economy().contract_term_us / Time::SECOND) as u32,
         };
-        self.propose(ctx, peer, terms);
+        self.propose(ctx, peer, terms, false);
     }
 
-    fn propose(&mut self, ctx: &mut Context<'_>, peer: PeerId, terms: Terms) {
+    /// Proposes `terms` to `peer`; a `renewal` asks it to promise again what our contract
+    /// already says, which a partner that no longer gives storage refuses.
+    fn propose(&mut self, ctx: &mut Context<'_>, peer: PeerId, terms: Terms, renewal: bool) {
         self.proposing.insert(peer);
-        if let Some(ledger) = self.ledgers.get_mut(&peer) {
+        if let Some(ledger) = self.ledgers.get_mut(&peer).filter(|_| !renewal) {
             ledger.proposed_at = Some(ctx.now());
         }
         let body = Request::Trade(TradeRequest::Propose(terms));
-        self.send(ctx, peer, body, Purpose::Propose { peer, terms });
+        let purpose = Purpose::Propose {
+            peer,
+            terms,
+            renewal,
+        };
+        self.send(ctx, peer, body, purpose);
     }
 
     pub(super) fn proposal_answered(
         &mut self,
         ctx: &mut Context<'_>,
         peer: PeerId,
-        terms: Terms,
+        (terms, renewal): (Terms, bool),
         outcome: Outcome,
     ) {
         self.proposing.remove(&peer);
         match outcome {
+            // It will not promise its side again: the contract ends now, not a term later.
+            Outcome::Answered(Response::Refused(Refusal::Declined))
+                if renewal && self.contracts.contains_key(&peer) =>
+            {
+                self.end_contract(ctx, peer, true, false);
+            }
+            // It promised again; our contract was renewed already.
+            Outcome::Answered(_) if renewal => {}
             Outcome::Answered(Response::Trade(TradeResponse::Accepted(agreed)))
                 if agreed == terms =>
             {
@@ -294,7 +309,7 @@ impl Negotiator {
                     reciprocal_bytes: countered.reciprocal_bytes.min(terms.reciprocal_bytes),
                     ..countered
                 };
-                self.propose(ctx, peer, terms);
+                self.propose(ctx, peer, terms, false);
             }
             Outcome::Answered(_) => {
                 if let Some(ledger) = self.ledgers.get_mut(&peer) {
@@ -409,6 +424,19 @@ impl Negotiator {
         if ledger.disqualified || ledger.contracts_broken > 0 || owes > credit_creds {
             return Err(Refusal::Declined);
         }
+        // A partner asking us to promise again what our contract says: yes if we would still
+        // renew it. Our contract stays as it is, and we judge it at its own term's end.
+        let same = self.contracts.get(&from).is_some_and(|c| {
+            c.for_them_bytes == terms.bytes
+                && c.for_me_bytes == terms.reciprocal_bytes
+                && c.term_us == term_us
+        });
+        if same && self.trusted(&from) {
+            return Ok(TradeResponse::Accepted(terms));
+        }
+        let Some(ledger) = self.ledgers.get(&from) else {
+            return Err(Refusal::Declined);
+        };
         let partner = ledger.creds_received.0 > 0;
         let holds = ledger.held_for_them_bytes > 0;
         let holds_for_us = ledger.held_by_them_bytes;
@@ -685,8 +713,21 @@ impl Negotiator {
                 self.end_contract(ctx, peer, true, true);
             } else {
                 ledger.contracts_kept += 1;
+                // Renewed, and the partner is asked to promise its side again: one that
+                // stopped giving storage refuses, and the contract ends now, even if no audit
+                // of ours could have found it out (we placed nothing with it, or its turn to
+                // be audited has not come).
                 if let Some(contract) = self.contracts.get_mut(&peer) {
                     contract.ends = contract.ends.plus(contract.term_us.max(Time::SECOND));
+                    let contract = *contract;
+                    if contract.for_me_bytes > 0 && !self.proposing.contains(&peer) {
+                        let terms = Terms {
+                            bytes: contract.for_me_bytes,
+                            reciprocal_bytes: contract.for_them_bytes,
+                            term_s: (contract.term_us / Time::SECOND) as u32,
+                        };
+                        self.propose(ctx, peer, terms, true);
+                    }
                 }
             }
         }
@@ -758,5 +799,80 @@ mod tests {
         assert_eq!(answer(&mut negotiator, begun.plus(1)), Some(0));
         let later = begun.plus(config.contract_grace_us);
         assert_eq!(answer(&mut negotiator, later), Some(1));
+    }
+
+    /// At a term's end the partner is asked to promise its side again, even one that holds
+    /// nothing of ours (no audit could have tested it): a refusal ends the contract at once;
+    /// the partner that promises again keeps its own term's end.
+    #[test]
+    fn a_renewal_asks_the_partner_to_promise_again_and_its_refusal_ends_the_contract() {
+        let config = KernelConfig::default();
+        let (me, partner) = (PeerId([1; 32]), PeerId([9; 32]));
+        let begun = Time(10 * Time::HOUR);
+        let contract = Contract {
+            for_me_bytes: 2 << 20,
+            for_them_bytes: 1 << 20,
+            term_us: Time::DAY,
+            ends: begun.plus(Time::DAY),
+            made: begun,
+        };
+        let terms = Terms {
+            bytes: 2 << 20,
+            reciprocal_bytes: 1 << 20,
+            term_s: (Time::DAY / Time::SECOND) as u32,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Outbox::default();
+        let judged = begun.plus(Time::DAY + Time::HOUR);
+        for (answer, kept) in [
+            (Response::Refused(Refusal::Declined), false),
+            (Response::Trade(TradeResponse::Accepted(terms)), true),
+        ] {
+            let mut negotiator = Negotiator::new(config.clone(), Store::memory());
+            negotiator.contracts.insert(partner, contract);
+            let economy = config.economy.clone();
+            negotiator
+                .ledgers
+                .entry(partner, begun, &economy, &|_| true);
+            out.clear();
+            let mut ctx = Context::new(judged, me, ActorKind::Negotiator, &mut rng, &mut out);
+            negotiator.term_round(&mut ctx);
+            // Renewed for now, and asked again on the same terms.
+            let renewed = negotiator.contracts.get(&partner).map(|c| c.ends);
+            assert_eq!(renewed, Some(contract.ends.plus(Time::DAY)));
+            let asked = out.local.iter().any(|(_, local)| {
+                matches!(local, Local::Send { to, body: Request::Trade(TradeRequest::Propose(t)), .. }
+                    if *to == partner && *t == terms)
+            });
+            assert!(asked, "no renewal asked: {:?}", out.local);
+            let mut ctx = Context::new(judged, me, ActorKind::Negotiator, &mut rng, &mut out);
+            negotiator.proposal_answered(
+                &mut ctx,
+                partner,
+                (terms, true),
+                Outcome::Answered(answer),
+            );
+            assert_eq!(negotiator.contracts.contains_key(&partner), kept);
+            if kept {
+                let ends = negotiator.contracts.get(&partner).map(|c| c.ends);
+                assert_eq!(ends, renewed, "a promise given again changes nothing");
+            }
+        }
+
+        // The partner's side: asked on its contract's terms, it says yes and keeps its end.
+        let mut theirs = Negotiator::new(config.clone(), Store::memory());
+        let mirrored = Contract {
+            for_me_bytes: contract.for_them_bytes,
+            for_them_bytes: contract.for_me_bytes,
+            ..contract
+        };
+        theirs.contracts.insert(me, mirrored);
+        let mut ctx = Context::new(judged, partner, ActorKind::Negotiator, &mut rng, &mut out);
+        let answer = theirs.consider(&mut ctx, me, terms);
+        assert_eq!(answer, Ok(TradeResponse::Accepted(terms)));
+        assert_eq!(
+            theirs.contracts.get(&me).map(|c| c.ends),
+            Some(mirrored.ends)
+        );
     }
 }

@@ -96,10 +96,11 @@ enum Purpose {
         bytes: u64,
         replica: Replica,
     },
-    /// A contract proposed to `peer`.
+    /// A contract proposed to `peer` (`renewal`: the terms of the one we have, asked again).
     Propose {
         peer: PeerId,
         terms: crate::kernel::Terms,
+        renewal: bool,
     },
     /// A contract with `peer` ended by us.
     End,
@@ -771,7 +772,11 @@ impl Negotiator {
                     self.retry_tree(ctx, chunk);
                 }
             }
-            Purpose::Propose { peer, terms } => self.proposal_answered(ctx, peer, terms, outcome),
+            Purpose::Propose {
+                peer,
+                terms,
+                renewal,
+            } => self.proposal_answered(ctx, peer, (terms, renewal), outcome),
             Purpose::Audit { holder, items } => self.audited(ctx, holder, items, outcome),
             Purpose::End | Purpose::Refresh { .. } => {}
             Purpose::Check { chunks } => self.checked(ctx, from, chunks, outcome),
