@@ -279,6 +279,11 @@ group_metrics! {
     /// their defection, the most hourly rows from it at which the contract still stood and
     /// its partner was online.
     ContractsLostOnlineHours: contracts_lost_online_hours,
+    /// The members' mean stranger share at the end: the factor each scales its stranger's
+    /// allowance by (with the filter on and `strangers = "adaptive"`, `(cooperators + 1) /
+    /// (judged + 2)` over its last strangers; otherwise 1, of an allowance that is nothing
+    /// under `"stingy"`).
+    StrangerShareFinal: stranger_share_final,
 }
 
 impl fmt::Display for Metric {

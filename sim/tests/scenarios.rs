@@ -328,7 +328,7 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// verified only where they add records, and a `Welcome` names distinct peers, never the
 /// requester (one rule in both hosts).
 const SMOKE_SEED_7_DIGEST: &str =
-    "33d30a078195c56d05de16597c9cd3857ae699112606054c68b6c7ffbbe6e262";
+    "a49455f6f51dee4ee83284e09061d458902b681d86be0f51f477cdd473e8c9af";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

@@ -344,6 +344,21 @@ impl World {
         standing.max(state.defection_online_hours_max) as f64
     }
 
+    /// The mean stranger share of the present `members` now (1 if none is present).
+    fn stranger_share_mean(&self, members: &[u32]) -> f64 {
+        let shares: Vec<f64> = members
+            .iter()
+            .map(|m| &self.peers[*m as usize])
+            .filter(|p| !p.departed)
+            .map(|p| p.peer.negotiator.stranger_share())
+            .collect();
+        if shares.is_empty() {
+            1.0
+        } else {
+            shares.iter().sum::<f64>() / shares.len() as f64
+        }
+    }
+
     /// Objects published by `members` of which some chunk has no holder at all.
     fn objects_lost(&self, members: &[u32]) -> usize {
         let members: std::collections::BTreeSet<u32> = members.iter().copied().collect();
@@ -540,6 +555,7 @@ impl World {
                 refused_from_hours: self.refused_from_hours(&name),
                 contracts_lost_hours: self.contracts_lost_hours(g),
                 contracts_lost_online_hours: self.contracts_lost_online_hours(g),
+                stranger_share_final: self.stranger_share_mean(&members),
             };
             let summary = self.with_drops(summary, &members);
             summary_groups.insert(name, summary);
