@@ -306,9 +306,10 @@ fn sweep(request: &SweepRequest<'_>) -> ExitCode {
             println!("{command}");
         }
         eprintln!(
-            "wrote {} ({} runs); run them (e.g. parallel -j 2 < {}), then: cryptosphere-sim sweep --merge {}",
+            "wrote {} ({} run{}); run them (e.g. parallel -j 2 < {}), then: cryptosphere-sim sweep --merge {}",
             plan.display(),
             commands.len(),
+            if commands.len() == 1 { "" } else { "s" },
             plan.display(),
             out.display()
         );

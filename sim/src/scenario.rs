@@ -685,9 +685,9 @@ fn strategy_hint(message: String, key: Option<&str>) -> String {
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| name.to_owned());
     match unknown {
-        Some(name) if name == "strangers_adapt" => format!(
-            "{message} (strangers_adapt was renamed: write strangers = \"adaptive\" for true, \"fixed\" for false)"
-        ),
+        Some(name) if name == "strangers_adapt" => {
+            "unknown field `strangers_adapt`: it was renamed; write strangers = \"adaptive\" for true, \"fixed\" for false".to_owned()
+        }
         Some(name) if in_group => {
             // A strategy key is one a strategy table does not call unknown.
             let mut table = toml::Table::new();
@@ -1106,6 +1106,15 @@ impl Scenario {
             if let Some(at) = group.strategy.defect_at_hours {
                 let key = format!("group[{g}].strategy.defect_at_hours");
                 within(&key, at, 0.0, HOURS_MAX, "hours")?;
+                if at >= self.duration_hours {
+                    return Err(invalid(
+                        &key,
+                        format!(
+                            "must come before the run's end (duration_hours = {}): a defection after it is never measured",
+                            self.duration_hours
+                        ),
+                    ));
+                }
             }
             if group.strategy.colludes() {
                 let key = if group.strategy.praise_bytes > 0 {
@@ -1133,7 +1142,7 @@ impl Scenario {
                 let key = format!("group[{g}].strategy.omits_others_records");
                 return Err(invalid(
                     &key,
-                    "needs [chains] with filter = true: only the filter scores what other chains say, so without it the lie changes nothing".into(),
+                    "needs [chains] with filter = true: only the filter scores what other peers' chains say, so without it the lie changes nothing".into(),
                 ));
             }
             if let Some(at) = group.strategy.fork_at_hours {

@@ -321,9 +321,33 @@ fn a_stranger_policy_is_one_of_three_words_and_its_old_key_says_so() {
     let message = error(&with("strangers_adapt = true"));
     assert!(
         message.contains("unknown field `strangers_adapt`")
-            && message.contains("strangers_adapt was renamed: write strangers = \"adaptive\""),
+            && message.contains("it was renamed; write strangers = \"adaptive\" for true")
+            && !message.contains("expected one of"),
         "{message}"
     );
+}
+
+#[test]
+fn a_defection_after_the_run_s_end_is_refused() {
+    let traitor = |at: &str| {
+        two_groups().replace(
+            "mean_online_hours = 1000.0",
+            &format!("mean_online_hours = 1000.0\nstrategy = {{ defect_at_hours = {at} }}"),
+        )
+    };
+    let duration: f64 = smoke()
+        .lines()
+        .find_map(|l| l.strip_prefix("duration_hours = "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let message = error(&traitor(&format!("{duration:.1}")));
+    assert!(
+        message.contains("group[1].strategy.defect_at_hours: must come before the run's end"),
+        "{message}"
+    );
+    assert!(Scenario::parse(&traitor(&format!("{:.1}", duration / 2.0)), "ok.toml").is_ok());
 }
 
 #[test]
