@@ -323,12 +323,10 @@ fn slow_uplinks_do_not_starve_fast_peers() {
 /// on every machine. The simulator draws only from seeded ChaCha streams and computes
 /// logarithms and powers with `libm`, so nothing platform-specific reaches a decision. A
 /// deliberate change of behaviour updates this value in the same commit, saying why. Last
-/// change: the reputation filter (issue 10): a refusal or a "not found" is no longer counted
-/// as service, the store takes stranger policies from the negotiator, chain answers are
-/// verified only where they add records, and a `Welcome` names distinct peers, never the
-/// requester (one rule in both hosts).
+/// change: a renewal asks the partner to confirm, and a peer that leaves a placement
+/// unanswered is offered no more for a while (issue 10).
 const SMOKE_SEED_7_DIGEST: &str =
-    "a49455f6f51dee4ee83284e09061d458902b681d86be0f51f477cdd473e8c9af";
+    "8202764bf34a781d2b0ad7961e61a6ffda8899668c1a4792275166bae4e2ef2f";
 
 #[test]
 fn the_smoke_digest_is_pinned() {

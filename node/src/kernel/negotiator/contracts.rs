@@ -104,11 +104,12 @@ impl Negotiator {
                         .get(peer)
                         .is_some_and(|l| l.declined_lately(ctx.now(), self.economy()))
             };
-            picked.extend(
-                tree.holders.keys().filter(|peer| {
-                    !skip(peer) && !declines(peer) && !self.ledgers.disqualified(peer)
-                }),
-            );
+            picked.extend(tree.holders.keys().filter(|peer| {
+                !skip(peer)
+                    && !declines(peer)
+                    && !self.ledgers.disqualified(peer)
+                    && !self.recently_unreachable(ctx.now(), peer)
+            }));
             if tree.holders.len() >= self.config.replication {
                 return picked;
             }

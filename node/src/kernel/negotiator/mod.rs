@@ -748,6 +748,16 @@ impl Negotiator {
                     return;
                 }
                 self.placed_one(ctx, 1);
+                // A peer that does not answer a placement is offered no more for a while, as
+                // one that misses a check: otherwise every retry of the tree goes to it first
+                // (`traitors`: 1.2 M timed-out placements in a day, to a few silent peers).
+                if outcome == Outcome::TimedOut {
+                    let entry = self
+                        .unreachable_since
+                        .entry(from)
+                        .or_insert((ctx.now(), ctx.now()));
+                    entry.1 = ctx.now();
+                }
                 let Some(owned) = self.owned.get_mut(&chunk) else {
                     return;
                 };
