@@ -289,6 +289,14 @@ impl Negotiator {
         );
     }
 
+    /// `peer` left a request unanswered at `now`: it is unreachable since the first miss
+    /// that no answer has cleared, which is returned.
+    fn missed(&mut self, now: Time, peer: PeerId) -> Time {
+        let entry = self.unreachable_since.entry(peer).or_insert((now, now));
+        entry.1 = now;
+        entry.0
+    }
+
     /// A peer that missed a check within the last check interval is not offered work; after
     /// that it is tried again (it may have come back).
     fn recently_unreachable(&self, now: Time, peer: &PeerId) -> bool {
@@ -752,11 +760,7 @@ impl Negotiator {
                 // one that misses a check: otherwise every retry of the tree goes to it first
                 // (`traitors`: 1.2 M timed-out placements in a day, to a few silent peers).
                 if outcome == Outcome::TimedOut {
-                    let entry = self
-                        .unreachable_since
-                        .entry(from)
-                        .or_insert((ctx.now(), ctx.now()));
-                    entry.1 = ctx.now();
+                    self.missed(ctx.now(), from);
                 }
                 let Some(owned) = self.owned.get_mut(&chunk) else {
                     return;
@@ -966,12 +970,7 @@ impl Negotiator {
             // Not asked (our own limit): the next round asks again.
             Outcome::NotSent => return,
             Outcome::TimedOut => {
-                let entry = self
-                    .unreachable_since
-                    .entry(holder)
-                    .or_insert((ctx.now(), ctx.now()));
-                entry.1 = ctx.now();
-                let since = entry.0;
+                let since = self.missed(ctx.now(), holder);
                 if ctx.now().since(since) < self.config.holder_dead_after_us {
                     return;
                 }
