@@ -233,6 +233,9 @@ pub enum Local {
     PeersKnown { peers: Vec<PeerId> },
     /// From the transport: the directory of peers it was started with (sorted).
     Directory { peers: Directory },
+    /// From the transport: a connection to `peer` came up (a real host's link), so it is
+    /// reachable, whatever its silence before said.
+    Reachable { peer: PeerId },
     /// To the reputation filter: something a peer did.
     Observe {
         peer: PeerId,
@@ -317,6 +320,7 @@ impl Local {
             Local::Grant { .. } => 46,
             Local::Usage { .. } => 47,
             Local::Strangers { .. } => 49,
+            Local::Reachable { .. } => 50,
         }
     }
 }

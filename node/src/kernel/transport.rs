@@ -386,6 +386,7 @@ impl Transport {
                     addr: dialed,
                 };
                 self.learn(ctx, contact, true);
+                ctx.local(ActorKind::Negotiator, Local::Reachable { peer });
                 // A bootstrap address answered: introduce ourselves to whoever is there, and
                 // find our neighbourhood through it.
                 if dialed.is_some_and(|addr| self.bootstrapping.remove(&addr)) {

@@ -297,6 +297,15 @@ impl Negotiator {
         entry.0
     }
 
+    /// A connection to `peer` came up. Marked for its silence (a dial to an address it no
+    /// longer listens on, say), it is offered what waited for room at once, rather than
+    /// after a check interval (a restarted node's placements, `tests/restart.rs`).
+    fn reachable(&mut self, ctx: &mut Context<'_>, peer: PeerId) {
+        if self.unreachable_since.remove(&peer).is_some() {
+            self.retry_starved_now(ctx);
+        }
+    }
+
     /// A peer that missed a check within the last check interval is not offered work; after
     /// that it is tried again (it may have come back).
     fn recently_unreachable(&self, now: Time, peer: &PeerId) -> bool {
@@ -416,6 +425,7 @@ impl Negotiator {
                     }
                 }
             }
+            Input::Local(Local::Reachable { peer }) => self.reachable(ctx, peer),
             Input::Local(Local::Directory { peers }) => {
                 self.ring.retain(|peer| peers.binary_search(peer).is_err());
                 self.directory = peers;
@@ -1412,5 +1422,90 @@ mod tests {
         let sent = step(&mut negotiator, retry, Input::Timer { token });
         let (_, skip) = lookup(&sent).expect("the retry looks the providers up again");
         assert_eq!(skip, [dead]);
+    }
+
+    /// A peer that leaves a placement unanswered is offered nothing more for a check
+    /// interval (`traitors`: the same silent peer was tried again at every retry); a
+    /// connection to it coming up offers it the starved chunks at once (a node restarted on
+    /// a new port, `tests/restart.rs`).
+    #[test]
+    fn a_silent_holder_is_passed_over_until_its_link_comes_up() {
+        let mut negotiator = Negotiator::new(KernelConfig::default(), Store::memory());
+        let peers: Vec<PeerId> = (0..4u8).map(|i| PeerId([0x40 * i + 8; 32])).collect();
+        let root = ChunkId([0x30; 32]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let at = Time(Time::HOUR);
+        // As after a restart: what we own is placed once the first peers are known.
+        negotiator.take_owned(&root, &[root]);
+        negotiator.place_restored = true;
+        let known = Input::Local(Local::PeersKnown {
+            peers: peers.clone(),
+        });
+        let first = placements(&mut negotiator, &mut rng, at, known);
+        assert_eq!(first.len(), 3, "{first:?}");
+        let asked = |placed: &[(PeerId, u64)]| placed.iter().map(|(to, _)| *to).collect::<Vec<_>>();
+        let spare = *peers.iter().find(|p| !asked(&first).contains(p)).unwrap();
+
+        // Two store it and the third is silent: the fourth peer is asked instead.
+        let answer = |tag, from, outcome| Input::Local(Local::Done { tag, from, outcome });
+        for &(from, tag) in &first[..2] {
+            let stored = Outcome::Answered(Response::Store(StoreResponse::Stored));
+            let placed = placements(&mut negotiator, &mut rng, at, answer(tag, from, stored));
+            assert!(placed.is_empty(), "{placed:?}");
+        }
+        let (silent, tag) = first[2];
+        let timed_out = answer(tag, silent, Outcome::TimedOut);
+        let second = placements(&mut negotiator, &mut rng, at, timed_out);
+        assert_eq!(asked(&second), [spare]);
+        // The spare is silent too: nobody is left, and the chunk starves.
+        let timed_out = answer(second[0].1, spare, Outcome::TimedOut);
+        assert!(placements(&mut negotiator, &mut rng, at, timed_out).is_empty());
+
+        // The retry a minute later passes both over: each missed a placement within the
+        // check interval.
+        let retry = at.plus(RETRY_FIRST_US);
+        let timer = Input::Timer { token: RETRY_TOKEN };
+        assert!(placements(&mut negotiator, &mut rng, retry, timer).is_empty());
+
+        // A link to the first silent one comes up: it is offered the chunk at once.
+        let up = retry.plus(Time::SECOND);
+        let reachable = Input::Local(Local::Reachable { peer: silent });
+        let third = placements(&mut negotiator, &mut rng, up, reachable);
+        assert_eq!(asked(&third), [silent]);
+    }
+
+    /// Hands `input` to the negotiator, answers the reads of our copy it asks for, and
+    /// returns the peers (and tags) of the `Store` requests it sends.
+    fn placements(
+        negotiator: &mut Negotiator,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        now: Time,
+        input: Input,
+    ) -> Vec<(PeerId, u64)> {
+        let mut out = Outbox::default();
+        let mut ctx = Context::new(now, PeerId([1; 32]), ActorKind::Negotiator, rng, &mut out);
+        negotiator.handle(&mut ctx, input);
+        let mut stores = Vec::new();
+        for (_, local) in out.local {
+            match local {
+                Local::Read { chunk, tag } => {
+                    let payload = Some(Payload::Bytes(vec![7; 100]));
+                    let done = Input::Local(Local::ReadDone {
+                        tag,
+                        chunk,
+                        payload,
+                    });
+                    stores.extend(placements(negotiator, rng, now, done));
+                }
+                Local::Send {
+                    to,
+                    tag,
+                    body: Request::Store(StoreRequest::Store { .. }),
+                    ..
+                } => stores.push((to, tag)),
+                _ => {}
+            }
+        }
+        stores
     }
 }
