@@ -202,10 +202,38 @@ impl Reputation {
         if !trust.recompute(me, ctx.now(), &direct) {
             return;
         }
-        let peers: Vec<PeerId> = trust.graph().peers().collect();
         let evicted = trust.take_evicted();
-        for peer in peers {
-            self.report(ctx, peer);
+        // What `report` does for each peer of the graph, in one pass beside the records
+        // (both in id order), not six lookups a peer: this runs at every computation, over
+        // every peer known.
+        let book = chains.book();
+        let mut records = self.records.iter_mut().peekable();
+        let mut moved = Vec::new();
+        trust.each_node(|peer, in_graph, parts| {
+            while records.next_if(|(p, _)| **p < peer).is_some() {}
+            let record = records.next_if(|(p, _)| **p == peer).map(|(_, r)| r);
+            // A disqualified key stays at 0 for the negotiator (the chain side told it).
+            if book.disqualified(&peer.0) {
+                return;
+            }
+            let conduct = record
+                .as_ref()
+                .map_or(Record::default().conduct(), |r| r.conduct());
+            let score = parts(conduct).score;
+            // Kept with the peer's counts if it has any, else with its node in the graph.
+            let reported = match record {
+                Some(record) => &mut record.reported,
+                None => in_graph,
+            };
+            let now = bucket(score);
+            let before = reported.unwrap_or(bucket(0.5));
+            *reported = Some(now);
+            if now != before {
+                moved.push((peer, score));
+            }
+        });
+        for (peer, score) in moved {
+            ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
         }
         // A peer the graph let go is scored as the graph no longer knows it; the negotiator
         // would otherwise keep its last score (high or low) for good. Its last report was

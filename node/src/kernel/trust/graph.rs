@@ -163,6 +163,13 @@ impl ServiceGraph {
         self.nodes.get_mut(peer).map(|n| &mut n.reported)
     }
 
+    /// Every node in id order: its peer, its slot, and the tenth of its score last told.
+    pub fn nodes_mut(&mut self) -> impl Iterator<Item = (PeerId, u32, &mut Option<u8>)> + '_ {
+        self.nodes
+            .iter_mut()
+            .map(|(peer, node)| (*peer, node.slot, &mut node.reported))
+    }
+
     /// `peer`'s slot, if the graph holds it.
     pub fn slot(&self, peer: &PeerId) -> Option<u32> {
         self.nodes.get(peer).map(|n| n.slot)

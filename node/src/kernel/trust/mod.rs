@@ -121,6 +121,16 @@ struct Scored {
     trust: f32,
 }
 
+impl Scored {
+    fn parts(&self, direct: f64, config: &TrustConfig) -> Parts {
+        let flow = Flow {
+            to_me: f64::from(self.to_me),
+            from_me: f64::from(self.from_me),
+        };
+        Parts::combine(direct, flow, f64::from(self.rank), config)
+    }
+}
+
 /// The graph and the last scores computed over it.
 #[derive(Debug, Clone)]
 pub struct Trust {
@@ -181,20 +191,28 @@ impl Trust {
         self.graph.slot(peer).is_some()
     }
 
+    /// Every node of the graph in id order, as `visit(peer, last told tenth, parts)`, where
+    /// `parts(direct)` is what [`Trust::parts`] gives: one pass, no lookup per peer.
+    pub fn each_node(
+        &mut self,
+        mut visit: impl FnMut(PeerId, &mut Option<u8>, &dyn Fn(f64) -> Parts),
+    ) {
+        let (scored, config) = (&self.scored, &self.config);
+        for (peer, slot, reported) in self.graph.nodes_mut() {
+            let scored = scored.get(slot as usize).copied().unwrap_or_default();
+            visit(peer, reported, &|direct| scored.parts(direct, config));
+        }
+    }
+
     /// `peer`'s score now: the flow and rank of the last computation (none, for a peer the
     /// graph does not know) with its direct experience as it stands.
     pub fn parts(&self, peer: &PeerId, direct: f64) -> Parts {
-        let scored = self
-            .graph
+        self.graph
             .slot(peer)
             .and_then(|slot| self.scored.get(slot as usize))
             .copied()
-            .unwrap_or_default();
-        let flow = Flow {
-            to_me: f64::from(scored.to_me),
-            from_me: f64::from(scored.from_me),
-        };
-        Parts::combine(direct, flow, f64::from(scored.rank), &self.config)
+            .unwrap_or_default()
+            .parts(direct, &self.config)
     }
 
     /// Recomputes every score from `me`'s position, unless no service came in since the
