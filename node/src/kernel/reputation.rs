@@ -64,6 +64,13 @@ fn bucket(score: f64) -> u8 {
     (score * 10.0).floor() as u8
 }
 
+/// Notes `score` as the last told in `reported` (a peer never told stands at a stranger's
+/// 0.5); whether it moved to another tenth, so is to be told.
+fn moved(reported: &mut Option<u8>, score: f64) -> bool {
+    let now = bucket(score);
+    reported.replace(now).unwrap_or(bucket(0.5)) != now
+}
+
 impl Reputation {
     pub fn new(chains: Option<super::chains::Chains>, trust: Option<TrustConfig>) -> Reputation {
         let trust = trust.filter(|_| chains.is_some()).map(Trust::new);
@@ -158,10 +165,7 @@ impl Reputation {
                 None => return,
             },
         };
-        let now = Some(bucket(score));
-        let before = reported.unwrap_or(bucket(0.5));
-        *reported = now;
-        if now != Some(before) {
+        if moved(reported, score) {
             ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
         }
     }
@@ -208,7 +212,7 @@ impl Reputation {
         // every peer known.
         let book = chains.book();
         let mut records = self.records.iter_mut().peekable();
-        let mut moved = Vec::new();
+        let mut told = Vec::new();
         trust.each_node(|peer, in_graph, parts| {
             while records.next_if(|(p, _)| **p < peer).is_some() {}
             let record = records.next_if(|(p, _)| **p == peer).map(|(_, r)| r);
@@ -225,14 +229,11 @@ impl Reputation {
                 Some(record) => &mut record.reported,
                 None => in_graph,
             };
-            let now = bucket(score);
-            let before = reported.unwrap_or(bucket(0.5));
-            *reported = Some(now);
-            if now != before {
-                moved.push((peer, score));
+            if moved(reported, score) {
+                told.push((peer, score));
             }
         });
-        for (peer, score) in moved {
+        for (peer, score) in told {
             ctx.local(ActorKind::Negotiator, Local::Standing { peer, score });
         }
         // A peer the graph let go is scored as the graph no longer knows it; the negotiator
