@@ -82,9 +82,12 @@ impl Handler<FilterLoad> for KernelHost<Reputation> {
 /// The store's actor, on its own thread.
 #[derive(Debug)]
 pub struct StoreHost {
-    core: Core<StoreActor>,
-    /// Flushed at shutdown.
+    /// Flushed at shutdown. Declared first, so dropped first: the core's `alive` handle
+    /// goes only after it, and the node's main thread cannot exit while RocksDB is still
+    /// closing here (an exit racing that close aborts with "pthread lock: Invalid
+    /// argument", seen once in `tests/restart.rs`).
     store: Store,
+    core: Core<StoreActor>,
 }
 
 impl StoreHost {
