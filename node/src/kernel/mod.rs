@@ -320,7 +320,7 @@ impl Local {
             Local::Grant { .. } => 46,
             Local::Usage { .. } => 47,
             Local::Strangers { .. } => 49,
-            Local::Reachable { .. } => 50,
+            Local::Reachable { .. } => 56,
         }
     }
 }

@@ -84,6 +84,7 @@ pub fn input_kind_name(code: u8) -> &'static str {
         53 => "link",
         54 => "wire Lost",
         55 => "wire NotedLost",
+        56 => "local Reachable",
         _ => "?",
     }
 }

@@ -306,8 +306,8 @@ impl Negotiator {
         }
     }
 
-    /// A peer that missed a check within the last check interval is not offered work; after
-    /// that it is tried again (it may have come back).
+    /// A peer that missed a check or a placement within the last check interval is not
+    /// offered work; after that it is tried again (it may have come back).
     fn recently_unreachable(&self, now: Time, peer: &PeerId) -> bool {
         self.unreachable_since
             .get(peer)
