@@ -265,9 +265,17 @@ mod exchange {
     use cryptosphere::chain::exchange::{
         ChainBook, ExchangeError, RangeRequest, Received, RECENT_RECORDS,
     };
+    use std::sync::Arc;
 
     fn owner() -> [u8; 32] {
         key(1).verifying_key().to_bytes()
+    }
+
+    /// The outer `chains`, shared as the book holds them.
+    fn chains(length: usize, seed: u64) -> (Vec<Arc<Record>>, Vec<Vec<Arc<Record>>>) {
+        let (mine, theirs) = super::chains(length, seed);
+        let share = |run: Vec<Record>| run.into_iter().map(Arc::new).collect::<Vec<_>>();
+        (share(mine), theirs.into_iter().map(share).collect())
     }
 
     #[test]
@@ -328,7 +336,7 @@ mod exchange {
         assert_eq!(book.chain(&owner()), &chain[50..]);
         // A run is checked like a chain: a broken link or signature inside it is refused.
         let mut broken = chain[60..].to_vec();
-        broken[5].counterparty_sig[0] ^= 1;
+        Arc::make_mut(&mut broken[5]).counterparty_sig[0] ^= 1;
         let mut fresh = ChainBook::default();
         let request = fresh.next_request(owner());
         assert!(matches!(
@@ -347,7 +355,7 @@ mod exchange {
         book.receive(&request, chain[49..60].to_vec()).unwrap();
         let request = book.next_request(owner());
         let mut junk = chain[10].clone();
-        junk.seq = 0;
+        Arc::make_mut(&mut junk).seq = 0;
         assert!(book
             .receive(&request, vec![junk, chain[90].clone()])
             .is_err());
@@ -357,7 +365,7 @@ mod exchange {
         assert_eq!(book.chain(&owner()), &chain[49..60]);
         // Nor does the last position: nothing could follow it.
         let mut last = chain[95].clone();
-        last.seq = u64::MAX;
+        Arc::make_mut(&mut last).seq = u64::MAX;
         assert!(book.receive(&request, vec![last]).is_err());
         assert_eq!(book.chain(&owner()), &chain[49..60]);
     }
@@ -369,7 +377,7 @@ mod exchange {
     fn the_book_is_bounded_and_cuts_back_the_chains_extended_longest_ago() {
         let (mine, theirs) = chains(40, 4);
         assert!(theirs.iter().all(|c| c.len() == 10));
-        let read = |book: &mut ChainBook, chain: &[Record]| {
+        let read = |book: &mut ChainBook, chain: &[Arc<Record>]| {
             let request = book.next_request(chain[0].owner);
             book.receive(&request, ChainBook::serve(chain, &request))
                 .unwrap()
@@ -464,7 +472,7 @@ mod exchange {
         let request = book.next_request(owner());
         let mut answer = ChainBook::serve(&chain, &request);
         assert_eq!(answer[0].seq, 5, "the last 8 held come again");
-        answer[2].counterparty_sig[3] ^= 1;
+        Arc::make_mut(&mut answer[2]).counterparty_sig[3] ^= 1;
         assert!(matches!(
             book.receive(&request, answer),
             Err(ExchangeError::Invalid(_))
@@ -481,7 +489,7 @@ mod exchange {
         let mut book = ChainBook::default();
         let request = book.next_request(owner());
         let mut bad = chain.clone();
-        bad[6].owner_sig[9] ^= 1;
+        Arc::make_mut(&mut bad[6]).owner_sig[9] ^= 1;
         assert!(
             matches!(book.receive(&request, bad), Err(ExchangeError::Invalid(e)) if e.seq == 7)
         );
@@ -496,17 +504,19 @@ mod exchange {
         ));
         // No record stands at position 0.
         let mut zero = chain[..3].to_vec();
-        zero[0].seq = 0;
+        Arc::make_mut(&mut zero[0]).seq = 0;
         assert!(matches!(
             book.receive(&request, zero),
             Err(ExchangeError::Invalid(e)) if e.seq == 0
         ));
         let (stranger, _) = chains(3, 6);
-        let stranger: Vec<Record> = stranger
+        let stranger: Vec<Arc<Record>> = stranger
             .into_iter()
-            .map(|r| Record {
-                owner: [7; 32],
-                ..r
+            .map(|r| {
+                Arc::new(Record {
+                    owner: [7; 32],
+                    ..Record::clone(&r)
+                })
             })
             .collect();
         assert!(book.receive(&request, stranger).is_err());
@@ -520,8 +530,14 @@ mod exchange {
         // The owner rewrites its history from record 3 on, one record longer.
         let mut forked = honest[..2].to_vec();
         for i in 0..4u64 {
-            let (record, _) = trade(&me, forked.last(), &key(6), None, tx(500 + i, 90 + i));
-            forked.push(record);
+            let (record, _) = trade(
+                &me,
+                forked.last().map(|r| &**r),
+                &key(6),
+                None,
+                tx(500 + i, 90 + i),
+            );
+            forked.push(Arc::new(record));
         }
         let mut book = ChainBook::default();
         let request = book.next_request(owner());
@@ -560,8 +576,9 @@ mod exchange {
             .unwrap();
         // The owner keeps its first 9 records and rewrites the 10th.
         let mut rewritten = honest[..9].to_vec();
-        let (forged, _) = trade(&me, rewritten.last(), &key(6), None, tx(777, 777));
-        rewritten.push(forged);
+        let last = rewritten.last().map(|r| &**r);
+        let (forged, _) = trade(&me, last, &key(6), None, tx(777, 777));
+        rewritten.push(Arc::new(forged));
         let request = book.next_request(owner());
         assert!(
             request.from_seq > 10,

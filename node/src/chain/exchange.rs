@@ -11,6 +11,7 @@
 //! [`FORKS_MAX`] proofs, the oldest going first).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::record::Record;
 use super::rules::{verify_range, verify_run, ChainError, ForkProof};
@@ -67,8 +68,10 @@ pub struct Received {
 /// so forks are too), the one learned longest ago going first.
 #[derive(Debug)]
 pub struct ChainBook {
-    /// Per owner, a contiguous run of its chain (`run[i].seq == run[0].seq + i`).
-    chains: BTreeMap<[u8; 32], Vec<Record>>,
+    /// Per owner, a contiguous run of its chain (`run[i].seq == run[0].seq + i`). Records
+    /// are shared, not copied: a record read from its owner (or passed on by a reader) is
+    /// the same allocation in every book that holds it.
+    chains: BTreeMap<[u8; 32], Vec<Arc<Record>>>,
     forks: BTreeMap<[u8; 32], ForkProof>,
     /// The forkers in the order their proofs were learned, for eviction.
     forks_learned: std::collections::VecDeque<[u8; 32]>,
@@ -87,7 +90,7 @@ impl Default for ChainBook {
 }
 
 /// The records of `answer` at positions from `seq` on.
-fn from_position(answer: &[Record], seq: u64) -> &[Record] {
+fn from_position(answer: &[Arc<Record>], seq: u64) -> &[Arc<Record>] {
     let skip = answer.iter().take_while(|r| r.seq < seq).count();
     &answer[skip..]
 }
@@ -118,7 +121,7 @@ impl ChainBook {
 
     /// The run of `owner`'s longest valid chain held: its recent end, contiguous (from
     /// record 1 only if it was read from there and never cut back).
-    pub fn chain(&self, owner: &[u8; 32]) -> &[Record] {
+    pub fn chain(&self, owner: &[u8; 32]) -> &[Arc<Record>] {
         self.chains.get(owner).map_or(&[], Vec::as_slice)
     }
 
@@ -164,7 +167,7 @@ impl ChainBook {
     /// later; when the run ends before `from_seq`, its last [`OVERLAP_RECORDS`] records, so a
     /// history that was cut back shows where it now differs; for `from_seq` 0, its last
     /// `max` records. At most `max` (and [`RANGE_RECORDS_MAX`]) records.
-    pub fn serve(chain: &[Record], request: &RangeRequest) -> Vec<Record> {
+    pub fn serve(chain: &[Arc<Record>], request: &RangeRequest) -> Vec<Arc<Record>> {
         let max = request.max.min(RANGE_RECORDS_MAX) as usize;
         let Some(first) = chain.first() else {
             return Vec::new();
@@ -210,7 +213,7 @@ impl ChainBook {
     pub fn receive(
         &mut self,
         request: &RangeRequest,
-        records: Vec<Record>,
+        records: Vec<Arc<Record>>,
     ) -> Result<Received, ExchangeError> {
         let owner = request.owner;
         let before = self.chain(&owner).len();
@@ -280,7 +283,7 @@ impl ChainBook {
     fn believe(
         &mut self,
         request: &RangeRequest,
-        records: Vec<Record>,
+        records: Vec<Arc<Record>>,
     ) -> Result<Received, ExchangeError> {
         if records.len() > request.max.min(RANGE_RECORDS_MAX) as usize {
             return Err(ExchangeError::TooMany {
@@ -355,8 +358,10 @@ impl ChainBook {
             .enumerate()
             .find_map(|(offset, record)| {
                 let held_record = &held[at + offset];
-                (held_record != record)
-                    .then(|| (offset, ForkProof::new(held_record.clone(), record.clone())))
+                (held_record != record).then(|| {
+                    let (a, b) = (Record::clone(held_record), Record::clone(record));
+                    (offset, ForkProof::new(a, b))
+                })
             });
         if let Some((offset, Ok(proof))) = &conflict {
             // Longest chain wins: a longer valid history replaces the shorter one from where

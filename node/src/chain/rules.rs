@@ -7,6 +7,8 @@
 //! as one by one); when the batch fails, the first bad record is found one by one so the
 //! error can name it.
 
+use std::borrow::Borrow;
+
 use super::record::{signature_ok, Record, SignatureFault};
 use super::signature::{self, DigestCache, Signed};
 
@@ -38,13 +40,16 @@ pub struct ChainError {
 }
 
 /// Checks a whole chain (its first record must be number 1).
-pub fn verify_chain(records: &[Record]) -> Result<(), ChainError> {
+pub fn verify_chain<R: Borrow<Record>>(records: &[R]) -> Result<(), ChainError> {
     verify_range(None, records)
 }
 
 /// Checks `records` as the continuation of `before` (or as a chain's start if `None`).
-pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), ChainError> {
-    let Some(first) = records.first() else {
+pub fn verify_range<R: Borrow<Record>>(
+    before: Option<&Record>,
+    records: &[R],
+) -> Result<(), ChainError> {
+    let Some(first) = records.first().map(Borrow::borrow) else {
         return Ok(());
     };
     let owner = before.map_or(first.owner, |b| b.owner);
@@ -56,8 +61,8 @@ pub fn verify_range(before: Option<&Record>, records: &[Record]) -> Result<(), C
 /// Checks `records` as a run from anywhere in a chain (its recent end, say): the first is
 /// taken where it says it stands (any position from 1 on, its `prev` not checked, since the
 /// record before is not at hand); the rest must continue it, and every signature verify.
-pub fn verify_run(records: &[Record]) -> Result<(), ChainError> {
-    let Some(first) = records.first() else {
+pub fn verify_run<R: Borrow<Record>>(records: &[R]) -> Result<(), ChainError> {
+    let Some(first) = records.first().map(Borrow::borrow) else {
         return Ok(());
     };
     let first_seq = first.seq.max(1);
@@ -69,15 +74,15 @@ pub fn verify_run(records: &[Record]) -> Result<(), ChainError> {
     verify_from(first.owner, first_seq, expected_prev, records)
 }
 
-fn verify_from(
+fn verify_from<R: Borrow<Record>>(
     owner: [u8; 32],
     first_seq: u64,
     mut expected_prev: [u8; 32],
-    records: &[Record],
+    records: &[R],
 ) -> Result<(), ChainError> {
     let mut hashes = Vec::with_capacity(records.len());
     // No chain reaches the last position (nothing could follow it).
-    if let Some(index) = records.iter().position(|r| r.seq == u64::MAX) {
+    if let Some(index) = records.iter().position(|r| r.borrow().seq == u64::MAX) {
         return Err(ChainError {
             index,
             seq: u64::MAX,
@@ -95,6 +100,7 @@ fn verify_from(
     let mut structural: Option<ChainError> = None;
     let mut checked = records.len();
     for (expected_seq, (index, record)) in (first_seq..).zip(records.iter().enumerate()) {
+        let record: &Record = record.borrow();
         let fault = if record.owner != owner {
             Some(ChainFault::Owner)
         } else if record.seq != expected_seq {
@@ -140,8 +146,11 @@ pub(crate) fn forget() {
 
 /// Batch-verifies both signatures of every record (`hashes[i]` is `records[i]`'s hash) but
 /// those already found good; on failure names the first bad one.
-fn verify_signatures(records: &[Record], hashes: &[[u8; 32]]) -> Result<(), ChainError> {
-    let Some(first) = records.first() else {
+fn verify_signatures<R: Borrow<Record>>(
+    records: &[R],
+    hashes: &[[u8; 32]],
+) -> Result<(), ChainError> {
+    let Some(first) = records.first().map(Borrow::borrow) else {
         return Ok(());
     };
     let unknown: Vec<usize> = RECORDS.with(|memo| {
@@ -161,10 +170,10 @@ fn verify_signatures(records: &[Record], hashes: &[[u8; 32]]) -> Result<(), Chai
     // Two signatures per record over the same message.
     let messages: Vec<Vec<u8>> = unknown
         .iter()
-        .map(|i| records[*i].signed_message())
+        .map(|i| records[*i].borrow().signed_message())
         .collect();
     let mut items = Vec::with_capacity(unknown.len() * 2);
-    for (record, message) in unknown.iter().map(|i| &records[*i]).zip(&messages) {
+    for (record, message) in unknown.iter().map(|i| records[*i].borrow()).zip(&messages) {
         for (key, signature) in [
             (&record.owner, &record.owner_sig),
             (&record.counterparty, &record.counterparty_sig),
@@ -185,7 +194,7 @@ fn verify_signatures(records: &[Record], hashes: &[[u8; 32]]) -> Result<(), Chai
         });
         return Ok(());
     }
-    for (index, record) in records.iter().enumerate() {
+    for (index, record) in records.iter().map(Borrow::borrow).enumerate() {
         record
             .verify_signatures()
             .map_err(|fault| fail(index, record, fault.into()))?;

@@ -19,6 +19,7 @@ use crate::chain::agreement::{
 use crate::chain::exchange::{ChainBook, RangeRequest};
 use crate::chain::{log, ForkProof, Outcome as ServiceOutcome, Record, Role, Service, Transaction};
 use crate::store::Store;
+use std::sync::Arc;
 
 const RECORD_TOKEN: u64 = 1;
 const EXCHANGE_TOKEN: u64 = 2;
@@ -79,7 +80,7 @@ pub struct Chains {
     omits_others_records: bool,
     /// The reputation filter is on: reads favour the chains it scores by.
     filter: bool,
-    own: Vec<Record>,
+    own: Vec<Arc<Record>>,
     book: ChainBook,
     /// Services not recorded yet, summed: (counterparty, kind) → quantities.
     owed: BTreeMap<(PeerId, Service), Owed>,
@@ -111,7 +112,10 @@ impl Chains {
         let own = log::read(&store, &owner, 1, usize::MAX)
             .ok()
             .filter(|records| crate::chain::verify_chain(records).is_ok())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         Chains {
             store,
             accomplice: SigningKey::from_bytes(&accomplice_seed),
@@ -142,7 +146,7 @@ impl Chains {
         }
     }
 
-    pub fn own(&self) -> &[Record] {
+    pub fn own(&self) -> &[Arc<Record>] {
         &self.own
     }
 
@@ -173,7 +177,7 @@ impl Chains {
     /// and nothing is signed until the store has it, see [`Chains::save_unsaved`]).
     fn append(&mut self, ctx: &mut Context<'_>, record: Record) -> bool {
         let fits = record.seq == self.own.len() as u64 + 1
-            && record.prev == self.own.last().map_or([0; 32], Record::hash);
+            && record.prev == self.own.last().map_or([0; 32], |r| r.hash());
         assert!(fits, "the agreement was built on this chain's head");
         // Only a store that failed (a full disk, say) halts signing; a chain the store holds
         // otherwise than memory (the forker's deliberate rewrite) is not the store's failure.
@@ -185,7 +189,7 @@ impl Chains {
             self.unsaved = Some(record.clone());
         }
         ctx.event(Event::ChainAppended { seq: record.seq });
-        self.own.push(record);
+        self.own.push(Arc::new(record));
         saved
     }
 
@@ -396,7 +400,7 @@ impl Chains {
             outcome: ServiceOutcome::Delivered,
             commitment: [0; 32],
         };
-        let proposal = propose(&self.key, self.own.last(), peer.0, tx);
+        let proposal = propose(&self.key, self.own.last().map(|r| &**r), peer.0, tx);
         self.proposing = true;
         self.send(
             ctx,
@@ -427,7 +431,7 @@ impl Chains {
                 if self.busy() {
                     return Err(Refusal::Busy);
                 }
-                match accept(&self.key, self.own.last(), &proposal) {
+                match accept(&self.key, self.own.last().map(|r| &**r), &proposal) {
                     Ok((acceptance, pending)) => {
                         self.providing = Some((from, ctx.now(), pending));
                         Ok(ChainResponse::Accepted(Box::new(acceptance)))
@@ -563,7 +567,7 @@ impl Chains {
     fn fork(&mut self, ctx: &mut Context<'_>) {
         let keep = (self.own.len() / 2).max(1);
         self.own.truncate(keep);
-        let Some(last) = self.own.last().cloned() else {
+        let Some(last) = self.own.last().map(|r| Record::clone(r)) else {
             return;
         };
         let mut forged = Record {
@@ -579,7 +583,7 @@ impl Chains {
         forged.owner_sig = forged.sign(&self.key);
         forged.counterparty_sig = forged.sign(&self.accomplice);
         self.own.pop();
-        self.own.push(forged);
+        self.own.push(Arc::new(forged));
         ctx.event(Event::Forked);
     }
 }
@@ -587,8 +591,8 @@ impl Chains {
 /// The liar about others' answer (`Strategy::omits_others_records`): `records` (a run of
 /// another owner's chain) only up to the first that credits a provider other than `me`.
 /// A run is linked record to record, so nothing can be left out of its middle.
-fn leave_out_others_credit(records: &mut Vec<Record>, me: &[u8; 32]) {
-    let credits_another = |r: &Record| match r.role {
+fn leave_out_others_credit(records: &mut Vec<Arc<Record>>, me: &[u8; 32]) {
+    let credits_another = |r: &Arc<Record>| match r.role {
         Role::Provider => r.owner != *me,
         Role::Requester => r.counterparty != *me,
     };
@@ -600,8 +604,8 @@ fn leave_out_others_credit(records: &mut Vec<Record>, me: &[u8; 32]) {
 mod tests {
     use super::*;
 
-    fn record(owner: u8, seq: u64, counterparty: u8, role: Role) -> Record {
-        Record {
+    fn record(owner: u8, seq: u64, counterparty: u8, role: Role) -> Arc<Record> {
+        Arc::new(Record {
             owner: [owner; 32],
             seq,
             prev: [0; 32],
@@ -619,7 +623,7 @@ mod tests {
             },
             owner_sig: [0; 64],
             counterparty_sig: [0; 64],
-        }
+        })
     }
 
     #[test]
@@ -640,7 +644,7 @@ mod tests {
         let mut credits_only_the_liar = vec![run[0].clone(), run[3].clone()];
         leave_out_others_credit(&mut credits_only_the_liar, &liar);
         assert_eq!(credits_only_the_liar.len(), 2);
-        let mut none: Vec<Record> = Vec::new();
+        let mut none: Vec<Arc<Record>> = Vec::new();
         leave_out_others_credit(&mut none, &liar);
         assert!(none.is_empty());
     }

@@ -637,7 +637,8 @@ pub struct KernelConfig {
     /// The reputation filter over the chains read (needs chains); `None`: scores are direct
     /// experience alone, and the negotiator's stranger policy is fixed.
     pub trust: Option<trust::TrustConfig>,
-    /// Records of other peers' chains kept at most (about 330 bytes each in memory).
+    /// Records of other peers' chains kept at most (about 330 bytes each in a node; shared
+    /// `Arc`s, so a pointer each, where the records came from the simulator's frames).
     pub chain_book_records_max: usize,
     /// Where this peer listens for connections (announced in Hello); `None` in the simulator.
     pub listen: Option<SocketAddr>,

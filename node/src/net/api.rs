@@ -819,7 +819,12 @@ async fn chain(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Resp
     let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
     let read = Inspect::new(move |r: &Reputation| {
         let own = r.chains.as_ref().map_or(&[][..], |chains| chains.own());
-        let page: Vec<crate::chain::Record> = own.iter().skip(start).take(limit).cloned().collect();
+        let page: Vec<crate::chain::Record> = own
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|r| crate::chain::Record::clone(r))
+            .collect();
         (own.len() as u64, page)
     });
     let Some(boxes) = state.shared.routes.mailboxes() else {

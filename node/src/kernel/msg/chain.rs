@@ -28,7 +28,9 @@ pub enum ChainRequest {
 pub enum ChainResponse {
     /// Step 2 of the chain agreement.
     Accepted(Box<Acceptance>),
-    Records(Vec<Record>),
+    /// Records are shared: the simulator passes an owner's record to every reader without
+    /// copying it (on the wire, each is its encoding; `docs/wire-protocol.md`).
+    Records(Vec<std::sync::Arc<Record>>),
     /// Done (a countersignature or a fork proof taken in).
     Noted,
 }

@@ -227,12 +227,12 @@ impl ServiceGraph {
 
     /// Takes in the records of `owner`'s chain after those already taken in. `chain` is
     /// the chain from record 1, verified.
-    pub fn ingest(&mut self, owner: PeerId, chain: &[Record]) {
+    pub fn ingest<R: std::borrow::Borrow<Record>>(&mut self, owner: PeerId, chain: &[R]) {
         let seen = self.seen(&owner);
-        for record in chain.iter().filter(|r| r.seq > seen) {
+        for record in chain.iter().map(R::borrow).filter(|r| r.seq > seen) {
             self.add(record);
         }
-        if let Some(last) = chain.last() {
+        if let Some(last) = chain.last().map(R::borrow) {
             let node = self.node(owner);
             node.seen_seq = node.seen_seq.max(last.seq).max(seen);
             self.evicted_seen.remove(&owner);

@@ -172,7 +172,7 @@ impl Trust {
     }
 
     /// Takes in what `owner`'s verified chain holds beyond what was taken in before.
-    pub fn ingest(&mut self, owner: PeerId, chain: &[Record]) {
+    pub fn ingest<R: std::borrow::Borrow<Record>>(&mut self, owner: PeerId, chain: &[R]) {
         self.graph.ingest(owner, chain);
     }
 
