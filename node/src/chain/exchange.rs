@@ -134,6 +134,14 @@ impl ChainBook {
             .collect()
     }
 
+    /// Every chain held, by owner in order (one pass, no lookup per owner).
+    pub fn chains(&self) -> impl Iterator<Item = (&[u8; 32], &[Arc<Record>])> + '_ {
+        self.chains
+            .iter()
+            .filter(|(_, chain)| !chain.is_empty())
+            .map(|(owner, chain)| (owner, chain.as_slice()))
+    }
+
     pub fn fork(&self, owner: &[u8; 32]) -> Option<&ForkProof> {
         self.forks.get(owner)
     }

@@ -193,9 +193,8 @@ impl Reputation {
         let me = ctx.me();
         trust.ingest(me, chains.own());
         let book = chains.book();
-        for owner in book.owners() {
-            let owner = PeerId(owner);
-            let chain = book.chain(&owner.0);
+        for (owner, chain) in book.chains() {
+            let owner = PeerId(*owner);
             let end = chain.last().map_or(0, |r| r.seq);
             if end > trust.graph().seen(&owner) && !book.disqualified(&owner.0) {
                 trust.ingest(owner, chain);
@@ -293,10 +292,17 @@ impl Reputation {
         let Some(record) = self.record_mut(peer) else {
             return;
         };
+        let told = record.reported.is_some();
         match observation {
             Observation::Answered => record.answered += 1,
             Observation::TimedOut => record.timed_out += 1,
             Observation::Misbehaved => record.misbehaved += 1,
+        }
+        // With the filter on, answers and timeouts do not enter the score (only conduct
+        // does, and the graph's parts move at a computation, which tells them): a peer
+        // already told of has nothing new to tell. This runs at every answer.
+        if self.trust.is_some() && told && observation != Observation::Misbehaved {
+            return;
         }
         self.report(ctx, peer);
     }

@@ -180,15 +180,19 @@ impl World {
         let mut objects = vec![0u64; groups + 1];
         let mut available = vec![0u64; groups + 1];
         let mut replicas = vec![(0u64, 0u64); groups + 1];
+        // Who is up, read once (every chunk's holders are looked up below).
+        let up: Vec<bool> = (0..self.peers.len() as u32)
+            .map(|i| self.alive(i))
+            .collect();
         for object in &self.catalog {
             let g = usize::from(self.peers[object.publisher as usize].group);
             let mut ok = true;
             for slot in &object.chunks {
                 let holders = self.holders.at(*slot);
-                let alive = holders.iter().filter(|h| self.alive(**h)).count();
+                let alive = holders.iter().filter(|h| up[**h as usize]).count();
                 let others = holders
                     .iter()
-                    .filter(|h| **h != object.publisher && self.alive(**h))
+                    .filter(|h| **h != object.publisher && up[**h as usize])
                     .count();
                 ok &= alive > 0;
                 for slot in [g, groups] {

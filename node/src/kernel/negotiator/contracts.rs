@@ -650,13 +650,16 @@ impl Negotiator {
                 *held_by.entry(*holder).or_default() += owned.len;
             }
         }
-        let peers: Vec<PeerId> = self.ledgers.iter().map(|(peer, _)| *peer).collect();
-        for peer in &peers {
-            let contract = self.contracts.get(peer).copied();
-            let Some(ledger) = self.ledgers.get_mut(peer) else {
-                continue;
-            };
-            ledger.held_by_them_bytes = held_by.get(peer).copied().unwrap_or(0);
+        // One pass over the ledgers beside the contracts and `held_by` (all in id order),
+        // not three lookups a ledger.
+        let mut contracts = self.contracts.iter().peekable();
+        let mut held_by = held_by.into_iter().peekable();
+        for (peer, ledger) in self.ledgers.iter_mut() {
+            while contracts.next_if(|(p, _)| *p < peer).is_some() {}
+            let contract = contracts.next_if(|(p, _)| *p == peer).map(|(_, c)| *c);
+            while held_by.next_if(|(p, _)| p < peer).is_some() {}
+            let held = held_by.next_if(|(p, _)| p == peer).map(|(_, bytes)| bytes);
+            ledger.held_by_them_bytes = held.unwrap_or(0);
             let (given, received) = match contract {
                 Some(c) => (c.for_them_bytes, c.for_me_bytes),
                 None => (ledger.held_for_them_bytes, ledger.held_by_them_bytes),

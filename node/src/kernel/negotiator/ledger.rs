@@ -175,6 +175,10 @@ impl Ledgers {
         self.map.iter()
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&PeerId, &mut Ledger)> {
+        self.map.iter_mut()
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

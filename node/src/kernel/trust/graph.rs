@@ -125,9 +125,17 @@ pub struct ServiceGraph {
 #[derive(Debug)]
 pub struct Snapshot {
     pub graph: DiGraph<PeerId, f64>,
-    pub index: BTreeMap<PeerId, NodeIndex>,
     /// Each node's slot in the [`ServiceGraph`] (`None`: this peer, when it had none).
     pub slots: Vec<Option<u32>>,
+}
+
+impl Snapshot {
+    /// `peer`'s node, if it is one (nodes are in id order, so a binary search finds it).
+    pub fn node(&self, peer: &PeerId) -> Option<NodeIndex> {
+        let nodes = self.graph.raw_nodes();
+        let at = nodes.partition_point(|n| n.weight < *peer);
+        (nodes.get(at).is_some_and(|n| n.weight == *peer)).then(|| NodeIndex::new(at))
+    }
 }
 
 impl ServiceGraph {
@@ -173,6 +181,12 @@ impl ServiceGraph {
     /// `peer`'s slot, if the graph holds it.
     pub fn slot(&self, peer: &PeerId) -> Option<u32> {
         self.nodes.get(peer).map(|n| n.slot)
+    }
+
+    /// Does the graph hold more nodes than its limit (so that [`ServiceGraph::trim`] evicts
+    /// some)?
+    pub fn nodes_over(&self) -> bool {
+        self.nodes.len() > self.nodes_max
     }
 
     /// Slots in use or free (a bound on every slot).
@@ -287,7 +301,7 @@ impl ServiceGraph {
                 self.edges.remove(&key);
             }
         }
-        if self.nodes.len() > self.nodes_max {
+        if self.nodes_over() {
             let mut weight = vec![0.0f64; self.slots.len()];
             for ((provider, requester), edge) in &self.edges {
                 let w = edge.weight(now_us, half_life);
@@ -326,7 +340,6 @@ impl ServiceGraph {
     /// The graph at `now_us`, for petgraph's algorithms; `me` is always a node.
     pub fn snapshot(&self, me: PeerId, now_us: u64) -> Snapshot {
         let mut graph = DiGraph::with_capacity(self.nodes.len() + 1, self.edges.len());
-        let mut index = BTreeMap::new();
         let mut by_slot = vec![NodeIndex::end(); self.slots.len()];
         let mut peers: Vec<(PeerId, Option<u32>)> =
             self.nodes.iter().map(|(p, n)| (*p, Some(n.slot))).collect();
@@ -337,7 +350,6 @@ impl ServiceGraph {
         let mut slots = Vec::with_capacity(peers.len());
         for (peer, slot) in peers {
             let node = graph.add_node(peer);
-            index.insert(peer, node);
             slots.push(slot);
             if let Some(slot) = slot {
                 by_slot[slot as usize] = node;
@@ -349,11 +361,7 @@ impl ServiceGraph {
                 graph.add_edge(by_slot[*provider as usize], by_slot[*requester as usize], w);
             }
         }
-        Snapshot {
-            graph,
-            index,
-            slots,
-        }
+        Snapshot { graph, slots }
     }
 }
 
@@ -401,8 +409,8 @@ pub(super) mod tests {
     fn weight(graph: &ServiceGraph, provider: u8, requester: u8, now_us: u64) -> f64 {
         let snapshot = graph.snapshot(peer(0), now_us);
         let (a, b) = (
-            snapshot.index[&peer(provider)],
-            snapshot.index[&peer(requester)],
+            snapshot.node(&peer(provider)).unwrap(),
+            snapshot.node(&peer(requester)).unwrap(),
         );
         snapshot
             .graph
@@ -470,7 +478,7 @@ pub(super) mod tests {
         assert_eq!(graph.nodes(), 3);
         let snapshot = graph.snapshot(peer(0), 0);
         for kept in [1, 2, 3] {
-            assert!(snapshot.index.contains_key(&peer(kept)), "{kept}");
+            assert!(snapshot.node(&peer(kept)).is_some(), "{kept}");
         }
         assert_eq!(graph.edges(), 1, "edges of evicted nodes go with them");
         // Slots are reused: a new node fits without growing the table.

@@ -225,12 +225,17 @@ impl Trust {
             return false;
         }
         self.computed_at = Some(self.graph.changes);
-        // This peer and its direct partners (a service between them) are never evicted.
-        let partners = self.graph.partners(&me);
+        // This peer and its direct partners (a service between them) are never evicted
+        // (they are listed only when a node is to go: the list costs a pass over the edges).
+        let partners = if self.graph.nodes_over() {
+            self.graph.partners(&me)
+        } else {
+            Default::default()
+        };
         let keep = |peer: &PeerId| *peer == me || partners.contains(peer);
         self.evicted = self.graph.trim(now.micros(), &keep);
         let snapshot = self.graph.snapshot(me, now.micros());
-        let Some(&me_node) = snapshot.index.get(&me) else {
+        let Some(me_node) = snapshot.node(&me) else {
             return false;
         };
         let g = &snapshot.graph;

@@ -156,11 +156,12 @@ mod tests {
             graph.add_edge(index[&peer(*a)], index[&peer(*b)], *w);
         }
         let slots = (0..u32::from(n)).map(Some).collect();
-        Snapshot {
-            graph,
-            index,
-            slots,
-        }
+        Snapshot { graph, slots }
+    }
+
+    /// Peer `n`'s node.
+    fn node(s: &Snapshot, n: u8) -> NodeIndex {
+        s.node(&peer(n)).expect("every peer 0..n is a node")
     }
 
     #[test]
@@ -168,8 +169,8 @@ mod tests {
         // 1 gave me (0) 5 directly; 2 gave 1 ten, 1 gave me 5 → through 1, min(10, 5) = 5;
         // 3 gave 2 only: three hops, not counted. I gave 4 seven.
         let s = snapshot(5, &[(1, 0, 5.0), (2, 1, 10.0), (3, 2, 9.0), (0, 4, 7.0)]);
-        let f = flows(&s, s.index[&peer(0)]);
-        let at = |n: u8| f[s.index[&peer(n)].index()];
+        let f = flows(&s, node(&s, 0));
+        let at = |n: u8| f[node(&s, n).index()];
         assert_eq!(at(1).to_me, 5.0);
         assert_eq!(at(2).to_me, 5.0);
         assert_eq!(at(3), Flow::default());
@@ -197,15 +198,14 @@ mod tests {
             iterations_max: 1000,
             tolerance: 1e-10,
         };
-        let (t, iterations) = personalised_rank(&s, &[(s.index[&peer(1)], 1.0)], params, None);
+        let (t, iterations) = personalised_rank(&s, &[(node(&s, 1), 1.0)], params, None);
         assert!(iterations > 1 && iterations < 1000);
         assert!((t.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(t[1] > t[2] && t[2] > t[3] && t[3] > 0.0);
         assert_eq!(t[4], 0.0);
         assert_eq!(t[5], 0.0);
         // Starting from the answer converges at once.
-        let (again, iterations) =
-            personalised_rank(&s, &[(s.index[&peer(1)], 1.0)], params, Some(&t));
+        let (again, iterations) = personalised_rank(&s, &[(node(&s, 1), 1.0)], params, Some(&t));
         assert_eq!(iterations, 1);
         assert!(again.iter().zip(&t).all(|(a, b)| (a - b).abs() < 1e-9));
     }
