@@ -30,7 +30,8 @@ struct Decayed {
 }
 
 fn decay(value: f64, elapsed_us: u64, half_life_us: u64) -> f64 {
-    if elapsed_us == 0 {
+    // Nothing decays to nothing (an edge read from one side only has a zero other side).
+    if elapsed_us == 0 || value == 0.0 {
         return value;
     }
     // libm, not the platform's exp: scores steer decisions, and traces must match everywhere.
@@ -243,7 +244,9 @@ impl ServiceGraph {
     /// the chain from record 1, verified.
     pub fn ingest<R: std::borrow::Borrow<Record>>(&mut self, owner: PeerId, chain: &[R]) {
         let seen = self.seen(&owner);
-        for record in chain.iter().map(R::borrow).filter(|r| r.seq > seen) {
+        // A verified chain runs in sequence order: what is new is a tail.
+        let new = chain.partition_point(|r| r.borrow().seq <= seen);
+        for record in chain[new..].iter().map(R::borrow) {
             self.add(record);
         }
         if let Some(last) = chain.last().map(R::borrow) {

@@ -96,11 +96,19 @@ pub fn personalised_rank(
     for (node, w) in seeds {
         seed[node.index()] += w.max(0.0) / total;
     }
+    // The edges as flat (provider, requester, weight) triples, in petgraph's edge order:
+    // the sums below run in that order, as they would over the graph itself.
+    let edges: Vec<(usize, usize, f64)> = g
+        .edge_references()
+        .map(|e| (e.source().index(), e.target().index(), *e.weight()))
+        .collect();
     // What each node received in all (the denominator of its local trust).
     let mut received = vec![0.0; n];
-    for edge in g.edge_references() {
-        received[edge.target().index()] += *edge.weight();
+    for (_, requester, w) in &edges {
+        received[*requester] += *w;
     }
+    // The nodes no one served: their trust returns to the seeds.
+    let sinks: Vec<usize> = (0..n).filter(|i| received[*i] <= 0.0).collect();
     let mut trust = match warm {
         Some(previous) if previous.len() == n => previous.to_vec(),
         _ => seed.clone(),
@@ -110,19 +118,15 @@ pub fn personalised_rank(
     while iterations < params.iterations_max {
         iterations += 1;
         let mut leaked = 0.0;
-        for (i, t) in trust.iter().enumerate() {
-            if received[i] <= 0.0 {
-                leaked += t;
-            }
+        for i in &sinks {
+            leaked += trust[*i];
         }
         for (value, s) in next.iter_mut().zip(&seed) {
             *value = (1.0 - params.damping + params.damping * leaked) * s;
         }
-        for edge in g.edge_references() {
-            let (provider, requester) = (edge.source().index(), edge.target().index());
+        for &(provider, requester, w) in &edges {
             if received[requester] > 0.0 {
-                next[provider] +=
-                    params.damping * trust[requester] * edge.weight() / received[requester];
+                next[provider] += params.damping * trust[requester] * w / received[requester];
             }
         }
         let change: f64 = next.iter().zip(&trust).map(|(a, b)| (a - b).abs()).sum();
