@@ -25,6 +25,32 @@ fn smoke() -> Scenario {
     Scenario::load(&scenario_path("smoke.toml")).unwrap()
 }
 
+/// Every scenario file loads, and is headed by the question it asks (a comment ending in
+/// `?`), including those run only by hand and so in no CI check.
+#[test]
+fn every_scenario_file_loads_and_asks_its_question() {
+    let dir = scenario_path("");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 18, "{files:?}");
+    for path in files {
+        if let Err(error) = Scenario::load(&path) {
+            panic!("{}: {error}", path.display());
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header: String = text
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(header.contains('?'), "{} asks no question", path.display());
+    }
+}
+
 #[test]
 fn same_seed_same_digest_and_another_seed_another() {
     let scenario = smoke();
