@@ -421,16 +421,24 @@ impl World {
             let audited = index % audit_stride.max(1) == 0;
             let g = usize::from(peer.group);
             let negotiator = &peer.peer.negotiator;
-            let mut mine = Economy {
+            // Kept by the ledgers as they change: no pass over them.
+            let totals = negotiator.ledgers().totals();
+            let mine = Economy {
                 contracts: negotiator.contracts().count() as u64,
+                storage_obtained_bytes: totals.held_by_them_bytes,
+                bandwidth_given_bytes: totals.bandwidth_given_bytes,
+                bandwidth_received_bytes: totals.bandwidth_received_bytes,
+                creds_balance: totals.creds_balance,
                 ..Economy::default()
             };
+            if !audited {
+                for slot in [g, groups] {
+                    out[slot].add(&mine);
+                }
+                continue;
+            }
             for (holder, ledger) in negotiator.ledgers().iter() {
-                mine.storage_obtained_bytes += ledger.held_by_them_bytes;
-                mine.bandwidth_given_bytes += ledger.bandwidth_given_bytes;
-                mine.bandwidth_received_bytes += ledger.bandwidth_received_bytes;
-                mine.creds_balance += ledger.creds_received.0 as i64 - ledger.creds_given.0 as i64;
-                if !audited || ledger.audits_passed + ledger.audits_failed == 0 {
+                if ledger.audits_passed + ledger.audits_failed == 0 {
                     continue;
                 }
                 if let Some(h) = self.index.get(holder) {

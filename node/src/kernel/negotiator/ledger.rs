@@ -102,6 +102,8 @@ pub struct Ledger {
     /// When we last proposed to it (we wait `Economy::propose_interval_us` between).
     pub proposed_at: Option<Time>,
     pub last_seen: Time,
+    /// What this ledger last added to its table's [`Totals`].
+    counted: Totals,
 }
 
 impl Ledger {
@@ -129,6 +131,7 @@ impl Ledger {
             refused_at: None,
             proposed_at: None,
             last_seen: now,
+            counted: Totals::default(),
         }
     }
 
@@ -156,10 +159,71 @@ impl Ledger {
     }
 }
 
+/// What the ledgers of a table add up to (the simulator tallies them every hour, for every
+/// peer: summing each time was a tenth of a run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub held_by_them_bytes: u64,
+    pub bandwidth_given_bytes: u64,
+    pub bandwidth_received_bytes: u64,
+    /// Creds received less creds given.
+    pub creds_balance: i64,
+}
+
+impl Totals {
+    fn of(ledger: &Ledger) -> Totals {
+        Totals {
+            held_by_them_bytes: ledger.held_by_them_bytes,
+            bandwidth_given_bytes: ledger.bandwidth_given_bytes,
+            bandwidth_received_bytes: ledger.bandwidth_received_bytes,
+            creds_balance: (ledger.creds_received.0 as i64)
+                .wrapping_sub(ledger.creds_given.0 as i64),
+        }
+    }
+
+    /// `self + is − was`, part by part (wrapping, so that it is the sum of the parts
+    /// whatever order they moved in).
+    fn moved(self, was: Totals, is: Totals) -> Totals {
+        let step = |total: u64, was: u64, is: u64| total.wrapping_add(is.wrapping_sub(was));
+        Totals {
+            held_by_them_bytes: step(
+                self.held_by_them_bytes,
+                was.held_by_them_bytes,
+                is.held_by_them_bytes,
+            ),
+            bandwidth_given_bytes: step(
+                self.bandwidth_given_bytes,
+                was.bandwidth_given_bytes,
+                is.bandwidth_given_bytes,
+            ),
+            bandwidth_received_bytes: step(
+                self.bandwidth_received_bytes,
+                was.bandwidth_received_bytes,
+                is.bandwidth_received_bytes,
+            ),
+            creds_balance: self
+                .creds_balance
+                .wrapping_add(is.creds_balance.wrapping_sub(was.creds_balance)),
+        }
+    }
+}
+
+/// Which ledgers were lent out for changes since [`Totals`] were last brought up to date.
+#[derive(Debug, Default)]
+enum Touched {
+    #[default]
+    None,
+    One(PeerId),
+    All,
+}
+
 /// The ledgers of every counterparty, bounded.
 #[derive(Debug, Default)]
 pub struct Ledgers {
     map: BTreeMap<PeerId, Ledger>,
+    /// What every ledger's `counted` adds up to.
+    counted: Totals,
+    touched: Touched,
 }
 
 impl Ledgers {
@@ -168,6 +232,10 @@ impl Ledgers {
     }
 
     pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Ledger> {
+        self.settle();
+        if self.map.contains_key(peer) {
+            self.touched = Touched::One(*peer);
+        }
         self.map.get_mut(peer)
     }
 
@@ -176,7 +244,46 @@ impl Ledgers {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&PeerId, &mut Ledger)> {
+        self.settle();
+        self.touched = Touched::All;
         self.map.iter_mut()
+    }
+
+    /// Brings `counted` up to date with the ledgers lent out since (their loans have ended:
+    /// this takes `&mut self`).
+    fn settle(&mut self) {
+        let count = |ledger: &mut Ledger, counted: &mut Totals| {
+            let now = Totals::of(ledger);
+            *counted = counted.moved(ledger.counted, now);
+            ledger.counted = now;
+        };
+        match std::mem::take(&mut self.touched) {
+            Touched::None => {}
+            Touched::One(peer) => {
+                if let Some(ledger) = self.map.get_mut(&peer) {
+                    count(ledger, &mut self.counted);
+                }
+            }
+            Touched::All => {
+                for ledger in self.map.values_mut() {
+                    count(ledger, &mut self.counted);
+                }
+            }
+        }
+    }
+
+    /// What every ledger adds up to now: the sum of each one's [`Totals`], kept as they
+    /// change rather than summed (only a ledger lent out since the last change is read).
+    pub fn totals(&self) -> Totals {
+        match &self.touched {
+            Touched::None => self.counted,
+            Touched::One(peer) => self.map.get(peer).map_or(self.counted, |ledger| {
+                self.counted.moved(ledger.counted, Totals::of(ledger))
+            }),
+            Touched::All => self.map.values().fold(self.counted, |total, ledger| {
+                total.moved(ledger.counted, Totals::of(ledger))
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -215,11 +322,14 @@ impl Ledgers {
                     })
                     .min_by_key(|(p, l)| (l.last_seen, **p))
                     .map(|(p, _)| *p)?;
-                self.map.remove(&evict);
+                self.settle();
+                if let Some(gone) = self.map.remove(&evict) {
+                    self.counted = self.counted.moved(gone.counted, Totals::default());
+                }
             }
             self.map.insert(peer, Ledger::new(economy, now));
         }
-        let ledger = self.map.get_mut(&peer)?;
+        let ledger = self.get_mut(&peer)?;
         ledger.last_seen = now;
         Some(ledger)
     }
@@ -228,6 +338,48 @@ impl Ledgers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain sum, as the totals must always be.
+    fn summed(ledgers: &Ledgers) -> Totals {
+        ledgers.iter().fold(Totals::default(), |t, (_, l)| {
+            t.moved(Totals::default(), Totals::of(l))
+        })
+    }
+
+    /// Totals follow every way a ledger changes: lent out one at a time, all at once, and
+    /// evicted when the table is full (the evicted one's part leaves with it).
+    #[test]
+    fn totals_are_the_sum_of_the_ledgers_through_changes_and_evictions() {
+        let economy = Economy {
+            ledger_peers_max: 4,
+            ..Economy::default()
+        };
+        let mut ledgers = Ledgers::default();
+        let none = |_: &PeerId| false;
+        for n in 0..20u8 {
+            let now = Time(u64::from(n) * Time::SECOND);
+            let ledger = ledgers
+                .entry(PeerId([n; 32]), now, &economy, &none)
+                .unwrap();
+            ledger.bandwidth_received_bytes += 100 + u64::from(n);
+            ledger.creds_given = Creds(u64::from(n) * 7);
+            assert_eq!(ledgers.totals(), summed(&ledgers), "after entry {n}");
+            if let Some(ledger) = ledgers.get_mut(&PeerId([n / 2; 32])) {
+                ledger.creds_received = Creds(1000);
+                ledger.bandwidth_given_bytes = 50;
+            }
+            assert_eq!(ledgers.totals(), summed(&ledgers), "after get_mut {n}");
+            if n % 3 == 0 {
+                for (_, ledger) in ledgers.iter_mut() {
+                    ledger.bandwidth_received_bytes += 1;
+                }
+                assert_eq!(ledgers.totals(), summed(&ledgers), "after iter_mut {n}");
+            }
+        }
+        assert_eq!(ledgers.len(), 4, "evicted down to the limit");
+        let totals = ledgers.totals();
+        assert!(totals.bandwidth_received_bytes > 0 && totals.creds_balance != 0);
+    }
 
     #[test]
     fn creds_are_byte_days() {
