@@ -114,7 +114,7 @@ fn default_graph_edges_max() -> u64 {
 }
 
 fn default_recompute_every_hours() -> f64 {
-    4.0
+    12.0
 }
 
 /// A group's stranger policy (`Strategy::strangers`), written as one of three strings.
