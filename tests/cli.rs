@@ -446,7 +446,12 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
             "'--audit-every-secs <SECS>'",
         ),
         (
-            vec!["node", "contracts", "--api", "localhost:1"],
+            vec!["node", "contracts", "--api", "ftp://localhost:1"],
+            2,
+            "is not http://HOST:PORT",
+        ),
+        (
+            vec!["node", "contracts", "--api", "http://localhost:1/v1"],
             2,
             "is not http://HOST:PORT",
         ),
@@ -827,4 +832,27 @@ fn the_command_line_and_a_node_share_one_data_directory() {
         !env.data_dir().join("api").exists(),
         "the API file outlived the node"
     );
+}
+
+/// `node status`, `node contracts` and `peers` without `--api` call the API the node running
+/// on the data directory wrote to its `api` file; `--api` may leave out the scheme.
+#[test]
+fn node_views_call_the_api_the_running_node_wrote() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    // Nothing listens on loopback's port 9: each call fails, naming the URL it called.
+    std::fs::write(env.data_dir().join("api"), "http://127.0.0.1:9\n").unwrap();
+    for args in [
+        vec!["node", "status"],
+        vec!["node", "contracts"],
+        vec!["node", "peers"],
+        vec!["peers", "--json"],
+        vec!["peers", "--api", "127.0.0.1:9"],
+    ] {
+        let output = env.run(&args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {text}");
+        assert!(text.contains("http://127.0.0.1:9"), "{args:?}: {text}");
+        assert!(!text.contains("7421"), "{args:?}: {text}");
+    }
 }

@@ -120,6 +120,21 @@ fn a_node_shuts_down_cleanly_and_answers_bad_requests_with_reasons() {
             other => panic!("{query}: expected 400, got {other:?}"),
         }
     }
+    // A view without parameters refuses any; a path the API lacks is named in a 404.
+    for (path, code, problem) in [
+        ("/v1/peers?x=1", 400, "unknown parameter \"x\""),
+        ("/v1/status?verbose", 400, "unknown parameter \"verbose\""),
+        ("/v1/peer", 404, "no such path \"/v1/peer\""),
+        ("/nope", 404, "/v1/peers"),
+    ] {
+        match ureq::get(&format!("{}{path}", node.url())).call() {
+            Err(ureq::Error::Status(status, response)) if status == code => {
+                let text = response.into_string().unwrap();
+                assert!(text.contains(problem), "{path}: {text}");
+            }
+            other => panic!("{path}: expected {code}, got {other:?}"),
+        }
+    }
     let table = node.cli(&["node", "contracts", "--api", &node.url()]);
     assert!(
         table.contains("altruism 0.5, adversary none") && table.contains("contracts: 0"),

@@ -719,11 +719,25 @@ pub(crate) fn located(text: &str, e: &toml::de::Error) -> (usize, usize, Option<
             let at = syntax_error_offset(text, span.start, &message);
             let (line, column) = line_column(text, at);
             let top = span.start == 0 && message.starts_with("missing field");
-            let key = key_at(text, at).filter(|_| !top);
+            // An error at a table's header (a key missing from the table, a table where a
+            // value belongs) is about that table: its name is within the header, after the
+            // error's offset.
+            let key = key_at(text, header_end(text, at).unwrap_or(at)).filter(|_| !top);
             (line, column, key, message)
         }
         None => (1, 1, None, message),
     }
+}
+
+/// If a table header (`[name]`, `[[name]]`) starts at byte `at` of `text`, where its line
+/// ends (past the names it holds).
+fn header_end(text: &str, at: usize) -> Option<usize> {
+    let rest = text.get(at..)?;
+    if !rest.starts_with('[') {
+        return None;
+    }
+    let line = rest.split('\n').next().unwrap_or(rest);
+    Some(at + line.trim_end().len())
 }
 
 /// Line and column (1-based) of byte `offset` in `text`.

@@ -147,6 +147,33 @@ fn type_and_key_errors_name_the_group_by_index() {
 }
 
 #[test]
+fn a_key_missing_from_a_table_names_that_table() {
+    let chains = "\n[chains]\nrecord_every_minutes = 60.0\nexchange_every_minutes = 20.0\n";
+    // No `record_every_minutes`: the table is named, not the key written before it.
+    let text = format!(
+        "{}{}",
+        smoke(),
+        chains.replace("record_every_minutes = 60.0\n", "")
+    );
+    let message = error(&text);
+    let header = line_of(&text, "[chains]");
+    assert!(
+        message.starts_with(&format!(
+            "bad.toml:{header}:1: chains: missing field `record_every_minutes`"
+        )),
+        "{message}"
+    );
+    // A table where a value belongs is named by its own path.
+    let text = format!(
+        "{}{}",
+        smoke(),
+        chains.replace("[chains]", "[chains.filter]")
+    );
+    let message = error(&text);
+    assert!(message.contains(": chains.filter: "), "{message}");
+}
+
+#[test]
 fn an_unknown_metric_lists_the_valid_names() {
     let text = smoke().replace(
         "metric = \"fetch_success_ratio\"",

@@ -188,12 +188,13 @@ fn render_peers(value: &Value, out: &mut dyn Write) -> std::io::Result<()> {
 /// `render`ed, once it has the `required` arrays.
 fn print_view(
     args: &ContractsArgs,
+    data_dir: Option<std::path::PathBuf>,
     what: &'static str,
     fetch: fn(&str) -> Result<String, client::ClientError>,
     required: &[&str],
     render: fn(&Value, &mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let api = &args.node.api;
+    let api = &args.node.url(data_dir);
     let context = || format!("cannot read the {what} of the node at {api}");
     let text = fetch(api).map_err(|e| Failure::new(client_code(&e), context(), e))?;
     let mut stdout = std::io::stdout().lock();
@@ -212,14 +213,25 @@ fn print_view(
 }
 
 /// `cryptosphere peers`.
-pub fn print_peers(args: &ContractsArgs) -> Result<(), Failure> {
-    print_view(args, "peers", client::peers, &["peers"], render_peers)
+pub fn print_peers(
+    args: &ContractsArgs,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    print_view(
+        args,
+        data_dir,
+        "peers",
+        client::peers,
+        &["peers"],
+        render_peers,
+    )
 }
 
 /// `cryptosphere node contracts`.
-pub fn print(args: &ContractsArgs) -> Result<(), Failure> {
+pub fn print(args: &ContractsArgs, data_dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     print_view(
         args,
+        data_dir,
         "contracts",
         client::contracts,
         &["contracts", "ledgers"],

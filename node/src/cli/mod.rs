@@ -305,7 +305,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // These talk to a node (or are one) and never open the local store themselves.
     match &cli.command {
         Command::Node(args) => return node::run_node(cli.data_dir, args),
-        Command::Peers(args) => return economy::print_peers(args),
+        Command::Peers(args) => return economy::print_peers(args, cli.data_dir.clone()),
         Command::Put(PutArgs {
             api: Some(api),
             path,

@@ -42,14 +42,24 @@ pub enum NodeCommand {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The node's API (http://HOST:PORT).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "CRYPTOSPHERE_API",
-        default_value = "http://127.0.0.1:7421"
-    )]
-    pub api: String,
+    /// The node's API (http://HOST:PORT). Without it: the API the node running on the data
+    /// directory wrote to its `api` file, else http://127.0.0.1:7421.
+    #[arg(long, value_name = "URL", env = "CRYPTOSPHERE_API")]
+    pub api: Option<String>,
+}
+
+/// The API a node listens on unless told otherwise (`node run --api`).
+pub const DEFAULT_API: &str = "http://127.0.0.1:7421";
+
+impl StatusArgs {
+    /// The API to call: `--api` (or `$CRYPTOSPHERE_API`), else the one the node running on
+    /// the data directory wrote, else [`DEFAULT_API`].
+    pub fn url(&self, data_dir: Option<PathBuf>) -> String {
+        self.api
+            .clone()
+            .or_else(|| super::data_dir(data_dir).and_then(|dir| crate::datadir::running_api(&dir)))
+            .unwrap_or_else(|| DEFAULT_API.to_owned())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -202,15 +212,16 @@ pub fn run_node(explicit: Option<PathBuf>, args: &NodeArgs) -> Result<(), Failur
     let run = match &args.command {
         NodeCommand::Run(run) => run,
         NodeCommand::Status(status) => {
-            let context = || format!("cannot read the status of the node at {}", status.api);
-            let text = client::status(&status.api)
-                .map_err(|e| Failure::new(client_code(&e), context(), e))?;
+            let api = status.url(explicit);
+            let context = || format!("cannot read the status of the node at {api}");
+            let text =
+                client::status(&api).map_err(|e| Failure::new(client_code(&e), context(), e))?;
             let mut stdout = std::io::stdout().lock();
             return writeln!(stdout, "{}", text.trim())
                 .map_err(|e| Failure::new(ENVIRONMENT, "cannot write to stdout", e));
         }
-        NodeCommand::Contracts(contracts) => return super::economy::print(contracts),
-        NodeCommand::Peers(peers) => return super::economy::print_peers(peers),
+        NodeCommand::Contracts(contracts) => return super::economy::print(contracts, explicit),
+        NodeCommand::Peers(peers) => return super::economy::print_peers(peers, explicit),
     };
     let dir =
         data_dir(explicit).ok_or_else(|| Failure::new(USAGE, "no data directory", NoDataDir))?;

@@ -125,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/chain", get(chain))
         .route("/metrics", get(metrics))
+        .fallback(unknown_path)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -168,6 +169,29 @@ pub async fn serve(listener: TcpListener, state: ApiState) {
 
 fn fail(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, format!("{message}\n")).into_response()
+}
+
+/// A path the API does not have: 404, naming the paths it does.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    fail(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path {:?}; the API has /v1/objects, /v1/objects/{{cap}}, /v1/pins/{{cap}}, \
+             /v1/status, /v1/contracts, /v1/peers, /v1/chain and /metrics",
+            uri.path()
+        ),
+    )
+}
+
+/// A view that takes no parameters refuses any, as the others refuse unknown ones.
+fn no_parameters(query: &Option<String>) -> Option<Response> {
+    let query = query.as_deref().filter(|q| !q.is_empty())?;
+    let name = query.split('&').next().unwrap_or(query);
+    let name = name.split('=').next().unwrap_or(name);
+    Some(fail(
+        StatusCode::BAD_REQUEST,
+        format!("unknown parameter {name:?} (this view takes none)"),
+    ))
 }
 
 /// A `Read` over body pieces arriving on a channel (for the blocking object writer).
@@ -726,7 +750,10 @@ async fn current_status(state: &ApiState) -> Option<Status> {
     super::status::gather(&state.shared, peer, view.listen, view.replication).await
 }
 
-async fn status(State(state): State<ApiState>) -> Response {
+async fn status(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    if let Some(refused) = no_parameters(&query) {
+        return refused;
+    }
     let Some(status) = current_status(&state).await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     };
@@ -742,7 +769,10 @@ async fn status(State(state): State<ApiState>) -> Response {
     axum::Json(value).into_response()
 }
 
-async fn contracts(State(state): State<ApiState>) -> Response {
+async fn contracts(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    if let Some(refused) = no_parameters(&query) {
+        return refused;
+    }
     let Some(boxes) = state.shared.routes.mailboxes() else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     };
@@ -755,7 +785,10 @@ async fn contracts(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn peers(State(state): State<ApiState>) -> Response {
+async fn peers(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    if let Some(refused) = no_parameters(&query) {
+        return refused;
+    }
     match gather_peers(&state).await {
         Some(peers) => axum::Json(peers).into_response(),
         None => fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
@@ -843,7 +876,10 @@ async fn chain(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Resp
     .into_response()
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+async fn metrics(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Response {
+    if let Some(refused) = no_parameters(&query) {
+        return refused;
+    }
     let Some(s) = current_status(&state).await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
     };

@@ -17,7 +17,7 @@ const COPY_BUFFER_BYTES: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("the API URL {0:?} is not http://HOST:PORT")]
+    #[error("the API URL {0:?} is not http://HOST:PORT (or HOST:PORT)")]
     BadUrl(String),
     #[error("the node at {url} could not be reached: {reason}")]
     Unreachable { url: String, reason: String },
@@ -29,15 +29,19 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
+/// `http://HOST:PORT` from `api`, which may leave out the scheme (the node's start line
+/// prints its API as `HOST:PORT`).
 fn base(api: &str) -> Result<String, ClientError> {
-    let trimmed = api.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .ok_or_else(|| ClientError::BadUrl(api.to_string()))?;
-    if rest.is_empty() || rest.contains('/') {
+    let rest = match api.strip_prefix("http://") {
+        Some(rest) => rest,
+        None if !api.contains("://") => api,
+        None => return Err(ClientError::BadUrl(api.to_string())),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
         return Err(ClientError::BadUrl(api.to_string()));
     }
-    Ok(trimmed.to_string())
+    Ok(format!("http://{rest}"))
 }
 
 fn call(
@@ -214,4 +218,32 @@ pub fn get(api: &str, cap: &str, out: &mut dyn Write) -> Result<u64, ClientError
         return Err(ClientError::Short { got, expected });
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_url_is_http_host_port_with_or_without_its_scheme() {
+        for (given, url) in [
+            ("http://127.0.0.1:7421", "http://127.0.0.1:7421"),
+            ("http://127.0.0.1:7421/", "http://127.0.0.1:7421"),
+            ("127.0.0.1:7421", "http://127.0.0.1:7421"),
+            ("localhost:1", "http://localhost:1"),
+        ] {
+            assert_eq!(base(given).unwrap(), url, "{given}");
+        }
+        for bad in [
+            "",
+            "http://",
+            "https://127.0.0.1:7421",
+            "ftp://h:1",
+            "http://h:1/v1",
+            "h:1/v1",
+            "h 1",
+        ] {
+            assert!(matches!(base(bad), Err(ClientError::BadUrl(_))), "{bad:?}");
+        }
+    }
 }
