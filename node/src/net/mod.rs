@@ -199,9 +199,13 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
             (options.chain_record_interval.as_micros() as u64).max(Time::SECOND),
         ),
         // The reputation filter scores peers over the chains read, every minute (a node's
-        // graph is small; the simulator recomputes less often).
+        // graph is small; the simulator recomputes less often). Its flow scale puts a peer
+        // that took more than it gave under the serve line after about 106 MiB
+        // (`NODE_FLOW_SCALE × tan(π/8)`), near the default bandwidth allowance (128 MiB),
+        // not after the 1.7 MB the simulator's smaller data are scaled for.
         trust: Some(crate::kernel::trust::TrustConfig {
             recompute_interval_us: 60 * Time::SECOND,
+            flow_scale: NODE_FLOW_SCALE,
             ..Default::default()
         }),
         storage_for_others_bytes: options.offer_bytes,
@@ -210,6 +214,9 @@ pub fn kernel_config(options: &NodeOptions, listen: SocketAddr) -> KernelConfig 
         ..KernelConfig::default()
     }
 }
+
+/// The node's BarterCast scale, bytes (the simulator's is `TrustConfig`'s default, 4 MiB).
+pub const NODE_FLOW_SCALE: f64 = (256u64 << 20) as f64;
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(options: NodeOptions) -> Result<(), NodeError> {
