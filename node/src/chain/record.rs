@@ -1,6 +1,6 @@
 //! One record of a chain: its fields, canonical encoding, hash and signatures.
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 /// Domain separator in front of every signed record body.
@@ -226,7 +226,7 @@ impl Record {
 
     /// Signs the record's body with `key` (the owner's or the counterparty's).
     pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
-        key.sign(&self.signed_message()).to_bytes()
+        super::signature::sign(key, &self.signed_message())
     }
 
     /// Checks both signatures (see [`signature_ok`]): exactly what chain verification accepts.

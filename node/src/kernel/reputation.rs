@@ -122,6 +122,33 @@ impl Reputation {
         self.records.contains_key(peer) || self.trust.as_ref().is_some_and(|t| t.knows(peer))
     }
 
+    /// Every peer it knows ([`Reputation::knows`]) in id order, as `visit(peer, score)`
+    /// with [`Reputation::score`]: one pass over the counts and the graph, not a lookup in
+    /// each per peer (the simulator's hourly standing reads every observer's peers).
+    pub fn each_known(&self, mut visit: impl FnMut(PeerId, f64)) {
+        let mut emit = |peer: PeerId, score: f64| {
+            visit(peer, if self.disqualified(&peer) { 0.0 } else { score });
+        };
+        let Some(trust) = &self.trust else {
+            for (peer, record) in &self.records {
+                emit(*peer, record.score());
+            }
+            return;
+        };
+        let unknown = |record: &Record| Parts::unknown(record.conduct(), &trust.config).score;
+        let mut records = self.records.iter().peekable();
+        trust.each_scored(|peer, parts| {
+            while let Some((only_counted, record)) = records.next_if(|(p, _)| **p < peer) {
+                emit(*only_counted, unknown(record));
+            }
+            let record = records.next_if(|(p, _)| **p == peer).map(|(_, r)| *r);
+            emit(peer, parts(record.unwrap_or_default().conduct()).score);
+        });
+        for (only_counted, record) in records {
+            emit(*only_counted, unknown(record));
+        }
+    }
+
     /// Peers seen misbehaving at least once.
     pub fn marked(&self) -> usize {
         self.records.values().filter(|r| r.misbehaved > 0).count()

@@ -23,6 +23,7 @@ use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 use cryptosphere::ids::ChunkId;
 use cryptosphere::kernel::peer::Peer;
@@ -150,11 +151,13 @@ struct Watched {
 }
 
 /// Which peers hold each chunk, by a slot number per chunk (so that the hourly measurement
-/// walks the catalog without a search per chunk).
+/// walks the catalog without a search per chunk). A chunk's first holders are kept in its
+/// slot, not behind a pointer: an object's chunks take consecutive slots, so the hourly walk
+/// reads memory in order.
 #[derive(Debug, Default)]
 struct Holders {
     slots: BTreeMap<ChunkId, u32>,
-    lists: Vec<Vec<u32>>,
+    lists: Vec<SmallVec<[u32; 4]>>,
 }
 
 impl Holders {
@@ -163,7 +166,7 @@ impl Holders {
         let next = self.lists.len() as u32;
         let slot = *self.slots.entry(chunk).or_insert(next);
         if slot == next {
-            self.lists.push(Vec::new());
+            self.lists.push(SmallVec::new());
         }
         slot
     }

@@ -6,6 +6,7 @@
 
 use super::World;
 use cryptosphere::kernel::strategy::Strategy;
+use cryptosphere::kernel::PeerId;
 
 /// Honest peers whose scores are read each hour.
 pub const OBSERVERS_MAX: usize = 24;
@@ -69,22 +70,34 @@ impl World {
         let present: Vec<u32> = (0..self.peers.len() as u32)
             .filter(|i| !self.peers[*i as usize].departed)
             .collect();
+        // The present peers in id order, to meet each observer's known peers (in id order).
+        let mut by_id: Vec<(PeerId, u32)> = present
+            .iter()
+            .map(|i| (self.peers[*i as usize].peer.id(), *i))
+            .collect();
+        by_id.sort_unstable();
         let mut sums = vec![(0.0f64, 0u64); groups + 1];
         let mut aucs = vec![(0.0f64, 0u64); groups + 1];
+        let mut seen: Vec<Option<f64>> = vec![None; self.peers.len()];
         for observer in &observers {
             let reputation = &self.peers[*observer as usize].peer.reputation;
+            // Only peers it knows of: of the rest it can tell nothing, and says so (the
+            // stranger's score).
+            let mut targets = by_id.iter().peekable();
+            reputation.each_known(|peer, score| {
+                while targets.next_if(|(p, _)| *p < peer).is_some() {}
+                if let Some((_, target)) = targets.next_if(|(p, _)| *p == peer) {
+                    seen[*target as usize] = Some(score);
+                }
+            });
+            // Taken in the order of the peers, as the sums below have always run.
             let mut by_group: Vec<Vec<f64>> = vec![Vec::new(); groups];
             for target in present.iter().filter(|t| *t != observer) {
-                let peer = &self.peers[*target as usize];
-                // Only peers it knows of: of the rest it can tell nothing, and says so (the
-                // stranger's score).
-                if !reputation.knows(&peer.peer.id()) {
-                    continue;
+                if let Some(score) = seen[*target as usize].take() {
+                    by_group[usize::from(self.peers[*target as usize].group)].push(score);
                 }
-                let score = reputation.score(&peer.peer.id());
-
-                by_group[usize::from(peer.group)].push(score);
             }
+            seen[*observer as usize] = None;
             let honest_scores: Vec<f64> = by_group
                 .iter()
                 .zip(&is_honest)

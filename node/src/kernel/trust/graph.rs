@@ -172,6 +172,11 @@ impl ServiceGraph {
         self.nodes.get_mut(peer).map(|n| &mut n.reported)
     }
 
+    /// Every node in id order: its peer and its slot.
+    pub fn slotted(&self) -> impl Iterator<Item = (PeerId, u32)> + '_ {
+        self.nodes.iter().map(|(peer, node)| (*peer, node.slot))
+    }
+
     /// Every node in id order: its peer, its slot, and the tenth of its score last told.
     pub fn nodes_mut(&mut self) -> impl Iterator<Item = (PeerId, u32, &mut Option<u8>)> + '_ {
         self.nodes

@@ -204,6 +204,15 @@ impl Trust {
         }
     }
 
+    /// Every node of the graph in id order, as `visit(peer, parts)`, where `parts(direct)`
+    /// is what [`Trust::parts`] gives.
+    pub fn each_scored(&self, mut visit: impl FnMut(PeerId, &dyn Fn(f64) -> Parts)) {
+        for (peer, slot) in self.graph.slotted() {
+            let scored = self.scored.get(slot as usize).copied().unwrap_or_default();
+            visit(peer, &|direct| scored.parts(direct, &self.config));
+        }
+    }
+
     /// `peer`'s score now: the flow and rank of the last computation (none, for a peer the
     /// graph does not know) with its direct experience as it stands.
     pub fn parts(&self, peer: &PeerId, direct: f64) -> Parts {
