@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod contracts;
+mod holders;
 pub mod ledger;
 pub mod strangers;
 
@@ -75,7 +76,7 @@ struct Owned {
     /// Its length, bytes (known once read for placement).
     len: u64,
     /// Who holds it, and the audit challenges kept for that replica.
-    holders: BTreeMap<PeerId, Replica>,
+    holders: holders::Holders,
     /// Peers asked this round that refused or stayed silent.
     tried: BTreeSet<PeerId>,
     placing: u32,
@@ -548,7 +549,7 @@ impl Negotiator {
             self.owned.entry(chunk).or_insert_with(|| Owned {
                 point,
                 len: 0,
-                holders: BTreeMap::new(),
+                holders: holders::Holders::default(),
                 tried: BTreeSet::new(),
                 placing: 0,
                 attempts: 0,
