@@ -207,7 +207,7 @@ pub fn economics(
 pub fn counts(negotiator: &Negotiator) -> TradeCounts {
     let ledgers = negotiator.ledgers();
     let mut counts = TradeCounts {
-        contracts: negotiator.contracts().count(),
+        contracts: negotiator.contracts_len(),
         ledgers: ledgers.len(),
         ..TradeCounts::default()
     };

@@ -424,7 +424,7 @@ impl World {
             // Kept by the ledgers as they change: no pass over them.
             let totals = negotiator.ledgers().totals();
             let mine = Economy {
-                contracts: negotiator.contracts().count() as u64,
+                contracts: negotiator.contracts_len() as u64,
                 storage_obtained_bytes: totals.held_by_them_bytes,
                 bandwidth_given_bytes: totals.bandwidth_given_bytes,
                 bandwidth_received_bytes: totals.bandwidth_received_bytes,

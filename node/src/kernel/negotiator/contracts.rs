@@ -36,6 +36,11 @@ impl Negotiator {
         self.contracts.iter()
     }
 
+    /// How many contracts this peer has now (without walking them).
+    pub fn contracts_len(&self) -> usize {
+        self.contracts.len()
+    }
+
     pub fn ledgers(&self) -> &super::ledger::Ledgers {
         &self.ledgers
     }
