@@ -200,7 +200,8 @@ fn remember(digests: impl IntoIterator<Item = [u8; 32]>) {
 /// key, derived from a secret, is canonical and of large order; `R` and `S` come out
 /// canonical; the cofactorless equation holds, so the cofactored one does), so checking it
 /// later here (the signer's counterparty and readers, in the simulator's one thread) costs
-/// a lookup. Debug builds check it in full once.
+/// a lookup. Debug builds check it in full once. The memo's table (8 MiB) is made on the
+/// signing thread if it has none yet.
 pub fn sign(key: &ed25519_dalek::SigningKey, message: &[u8]) -> [u8; 64] {
     use ed25519_dalek::Signer;
     let signature = key.sign(message).to_bytes();
@@ -336,12 +337,17 @@ mod tests {
         assert!(verify(&item) && verify_batch(&[item]));
         let mut altered = message.clone();
         altered[0] ^= 1;
-        let mut bad = signature;
-        bad[63] ^= 0x10;
+        // S out of range (its top byte), S still canonical (its low bit), and R.
+        let (mut bad_top, mut bad_low, mut bad_r) = (signature, signature, signature);
+        bad_top[63] ^= 0x10;
+        bad_low[32] ^= 1;
+        bad_r[0] ^= 1;
         for (key, message, signature) in [
             (&public, &altered, &signature),
             (&other, &message, &signature),
-            (&public, &message, &bad),
+            (&public, &message, &bad_top),
+            (&public, &message, &bad_low),
+            (&public, &message, &bad_r),
         ] {
             let item = Signed {
                 key,
